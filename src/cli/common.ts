@@ -1,0 +1,46 @@
+/** Shared pieces of the command-line shell: option parsers, progress display, output. */
+import { InvalidArgumentError } from 'commander';
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer.');
+  return n;
+}
+
+export function oneOf<T extends string>(choices: readonly T[]): (value: string) => T {
+  return (value: string) => {
+    if (!(choices as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}.`);
+    return value as T;
+  };
+}
+
+/**
+ * Progress on stderr: a self-updating line on a terminal, nothing when stderr is piped (so logs
+ * stay clean). Reports a fraction, elapsed time and an ETA.
+ */
+export function progress(label: string): { update(done: number, total: number): void; done(): void } {
+  const tty = process.stderr.isTTY === true;
+  const start = performance.now();
+  let last = 0;
+  let shown = false;
+  return {
+    update(done, total) {
+      if (!tty) return;
+      const now = performance.now();
+      if (now - last < 200 && done < total) return;
+      last = now;
+      const elapsed = (now - start) / 1000;
+      const frac = total > 0 ? done / total : 1;
+      const eta = frac > 0 ? (elapsed / frac) * (1 - frac) : NaN;
+      process.stderr.write(`\r${label}: ${(frac * 100).toFixed(0).padStart(3)}%  ${elapsed.toFixed(1)} s elapsed, ETA ${Number.isFinite(eta) ? eta.toFixed(1) : '?'} s   `);
+      shown = true;
+    },
+    done() {
+      if (shown) process.stderr.write('\n');
+    },
+  };
+}
+
+export function print(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}

@@ -1,0 +1,89 @@
+import { Command, Option } from 'commander';
+import type { EngineChoice } from '../backend/dense.js';
+import { evaluateFiles, formatReport } from '../eval/run.js';
+import { METRICS, type Metric } from '../search/exact.js';
+import { oneOf, print } from './common.js';
+
+interface EvalFlags {
+  db?: string;
+  query?: string;
+  metric: Metric;
+  ranks?: string;
+  scores?: string;
+  order: 'similarity' | 'distance';
+  gnd?: string;
+  labels?: string;
+  queryLabels?: string;
+  groups?: string;
+  queryGroups?: string;
+  engine: EngineChoice;
+  json?: boolean;
+}
+
+export function evalCommand(): Command {
+  return new Command('eval')
+    .summary('retrieval accuracy: revisited Oxford/Paris mAP, class mAP, N-S score')
+    .description(
+      'Scores a retrieval against ground truth. The ranking comes from ONE of:\n' +
+        '  --db/--query   descriptors, ranked by --metric (full exact ranking)\n' +
+        '  --ranks        neighbour lists (int32 queries × K .npy, or a search/diffuse output folder);\n' +
+        '                 items missing from a truncated list count as ranked after it, in index order\n' +
+        '  --scores       a dense queries × n matrix (.npy); --order says whether larger is better\n' +
+        'and the ground truth from ONE of:\n' +
+        '  --gnd          revisited Oxford/Paris (gnd_*.pkl as published by revisitop, or the same as .json):\n' +
+        '                 mAP and mP@1/5/10 for Easy, Medium and Hard\n' +
+        '  --labels       class labels of the database (JSON array or one per line): class mAP, standard\n' +
+        '                 non-interpolated AP; with --query-labels for separate queries, else every item\n' +
+        '                 queries the rest of the database (itself left out)\n' +
+        '  --groups       UKBench-style groups: a group size (item i is in group ⌊i/size⌋) or a file of\n' +
+        '                 group ids: N-S score, the mean number of group members in the top 4 (max 4)',
+    )
+    .option('--db <file.npy>', 'database descriptors, n × d')
+    .option('--query <file.npy>', 'query descriptors, m × d (same d); omit for self-retrieval')
+    .addOption(
+      new Option('--metric <name>', 'distance for --db/--query: cosine (L2-normalised) or euclidean')
+        .choices(METRICS)
+        .default('cosine'),
+    )
+    .option('--ranks <file.npy|dir>', 'ranked neighbour lists instead of descriptors')
+    .option('--scores <file.npy>', 'dense queries × n score matrix instead of descriptors')
+    .addOption(
+      new Option('--order <kind>', 'with --scores: similarity (larger is better) or distance (smaller is better)')
+        .choices(['similarity', 'distance'])
+        .default('similarity'),
+    )
+    .option('--gnd <file.pkl|file.json>', 'revisited Oxford/Paris ground truth')
+    .option('--labels <file>', 'class label of each database item')
+    .option('--query-labels <file>', 'class label of each query')
+    .option('--groups <size|file>', 'UKBench group size, or a file of group ids per database item')
+    .option('--query-groups <file>', 'group id of each query, when the queries are not the database items')
+    .addOption(
+      new Option('--engine <name>', 'matrix product engine for --db: auto, onnxruntime or js')
+        .argParser(oneOf(['auto', 'onnxruntime', 'js'] as const))
+        .default('auto'),
+    )
+    .option('--json', 'print one JSON line (mAP and mP in percent) instead of text')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  ddistill eval --db db.npy --query q.npy --gnd gnd_roxford5k.pkl\n' +
+        '  ddistill eval --ranks results/ --gnd gnd_roxford5k.json --json\n' +
+        '  ddistill eval --db embeddings.npy --labels labels.txt\n' +
+        '  ddistill eval --db ukbench.npy --groups 4',
+    )
+    .action(async (flags: EvalFlags) => {
+      const report = await evaluateFiles(flags);
+      if (flags.json) {
+        print(JSON.stringify(report));
+        return;
+      }
+      print(formatReport(report));
+      if (report.protocol === 'revisited') {
+        for (const p of ['easy', 'medium', 'hard'] as const) {
+          const m = report.mP[p];
+          print(`  ${p.padEnd(6)} mAP ${report.mAP[p].toFixed(2).padStart(6)}   mP@1 ${m['1']!.toFixed(2).padStart(6)}   mP@5 ${m['5']!.toFixed(2).padStart(6)}   mP@10 ${m['10']!.toFixed(2).padStart(6)}`);
+        }
+      }
+      print(`(${report.queries} queries, ${report.databaseSize} database items)`);
+    });
+}

@@ -1,0 +1,36 @@
+import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import { UserError } from '../errors.js';
+import { evalCommand } from './eval.js';
+import { searchCommand } from './search.js';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export function program(): Command {
+  return new Command('ddistill')
+    .description(
+      'Distil a diffusion re-ranking (CAS, LCDP) into an embedding network, then search by plain\n' +
+        'Euclidean distance. Each stage reads and writes plain files (.npy, JSON).',
+    )
+    .version(version)
+    .showHelpAfterError('(run with --help for usage)')
+    .addCommand(searchCommand())
+    .addCommand(evalCommand());
+}
+
+/** Runs the CLI; resolves to the process exit code. Bad input prints one line and exits 1. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const prog = program().exitOverride();
+  for (const c of prog.commands) c.exitOverride();
+  try {
+    await prog.parseAsync(argv as string[]);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof UserError) {
+      process.stderr.write(`ddistill: error: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

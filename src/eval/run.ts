@@ -1,0 +1,158 @@
+/**
+ * The `eval` stage on files: a ranking (from descriptors, a score matrix, or ranked neighbour
+ * lists) scored against ground truth (revisited Oxford/Paris, class labels, or UKBench groups).
+ */
+import type { EngineChoice } from '../backend/dense.js';
+import { UserError } from '../errors.js';
+import { consecutiveGroups, loadLabels, loadRevisitedGroundTruth, type RevisitedGroundTruth } from '../io/groundTruth.js';
+import { readNpy } from '../io/npy.js';
+import { fileOrInFolder } from '../io/paths.js';
+import { readMatrix, toMatrix, type Matrix } from '../matrix.js';
+import { fullRanking, type Metric } from '../search/exact.js';
+import { classMap, nsScore } from './classLevel.js';
+import { ranking, rankingFromScores, type Ranking } from './ranking.js';
+import { PROTOCOLS, REVISITED_KAPPAS, revisitedMap, type Protocol } from './revisited.js';
+
+export interface EvalFilesOptions {
+  /** Database descriptors (.npy); with `query`, rank by `metric`. */
+  readonly db?: string;
+  /** Query descriptors (.npy); omitted means the database items are the queries. */
+  readonly query?: string;
+  readonly metric?: Metric;
+  readonly engine?: EngineChoice;
+  /** Ranked neighbour lists: int32/int64 queries × K (.npy), or a folder holding indices.npy. */
+  readonly ranks?: string;
+  /** Dense queries × n score matrix (.npy). */
+  readonly scores?: string;
+  /** How to read `scores`: larger is better (similarity) or smaller is better (distance). */
+  readonly order?: 'similarity' | 'distance';
+  /** Revisited ground truth (gnd_*.pkl or .json). */
+  readonly gnd?: string;
+  /** Database class labels; with `queryLabels` for separate queries, else self-retrieval. */
+  readonly labels?: string;
+  readonly queryLabels?: string;
+  /** UKBench groups: a group size (consecutive items) or a file of group ids per item. */
+  readonly groups?: string;
+  readonly queryGroups?: string;
+}
+
+type Percent = number;
+
+export type EvalReport =
+  | {
+      readonly protocol: 'revisited';
+      readonly queries: number;
+      readonly databaseSize: number;
+      readonly mAP: Readonly<Record<Protocol, Percent>>;
+      readonly mP: Readonly<Record<Protocol, Readonly<Record<string, Percent>>>>;
+    }
+  | { readonly protocol: 'class'; readonly queries: number; readonly databaseSize: number; readonly mAP: Percent }
+  | { readonly protocol: 'ns'; readonly queries: number; readonly databaseSize: number; readonly nsScore: number };
+
+const pct = (x: number) => Number((x * 100).toFixed(2));
+
+/** The ranking a set of options describes, for a database of `dbSize` items (if known). */
+async function loadRanking(o: EvalFilesOptions, dbSize: number | null): Promise<Ranking> {
+  const sources = [o.db, o.ranks, o.scores].filter((s) => s !== undefined).length;
+  if (sources !== 1) throw new UserError('give exactly one of --db (descriptors), --ranks (neighbour lists) or --scores (score matrix)');
+  if (o.db) {
+    const db = readMatrix(o.db);
+    const q: Matrix | null = o.query ? readMatrix(o.query) : null;
+    if (q && q.cols !== db.cols) {
+      throw new UserError(`${o.query} has ${q.cols} dimensions but ${o.db} has ${db.cols}; use descriptors from the same extractor`);
+    }
+    if (dbSize !== null && db.rows !== dbSize) {
+      throw new UserError(`${o.db} has ${db.rows} rows but the ground truth describes ${dbSize} database items; give descriptors in ground-truth order`);
+    }
+    return fullRanking(db, q, o.metric ?? 'cosine', o.engine);
+  }
+  const path = o.ranks ?? o.scores!;
+  const file = o.ranks ? fileOrInFolder(o.ranks, 'indices.npy') : path;
+  const arr = readNpy(file);
+  if (arr.shape.length !== 2) throw new UserError(`${file}: expected a 2-d array (queries × items), got shape (${arr.shape.join(', ')})`);
+  const [rows, cols] = arr.shape as [number, number];
+  if (o.scores) {
+    const m = toMatrix(arr, file);
+    if (dbSize !== null && cols !== dbSize) {
+      throw new UserError(`${file} has ${cols} columns but the ground truth describes ${dbSize} database items; give one column per database item`);
+    }
+    return rankingFromScores(m.data, rows, cols, o.order === 'distance' ? 'ascending' : 'descending');
+  }
+  if (arr.dtype !== 'int32' && arr.dtype !== 'int64') {
+    throw new UserError(`${file}: neighbour lists must be int32 or int64 indices, got ${arr.dtype}`);
+  }
+  const idx = arr.data instanceof Int32Array ? arr.data : Int32Array.from(arr.data as BigInt64Array, (v) => Number(v));
+  const n = dbSize ?? rows;
+  try {
+    return ranking(idx, rows, n);
+  } catch (err) {
+    if (err instanceof UserError) throw new UserError(`${file}: ${err.message}`);
+    throw err;
+  }
+}
+
+function checkQueryCount(r: Ranking, expected: number, what: string): void {
+  if (r.queries !== expected) throw new UserError(`the ranking has ${r.queries} query rows but ${what} describes ${expected} queries; give one row per query, in order`);
+}
+
+/** Evaluates according to the options; exactly one kind of ground truth must be given. */
+export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
+  const kinds = [o.gnd, o.labels, o.groups].filter((s) => s !== undefined).length;
+  if (kinds !== 1) throw new UserError('give exactly one kind of ground truth: --gnd (revisited), --labels (classes) or --groups (UKBench)');
+
+  if (o.gnd) {
+    const gt: RevisitedGroundTruth = loadRevisitedGroundTruth(o.gnd);
+    if (o.db && !o.query) throw new UserError('revisited evaluation needs --query descriptors (one row per query of the ground truth)');
+    const r = await loadRanking(o, gt.imlist.length);
+    checkQueryCount(r, gt.gnd.length, o.gnd);
+    const res = revisitedMap(r, gt);
+    const mAP = {} as Record<Protocol, Percent>;
+    const mP = {} as Record<Protocol, Record<string, Percent>>;
+    for (const p of PROTOCOLS) {
+      mAP[p] = pct(res[p].mAP);
+      mP[p] = Object.fromEntries(REVISITED_KAPPAS.map((k) => [String(k), pct(res[p].mP[k]!)]));
+    }
+    return { protocol: 'revisited', queries: r.queries, databaseSize: r.dbSize, mAP, mP };
+  }
+
+  if (o.labels) {
+    const dict = new Map<string, number>();
+    const dbLabels = loadLabels(o.labels, dict);
+    const r = await loadRanking(o, dbLabels.ids.length);
+    const separate = o.queryLabels !== undefined;
+    if (!separate && (o.query || o.scores)) throw new UserError('with separate queries, give their labels with --query-labels');
+    const qLabels = separate ? loadLabels(o.queryLabels!, dict).ids : dbLabels.ids;
+    checkQueryCount(r, qLabels.length, separate ? o.queryLabels! : o.labels);
+    const self = separate ? undefined : Int32Array.from({ length: r.queries }, (_, i) => i);
+    const res = classMap(r, qLabels, dbLabels.ids, self);
+    return { protocol: 'class', queries: r.queries, databaseSize: r.dbSize, mAP: pct(res.mAP) };
+  }
+
+  const dict = new Map<string, number>();
+  const groupsOf = (spec: string, n: number | null) => {
+    if (/^\d+$/.test(spec)) {
+      if (n === null) throw new UserError('--groups SIZE needs the database size: give --db descriptors or a group file');
+      return consecutiveGroups(n, Number(spec));
+    }
+    return loadLabels(spec, dict).ids;
+  };
+  // Size of the database when the groups are a file; else the ranking tells it.
+  const fileGroups = /^\d+$/.test(o.groups!) ? null : groupsOf(o.groups!, null);
+  const r = await loadRanking(o, fileGroups ? fileGroups.length : null);
+  const dbGroups = fileGroups ?? groupsOf(o.groups!, r.dbSize);
+  const qGroups = o.queryGroups ? groupsOf(o.queryGroups, r.queries) : dbGroups;
+  checkQueryCount(r, qGroups.length, o.queryGroups ?? o.groups!);
+  return { protocol: 'ns', queries: r.queries, databaseSize: r.dbSize, nsScore: Number(nsScore(r, qGroups, dbGroups).toFixed(4)) };
+}
+
+/** One line for people: "E 28.89 / M 21.13 / H 4.60", "class mAP 44.84", "N-S 3.21". */
+export function formatReport(rep: EvalReport): string {
+  switch (rep.protocol) {
+    case 'revisited':
+      return `E ${rep.mAP.easy.toFixed(2)} / M ${rep.mAP.medium.toFixed(2)} / H ${rep.mAP.hard.toFixed(2)}`;
+    case 'class':
+      return `class mAP ${rep.mAP.toFixed(2)}`;
+    case 'ns':
+      return `N-S score ${rep.nsScore.toFixed(3)}`;
+  }
+}

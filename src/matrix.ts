@@ -1,0 +1,94 @@
+/** Dense row-major float32 matrices, the currency of every stage. */
+import { UserError } from './errors.js';
+import { NpyFile, type NdArray } from './io/npy.js';
+
+export interface Matrix {
+  readonly rows: number;
+  readonly cols: number;
+  /** Row-major, length rows × cols. */
+  readonly data: Float32Array;
+}
+
+export function matrix(data: Float32Array, rows: number, cols: number): Matrix {
+  if (data.length !== rows * cols) throw new RangeError(`matrix ${rows}×${cols} needs ${rows * cols} values, got ${data.length}`);
+  return { rows, cols, data };
+}
+
+/** Converts a 2-d array of any numeric dtype to a float32 matrix (1-d arrays become one column). */
+export function toMatrix(arr: NdArray, path = 'array'): Matrix {
+  if (arr.shape.length !== 2) {
+    throw new UserError(`${path}: expected a 2-d array (items × dimensions), got shape (${arr.shape.join(', ')}); reshape it with numpy`);
+  }
+  const [rows, cols] = arr.shape as [number, number];
+  const src = arr.data;
+  let data: Float32Array;
+  if (src instanceof Float32Array) data = src;
+  else if (src instanceof BigInt64Array) data = Float32Array.from(src, (v) => Number(v));
+  else data = Float32Array.from(src);
+  return { rows, cols, data };
+}
+
+/** Index of the first row holding a NaN or infinite value, or -1. */
+export function firstNonFiniteRow(m: Matrix): number {
+  const { data, cols } = m;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v - v !== 0) return Math.floor(i / cols);
+  }
+  return -1;
+}
+
+/** Reads a descriptor matrix from `.npy`, rejecting NaN/infinite rows and empty files. */
+export function readMatrix(path: string): Matrix {
+  const f = NpyFile.open(path);
+  let m: Matrix;
+  try {
+    m = toMatrix(f.readAll(), path);
+  } finally {
+    f.close();
+  }
+  if (m.rows === 0 || m.cols === 0) throw new UserError(`${path}: the matrix is empty (${m.rows}×${m.cols}); give at least one row and one column`);
+  const bad = firstNonFiniteRow(m);
+  if (bad >= 0) throw new UserError(`${path}: row ${bad} contains NaN or infinite values; remove or repair that row`);
+  return m;
+}
+
+/** Squared L2 norm of each row. */
+export function rowSquaredNorms(m: Matrix): Float32Array {
+  const out = new Float32Array(m.rows);
+  const { data, cols } = m;
+  for (let i = 0; i < m.rows; i++) {
+    let s = 0;
+    const o = i * cols;
+    for (let j = 0; j < cols; j++) s += data[o + j]! * data[o + j]!;
+    out[i] = s;
+  }
+  return out;
+}
+
+/**
+ * A copy with every row scaled to unit L2 norm. A zero row cannot be normalised: its index is
+ * reported through `onZero` (default: throw), and it is left as zeros.
+ */
+export function l2NormalizeRows(m: Matrix, onZero: (row: number) => void = (row) => {
+  throw new UserError(`row ${row} is a zero vector and cannot be L2-normalised`);
+}): Matrix {
+  const out = new Float32Array(m.data.length);
+  const norms = rowSquaredNorms(m);
+  const { data, cols } = m;
+  for (let i = 0; i < m.rows; i++) {
+    const n = Math.sqrt(norms[i]!);
+    if (n === 0) {
+      onZero(i);
+      continue;
+    }
+    const o = i * cols;
+    for (let j = 0; j < cols; j++) out[o + j] = data[o + j]! / n;
+  }
+  return { rows: m.rows, cols, data: out };
+}
+
+/** Rows [start, start + count) as a view (no copy). */
+export function rowBlock(m: Matrix, start: number, count: number): Matrix {
+  return { rows: count, cols: m.cols, data: m.data.subarray(start * m.cols, (start + count) * m.cols) };
+}
