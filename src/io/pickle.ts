@@ -212,6 +212,13 @@ export function unpickle(bytes: Uint8Array, source = 'pickle'): PyValue {
       case 0x8d: // BINUNICODE8
         stack.push(utf8.decode(take(u64())));
         break;
+      case 0x56: // UNICODE (protocol 0: raw-unicode-escape text)
+        stack.push(
+          line().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, a: string | undefined, b: string | undefined) =>
+            String.fromCodePoint(parseInt(a ?? b!, 16)),
+          ),
+        );
+        break;
       case 0x55: // SHORT_BINSTRING (Python 2 str)
         stack.push(latin1.decode(take(u8())));
         break;
@@ -219,14 +226,14 @@ export function unpickle(bytes: Uint8Array, source = 'pickle'): PyValue {
         stack.push(latin1.decode(take(u32())));
         break;
       case 0x43: // SHORT_BINBYTES
-        stack.push(take(u8()).slice());
+        stack.push(new Uint8Array(take(u8())));
         break;
       case 0x42: // BINBYTES
-        stack.push(take(u32()).slice());
+        stack.push(new Uint8Array(take(u32())));
         break;
       case 0x8e: // BINBYTES8
       case 0x96: // BYTEARRAY8
-        stack.push(take(u64()).slice());
+        stack.push(new Uint8Array(take(u64())));
         break;
       case 0x4e: // NONE
         stack.push(null);

@@ -79,6 +79,9 @@ export async function exactSearch(db: Matrix | RowSource, queries: Matrix | null
   const selfSearch = queries === null;
   const excludeSelf = opts.excludeSelf ?? false;
   if (excludeSelf && !selfSearch) throw new UserError('--exclude-self needs the database to search itself (omit the queries)');
+  if (queries && queries.cols !== source.cols) {
+    throw new UserError(`queries have ${queries.cols} dimensions but ${source.name} has ${source.cols}; use descriptors from the same extractor`);
+  }
   const n = source.rows;
   const maxK = excludeSelf ? n - 1 : n;
   if (!Number.isInteger(opts.k) || opts.k < 1) throw new UserError(`k must be a positive integer, got ${opts.k}`);
@@ -89,9 +92,6 @@ export async function exactSearch(db: Matrix | RowSource, queries: Matrix | null
   if (selfSearch) {
     q = prepareBlock(source.read(0, n), metric, source.name, 0);
   } else {
-    if (queries.cols !== source.cols) {
-      throw new UserError(`queries have ${queries.cols} dimensions but ${source.name} has ${source.cols}; use descriptors from the same extractor`);
-    }
     q = prepareBlock(queries, metric, 'queries', 0);
   }
   const engine = await denseEngine(opts.engine);

@@ -1,0 +1,124 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli/main.js';
+import { readNpy, writeNpy } from '../src/io/npy.js';
+import { HAS_SHARED, ROOT, SHARED, gaussian, rng, withTempDir } from './helpers.js';
+
+let out: string[];
+let err: string[];
+beforeEach(() => {
+  out = [];
+  err = [];
+  vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
+  vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
+});
+afterEach(() => vi.restoreAllMocks());
+
+const run = (...args: string[]) => main(['node', 'ddistill', ...args]);
+
+function writeRandom(path: string, rows: number, cols: number, seed: number): Float32Array {
+  const g = gaussian(rng(seed));
+  const data = Float32Array.from({ length: rows * cols }, g);
+  writeNpy(path, { dtype: 'float32', shape: [rows, cols], data });
+  return data;
+}
+
+describe.skipIf(!HAS_SHARED)('ddistill eval on revisited Oxford (shared data)', () => {
+  const rox = join(SHARED, 'data', 'roxford5k');
+  const base = ['eval', '--db', join(rox, 'lopq-caffenet-pca128.db.npy'), '--query', join(rox, 'lopq-caffenet-pca128.query.npy')];
+  it.each(['gnd_roxford5k.pkl', 'gnd_roxford5k.json'])('prints E 28.89 / M 21.13 / H 4.60 with %s', async (gnd) => {
+    expect(await run(...base, '--gnd', join(rox, gnd))).toBe(0);
+    expect(out[0]).toBe('E 28.89 / M 21.13 / H 4.60\n');
+  });
+  it('--json prints one machine-readable line', async () => {
+    expect(await run(...base, '--gnd', join(rox, 'gnd_roxford5k.pkl'), '--json')).toBe(0);
+    expect(out).toHaveLength(1);
+    const rep = JSON.parse(out[0]!);
+    expect(rep.mAP).toEqual({ easy: 28.89, medium: 21.13, hard: 4.6 });
+    expect(rep.queries).toBe(70);
+  });
+  it('names both files when the descriptors do not match the ground truth', async () => {
+    await withTempDir(async (dir) => {
+      writeRandom(join(dir, 'db.npy'), 100, 128, 1);
+      expect(await run('eval', '--db', join(dir, 'db.npy'), '--query', base[4]!, '--gnd', join(rox, 'gnd_roxford5k.pkl'))).toBe(1);
+      expect(err.join('')).toMatch(/^ddistill: error: .*db\.npy has 100 rows but the ground truth describes 4993 database items.*\n$/);
+    });
+  });
+});
+
+describe('ddistill search then eval', () => {
+  it('writes indices/distances/search.json and evaluates them with class labels', async () => {
+    await withTempDir(async (dir) => {
+      // Two well-separated classes: every neighbour list of length 4 stays in its class.
+      const g = gaussian(rng(7));
+      const data = Float32Array.from({ length: 20 * 3 }, (_, i) => (Math.floor(i / 30) === 0 ? 10 : -10) + g() * 0.1);
+      writeNpy(join(dir, 'db.npy'), { dtype: 'float32', shape: [20, 3], data });
+      writeFileSync(join(dir, 'labels.txt'), Array.from({ length: 20 }, (_, i) => (i < 10 ? 'a' : 'b')).join('\n') + '\n');
+      expect(await run('search', '--db', join(dir, 'db.npy'), '-k', '9', '--exclude-self', '--metric', 'euclidean', '--out', join(dir, 'res'))).toBe(0);
+      expect(readdirSync(join(dir, 'res')).sort()).toEqual(['distances.npy', 'indices.npy', 'search.json']);
+      const idx = readNpy(join(dir, 'res', 'indices.npy'));
+      expect(idx.dtype).toBe('int32');
+      expect(idx.shape).toEqual([20, 9]);
+      out.length = 0;
+      expect(await run('eval', '--ranks', join(dir, 'res'), '--labels', join(dir, 'labels.txt'), '--json')).toBe(0);
+      expect(JSON.parse(out[0]!)).toMatchObject({ protocol: 'class', mAP: 100, queries: 20 });
+      out.length = 0;
+      expect(await run('eval', '--db', join(dir, 'db.npy'), '--groups', '10', '--json')).toBe(0);
+      expect(JSON.parse(out[0]!)).toMatchObject({ protocol: 'ns', nsScore: 4 });
+    });
+  });
+});
+
+describe('bad input: one line naming the file, exit 1, no output left behind', () => {
+  const cases: [string, (dir: string) => string[], RegExp][] = [
+    ['missing database', (d) => ['search', '--db', join(d, 'nope.npy'), '--out', join(d, 'o')], /nope\.npy: cannot open \(ENOENT\)/],
+    ['k larger than n', (d) => ['search', '--db', join(d, 'db.npy'), '-k', '50', '--out', join(d, 'o')], /k = 50 is larger than the 30 database items available in .*db\.npy/],
+    ['query dimension', (d) => ['search', '--db', join(d, 'db.npy'), '--query', join(d, 'q5.npy'), '--out', join(d, 'o')], /queries have 5 dimensions but .*db\.npy has 8/],
+    ['NaN row', (d) => ['search', '--db', join(d, 'nan.npy'), '-k', '3', '--out', join(d, 'o')], /nan\.npy: row 4 contains NaN/],
+    ['labels count', (d) => ['eval', '--db', join(d, 'db.npy'), '--labels', join(d, 'labels.txt')], /db\.npy has 30 rows but the ground truth describes 3 database items/],
+    ['no ground truth', (d) => ['eval', '--db', join(d, 'db.npy')], /exactly one kind of ground truth/],
+  ];
+  it.each(cases)('%s', async (_name, args, message) => {
+    await withTempDir(async (dir) => {
+      writeRandom(join(dir, 'db.npy'), 30, 8, 1);
+      writeRandom(join(dir, 'q5.npy'), 4, 5, 2);
+      const nan = writeRandom(join(dir, 'nan.npy'), 6, 8, 3);
+      nan[4 * 8 + 2] = NaN;
+      writeNpy(join(dir, 'nan.npy'), { dtype: 'float32', shape: [6, 8], data: nan });
+      writeFileSync(join(dir, 'labels.txt'), 'a\nb\na\n');
+      expect(await run(...args(dir))).toBe(1);
+      const text = err.join('');
+      expect(text).toMatch(message);
+      expect(text.trimEnd().split('\n')).toHaveLength(1);
+      expect(existsSync(join(dir, 'o'))).toBe(false);
+    });
+  });
+
+  it('rejects a non-integer k before doing any work', async () => {
+    expect(await run('search', '--db', 'x.npy', '-k', 'ten', '--out', 'o')).toBe(1);
+    expect(err.join('')).toMatch(/expected a positive integer/);
+  });
+});
+
+describe('--help documents every option', () => {
+  it.each([
+    ['search', ['--db', '--query', '--k', '--metric', '--exclude-self', '--out', '--engine', '--json', 'Examples']],
+    ['eval', ['--db', '--query', '--metric', '--ranks', '--scores', '--order', '--gnd', '--labels', '--query-labels', '--groups', '--query-groups', '--json', 'Examples']],
+  ] as const)('%s', async (cmd, options) => {
+    expect(await run(cmd, '--help')).toBe(0);
+    const text = out.join('');
+    for (const o of options) expect(text).toContain(o);
+  });
+});
+
+describe.skipIf(!existsSync(join(ROOT, 'dist', 'cli', 'main.js')))('the installed bin', () => {
+  it('runs as a process and exits 1 with one line on bad input', () => {
+    const bin = join(ROOT, 'bin', 'ddistill.js');
+    expect(execFileSync('node', [bin, '--version']).toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const res = spawnSync('node', [bin, 'eval', '--db', 'missing.npy', '--groups', '4']);
+    expect(res.status).toBe(1);
+    expect(res.stderr.toString()).toBe('ddistill: error: missing.npy: cannot open (ENOENT); check the path\n');
+  });
+});
