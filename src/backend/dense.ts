@@ -13,6 +13,8 @@ export interface TopKResult {
   readonly values: Float32Array;
   /** rows × k column indices (int32). */
   readonly indices: Int32Array;
+  /** Per row, the smallest value over all columns (the farthest row of B in Euclidean terms). */
+  readonly minimum: Float32Array;
 }
 
 export interface DenseEngine {
@@ -45,13 +47,20 @@ export const jsEngine: DenseEngine = {
     const kk = Math.min(k, b.rows);
     const values = new Float32Array(a.rows * kk);
     const indices = new Int32Array(a.rows * kk);
+    const minimum = new Float32Array(a.rows);
     const row = new Float32Array(b.rows);
     const d = a.cols;
     for (let i = 0; i < a.rows; i++) {
-      for (let j = 0; j < b.rows; j++) row[j] = 2 * dot(a.data, i * d, b.data, j * d, d) - bias[j]!;
+      let min = Infinity;
+      for (let j = 0; j < b.rows; j++) {
+        const v = 2 * dot(a.data, i * d, b.data, j * d, d) - bias[j]!;
+        row[j] = v;
+        if (v < min) min = v;
+      }
+      minimum[i] = min;
       selectTopK(row, kk, values, indices, i * kk);
     }
-    return { values, indices };
+    return { values, indices, minimum };
   },
 };
 
@@ -103,6 +112,7 @@ async function createOrtEngine(ort: Ort): Promise<DenseEngine> {
           op: 'TopK', inputs: ['T', 'K'], outputs: ['V', 'I'],
           attrs: [{ name: 'axis', int: -1 }, { name: 'largest', int: 1 }, { name: 'sorted', int: 1 }],
         },
+        { op: 'ReduceMin', inputs: ['T'], outputs: ['M'], attrs: [{ name: 'axes', ints: [1] }, { name: 'keepdims', int: 0 }] },
       ],
       inputs: [
         { name: 'A', elem: f, dims: ['m', 'd'] },
@@ -110,7 +120,11 @@ async function createOrtEngine(ort: Ort): Promise<DenseEngine> {
         { name: 'bias', elem: f, dims: ['n'] },
         { name: 'K', elem: ElemType.int64, dims: [1] },
       ],
-      outputs: [{ name: 'V', elem: f, dims: ['m', 'k'] }, { name: 'I', elem: ElemType.int64, dims: ['m', 'k'] }],
+      outputs: [
+        { name: 'V', elem: f, dims: ['m', 'k'] },
+        { name: 'I', elem: ElemType.int64, dims: ['m', 'k'] },
+        { name: 'M', elem: f, dims: ['m'] },
+      ],
     }),
     options,
   );
@@ -132,7 +146,7 @@ async function createOrtEngine(ort: Ort): Promise<DenseEngine> {
       const idx64 = out.I!.data as BigInt64Array;
       const indices = new Int32Array(idx64.length);
       for (let i = 0; i < idx64.length; i++) indices[i] = Number(idx64[i]);
-      return { values: out.V!.data as Float32Array, indices };
+      return { values: out.V!.data as Float32Array, indices, minimum: out.M!.data as Float32Array };
     },
   };
 }

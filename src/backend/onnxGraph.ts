@@ -31,7 +31,7 @@ function float32Field(field: number, x: number): number[] {
 /** ONNX TensorProto element types used here. */
 export const ElemType = { float: 1, int64: 7 } as const;
 
-export type Attr = { name: string; int: number } | { name: string; float: number };
+export type Attr = { name: string; int: number } | { name: string; float: number } | { name: string; ints: number[] };
 
 export interface OnnxNode {
   op: string;
@@ -48,10 +48,10 @@ export interface OnnxValue {
 }
 
 function attribute(a: Attr): number[] {
-  // AttributeProto: name = 1, f = 2, i = 3, type = 20 (FLOAT = 1, INT = 2)
-  return 'int' in a
-    ? [...stringField(1, a.name), ...varintField(20, 2), ...varintField(3, a.int)]
-    : [...stringField(1, a.name), ...varintField(20, 1), ...float32Field(2, a.float)];
+  // AttributeProto: name = 1, f = 2, i = 3, ints = 8, type = 20 (FLOAT = 1, INT = 2, INTS = 7)
+  if ('int' in a) return [...stringField(1, a.name), ...varintField(20, 2), ...varintField(3, a.int)];
+  if ('ints' in a) return [...stringField(1, a.name), ...varintField(20, 7), ...a.ints.flatMap((v) => varintField(8, v))];
+  return [...stringField(1, a.name), ...varintField(20, 1), ...float32Field(2, a.float)];
 }
 
 function node(n: OnnxNode): number[] {

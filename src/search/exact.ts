@@ -70,6 +70,78 @@ function prepareBlock(m: Matrix, metric: Metric, name: string, firstRow: number)
   });
 }
 
+export interface BlockedTopK {
+  /** queries × k values 2·q·x − ‖x‖², best (largest) first; ‖q − x‖² = ‖q‖² − value. */
+  readonly values: Float32Array;
+  readonly indices: Int32Array;
+  /** Per query, ‖q‖². */
+  readonly queryNorms: Float32Array;
+  /** Per query, the largest squared distance to any database row. */
+  readonly maxSquaredDistance: Float32Array;
+  readonly engine: string;
+}
+
+/**
+ * The k nearest database rows of each query by Euclidean distance, computed block by block over
+ * the database and merged, plus each query's farthest squared distance. `prepare` may check or
+ * transform each database block (first row index given) before use.
+ */
+export async function blockedTopK(
+  q: Matrix,
+  source: RowSource,
+  k: number,
+  opts: {
+    engine?: EngineChoice;
+    blockElements?: number;
+    onProgress?: (done: number, total: number) => void;
+    prepare?: (block: Matrix, firstRow: number) => Matrix;
+  } = {},
+): Promise<BlockedTopK> {
+  const engine = await denseEngine(opts.engine);
+  const n = source.rows;
+  const nq = q.rows;
+  const queryNorms = rowSquaredNorms(q);
+  const budget = opts.blockElements ?? 32 * 1024 * 1024;
+  const qBlock = Math.max(1, Math.min(nq, 1024));
+  const dbBlock = Math.max(1, Math.min(n, Math.floor(budget / qBlock)));
+  const values = new Float32Array(nq * k);
+  const indices = new Int32Array(nq * k);
+  const minimum = new Float32Array(nq).fill(Infinity);
+  let bestLen = 0;
+  const nextVals = new Float32Array(nq * k);
+  const nextIdx = new Int32Array(nq * k);
+  for (let start = 0; start < n; start += dbBlock) {
+    const count = Math.min(dbBlock, n - start);
+    const raw = source.read(start, count);
+    const x = opts.prepare ? opts.prepare(raw, start) : raw;
+    const xNorms = rowSquaredNorms(x);
+    const blockK = Math.min(k, count);
+    let newLen = 0;
+    for (let qs = 0; qs < nq; qs += qBlock) {
+      const qc = Math.min(qBlock, nq - qs);
+      const res = await engine.topK(rowBlock(q, qs, qc), x, xNorms, blockK);
+      for (let i = 0; i < qc; i++) {
+        const row = qs + i;
+        if (res.minimum[i]! < minimum[row]!) minimum[row] = res.minimum[i]!;
+        const bIdx = res.indices.subarray(i * blockK, (i + 1) * blockK);
+        for (let j = 0; j < blockK; j++) bIdx[j]! += start;
+        newLen = mergeTopK(
+          values.subarray(row * k, row * k + bestLen), indices.subarray(row * k, row * k + bestLen),
+          res.values.subarray(i * blockK, (i + 1) * blockK), bIdx,
+          k, nextVals.subarray(row * k, (row + 1) * k), nextIdx.subarray(row * k, (row + 1) * k),
+        );
+      }
+    }
+    bestLen = newLen;
+    values.set(nextVals);
+    indices.set(nextIdx);
+    opts.onProgress?.(start + count, n);
+  }
+  const maxSquaredDistance = new Float32Array(nq);
+  for (let i = 0; i < nq; i++) maxSquaredDistance[i] = Math.max(0, queryNorms[i]! - minimum[i]!);
+  return { values, indices, queryNorms, maxSquaredDistance, engine: engine.name };
+}
+
 /**
  * Exact search of `queries` (null: the database searches itself) against `db`.
  */
@@ -94,45 +166,15 @@ export async function exactSearch(db: Matrix | RowSource, queries: Matrix | null
   } else {
     q = prepareBlock(queries, metric, 'queries', 0);
   }
-  const engine = await denseEngine(opts.engine);
   const kk = excludeSelf ? opts.k + 1 : opts.k;
+  const best = await blockedTopK(q, source, kk, {
+    engine: opts.engine,
+    blockElements: opts.blockElements,
+    onProgress: opts.onProgress,
+    prepare: (m, first) => (selfSearch && first === 0 && m.rows === n ? q : prepareBlock(m, metric, source.name, first)),
+  });
+  const { values: bestVals, indices: bestIdx, queryNorms: qNorms } = best;
   const nq = q.rows;
-  const qNorms = rowSquaredNorms(q);
-  const budget = opts.blockElements ?? 32 * 1024 * 1024;
-  const qBlock = Math.max(1, Math.min(nq, 1024));
-  const dbBlock = Math.max(1, Math.min(n, Math.floor(budget / qBlock)));
-
-  // Running best lists per query: values are 2·q·x − ‖x‖² (larger is nearer).
-  const bestVals = new Float32Array(nq * kk);
-  const bestIdx = new Int32Array(nq * kk);
-  let bestLen = 0;
-  const nextVals = new Float32Array(nq * kk);
-  const nextIdx = new Int32Array(nq * kk);
-  for (let start = 0; start < n; start += dbBlock) {
-    const count = Math.min(dbBlock, n - start);
-    const x = selfSearch && start === 0 && count === n ? q : prepareBlock(source.read(start, count), metric, source.name, start);
-    const xNorms = rowSquaredNorms(x);
-    const blockK = Math.min(kk, count);
-    let newLen = 0;
-    for (let qs = 0; qs < nq; qs += qBlock) {
-      const qc = Math.min(qBlock, nq - qs);
-      const res = await engine.topK(rowBlock(q, qs, qc), x, xNorms, blockK);
-      for (let i = 0; i < qc; i++) {
-        const row = qs + i;
-        const bIdx = res.indices.subarray(i * blockK, (i + 1) * blockK);
-        for (let j = 0; j < blockK; j++) bIdx[j]! += start;
-        newLen = mergeTopK(
-          bestVals.subarray(row * kk, row * kk + bestLen), bestIdx.subarray(row * kk, row * kk + bestLen),
-          res.values.subarray(i * blockK, (i + 1) * blockK), bIdx,
-          kk, nextVals.subarray(row * kk, (row + 1) * kk), nextIdx.subarray(row * kk, (row + 1) * kk),
-        );
-      }
-    }
-    bestLen = newLen;
-    bestVals.set(nextVals);
-    bestIdx.set(nextIdx);
-    opts.onProgress?.(start + count, n);
-  }
 
   const k = opts.k;
   const indices = new Int32Array(nq * k);
@@ -148,7 +190,7 @@ export async function exactSearch(db: Matrix | RowSource, queries: Matrix | null
       o++;
     }
   }
-  return { queries: nq, k, indices, distances, engine: engine.name };
+  return { queries: nq, k, indices, distances, engine: best.engine };
 }
 
 /**

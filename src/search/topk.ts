@@ -11,9 +11,9 @@ const worse = (va: number, ia: number, vb: number, ib: number) => va < vb || (va
  * `outOffset`, sorted best first. Uses a bounded heap: O(n log k).
  */
 export function selectTopK(
-  values: Float32Array,
+  values: Float32Array | Float64Array,
   k: number,
-  outVals: Float32Array,
+  outVals: Float32Array | Float64Array,
   outIdx: Int32Array,
   outOffset = 0,
   indexOffset = 0,

@@ -1,0 +1,509 @@
+/**
+ * CAS — Cluster-Aware Similarity diffusion (Luo, Yao, Xu, ICML 2024), with the semantics and
+ * defaults of the authors' reference code (ALGORITHMS.md §1), computed on sparse rows:
+ * the confident and candidate sets, A, W, S, T and P are sparse; only the bidirectional diffusion
+ * F is dense, and only while n ≤ `denseLimit` — above that its rows are truncated to their
+ * `truncate` largest entries after every step (O(n·L) memory).
+ */
+import { UserError } from '../errors.js';
+import { neighbourGraph, type NeighbourGraph } from '../graph/knn.js';
+import { buildRows, entry, RowAccumulator, transpose, type SparseRows } from '../graph/sparse.js';
+import type { Matrix } from '../matrix.js';
+import {
+  DEFAULT_TOP_K, keepSmallest, normalizedDistanceRows, prepareNodes, StageTimer,
+  type DiffusionResult, type DiffusionRunOptions,
+} from './common.js';
+import { shortestPaths, type WeightedGraph } from './geodesic.js';
+
+export interface CasParams {
+  /** σ of the Gaussian affinity A = exp(−D/σ²). */
+  readonly sigma: number;
+  /** Confident set: mutual top-k1 (self included); W uses the k1 − 1 nearest neighbours. */
+  readonly k1: number;
+  /** Candidate set: mutual top-(k2 + 1), k-reciprocal expansion with mutual top-(⌊k2/2⌋ + 1). */
+  readonly k2: number;
+  /** T: the k3 − 1 nearest neighbours (two-step walk P = T·T for the smoothing). */
+  readonly k3: number;
+  /** Neighbour aggregation over the k4 nearest (self included). */
+  readonly k4: number;
+  /** Entries kept per row of K = M·M. */
+  readonly k5: number;
+  /** μ of the diffusion, α = 1/(1 + μ). */
+  readonly mu: number;
+  /** λc: weight multiplier of confident edges in W. */
+  readonly lambdaC: number;
+  /** lv: weight of the confident-set mean in the aggregation. */
+  readonly lv: number;
+  /** β of the smoothing. */
+  readonly beta: number;
+  /** Fixed-point steps of the bidirectional diffusion, starting from F = W. */
+  readonly iterations: number;
+  /** Iterate the diffusion to convergence ((1 − α)(I − αS)⁻¹) instead of `iterations` steps. */
+  readonly converged: boolean;
+  /** λ: final distance = (1 − λ)·G + λ·D. */
+  readonly lambda: number;
+  /** Geodesic refinement of the Jensen–Shannon distance (reference default). */
+  readonly geodesic: boolean;
+  /** Original neighbours per node that get a Jensen–Shannon edge in the geodesic graph. */
+  readonly geodesicNeighbours: number;
+  /** Cost of a pair with no edge, and the cap of geodesic distances. */
+  readonly geodesicCap: number;
+  /** Largest n with a dense diffusion matrix. */
+  readonly denseLimit: number;
+  /** Entries kept per row of F in truncated mode (n > denseLimit). */
+  readonly truncate: number;
+}
+
+/** The reference code's defaults (used for R-GeM on ROxford and RParis). */
+export const CAS_DEFAULTS: CasParams = Object.freeze({
+  sigma: 0.3,
+  k1: 6,
+  k2: 60,
+  k3: 70,
+  k4: 7,
+  k5: 80,
+  mu: 0.23,
+  lambdaC: 2,
+  lv: 2,
+  beta: 0,
+  iterations: 10,
+  converged: false,
+  lambda: 0.3,
+  geodesic: true,
+  geodesicNeighbours: 100,
+  geodesicCap: 50,
+  denseLimit: 10_000,
+  truncate: 200,
+});
+
+/** Neighbourhood sizes for small groups (re-identification style, a few relevant items each). */
+export const CAS_SMALL_PRESET: Partial<CasParams> = Object.freeze({ k1: 5, k2: 20, k3: 25, k4: 6, k5: 25 });
+
+export const CAS_PRESETS = { default: {}, small: CAS_SMALL_PRESET } as const;
+
+/** Sets of items per node, as CSR without values. */
+interface NodeSets {
+  readonly indptr: Int32Array;
+  readonly items: Int32Array;
+}
+
+function setsFrom(lists: number[][]): NodeSets {
+  const indptr = new Int32Array(lists.length + 1);
+  lists.forEach((l, i) => (indptr[i + 1] = indptr[i]! + l.length));
+  const items = new Int32Array(indptr[lists.length]!);
+  lists.forEach((l, i) => items.set(l, indptr[i]!));
+  return { indptr, items };
+}
+
+const setOf = (s: NodeSets, i: number) => s.items.subarray(s.indptr[i]!, s.indptr[i + 1]!);
+
+/** Checks parameters against the data size; returns how many neighbours the graph needs. */
+export function casGraphSize(p: CasParams, n: number): number {
+  for (const key of ['k1', 'k2', 'k3', 'k4', 'k5', 'iterations', 'geodesicNeighbours', 'truncate', 'denseLimit'] as const) {
+    if (!Number.isInteger(p[key]) || p[key] < 1) throw new UserError(`CAS parameter ${key} must be a positive integer, got ${p[key]}`);
+  }
+  for (const key of ['sigma', 'mu', 'lambdaC', 'geodesicCap'] as const) {
+    if (!(p[key] > 0)) throw new UserError(`CAS parameter ${key} must be positive, got ${p[key]}`);
+  }
+  if (!(p.lambda >= 0 && p.lambda <= 1)) throw new UserError(`CAS parameter lambda must be in [0, 1], got ${p.lambda}`);
+  if (!(p.lv >= 0) || !(p.beta >= 0)) throw new UserError('CAS parameters lv and beta must be non-negative');
+  if (p.k1 < 2) throw new UserError('CAS parameter k1 must be at least 2 (W uses the k1 − 1 nearest neighbours)');
+  const L = Math.max(p.k1, p.k2 + 1, p.k3, p.k4, p.geodesic ? p.geodesicNeighbours : 0);
+  if (L > n) {
+    throw new UserError(
+      `CAS with these parameters needs ${L} neighbours per item but there are only ${n} items; ` +
+        `use the small preset (--preset small) or smaller k parameters (k2 + 1, k3${p.geodesic ? ', geodesic neighbours' : ''} ≤ ${n})`,
+    );
+  }
+  return L;
+}
+
+/** The per-node distributions V of §1 steps 1–4, and what the distance stage needs. */
+export interface CasRepresentation {
+  readonly graph: NeighbourGraph;
+  /** V: rows L1-normalised, sorted by column. */
+  readonly V: SparseRows;
+}
+
+/** Steps 1–4 of ALGORITHMS.md §1 on a neighbour graph. */
+export function casRepresentation(
+  graph: NeighbourGraph,
+  p: CasParams,
+  timer = new StageTimer(),
+  onProgress?: DiffusionRunOptions['onProgress'],
+): CasRepresentation {
+  const { n, L, indices: R } = graph;
+  const rank = (i: number, r: number) => R[i * L + r]!;
+  const D = (i: number, r: number) => graph.sqDist[i * L + r]! / (graph.rowMax[i]! || 1);
+  const A = (i: number, r: number) => Math.exp(-D(i, r) / (p.sigma * p.sigma));
+
+  // 1. Neighbour sets. `inTop(j, i, m)`: is i among the m nearest of j?
+  const stamp = new Int32Array(n).fill(-1);
+  const inTop = (j: number, i: number, m: number) => {
+    for (let r = 0; r < m; r++) if (rank(j, r) === i) return true;
+    return false;
+  };
+  const mutualTop = (i: number, m: number) => {
+    const out: number[] = [];
+    for (let r = 0; r < m; r++) {
+      const j = rank(i, r);
+      if (inTop(j, i, m)) out.push(j);
+    }
+    return out;
+  };
+  const conf = setsFrom(Array.from({ length: n }, (_, i) => mutualTop(i, p.k1)));
+  const half = Math.floor(p.k2 / 2) + 1;
+  const expansion = setsFrom(Array.from({ length: n }, (_, i) => mutualTop(i, half)));
+  const candLists: number[][] = [];
+  const initMark = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    const cand0 = mutualTop(i, p.k2 + 1);
+    for (const j of cand0) initMark[j] = i;
+    const cand = cand0.slice();
+    for (const j of cand0) stamp[j] = i;
+    for (let r = 0; r <= p.k2; r++) {
+      const b = rank(i, r);
+      if (initMark[b] !== i) continue;
+      const exp = setOf(expansion, b);
+      let inter = 0;
+      for (const e of exp) if (initMark[e] === i) inter++;
+      if (inter > (2 / 3) * exp.length) {
+        for (const e of exp) {
+          if (stamp[e] !== i) {
+            stamp[e] = i;
+            cand.push(e);
+          }
+        }
+      }
+    }
+    candLists.push(cand);
+  }
+  const cand = setsFrom(candLists);
+  timer.lap('neighbour sets');
+
+  // 2. Bidirectional similarity diffusion. W: A on the k1 − 1 nearest, confident edges × λc,
+  // then (W + Wᵀ)/2; S = D_W^{-1/2} W D_W^{-1/2}.
+  const confMark = new Int32Array(n).fill(-1);
+  const Wdir = buildRows(n, n, (i, acc) => {
+    for (const c of setOf(conf, i)) confMark[c] = i;
+    for (let r = 1; r < p.k1; r++) {
+      const j = rank(i, r);
+      acc.add(j, A(i, r) * (confMark[j] === i ? p.lambdaC : 1));
+    }
+  });
+  const Wt = transpose(Wdir, n);
+  const W = buildRows(n, n, (i, acc) => {
+    acc.addRow(Wdir, i, 0.5);
+    acc.addRow(Wt, i, 0.5);
+  });
+  const deg = new Float64Array(n);
+  for (let i = 0; i < n; i++) for (let q = W.indptr[i]!; q < W.indptr[i + 1]!; q++) deg[i]! += W.values[q]!;
+  const S: SparseRows = { ...W, values: new Float64Array(W.values.length) };
+  for (let i = 0; i < n; i++) {
+    for (let q = W.indptr[i]!; q < W.indptr[i + 1]!; q++) {
+      S.values[q] = W.values[q]! / Math.sqrt(deg[i]! * deg[W.indices[q]!]!);
+    }
+  }
+  const alpha = 1 / (1 + p.mu);
+  const F = n <= p.denseLimit
+    ? denseDiffusion(n, W, S, alpha, p, (d, t) => onProgress?.('diffusion', d, t))
+    : truncatedDiffusion(n, W, S, alpha, p, (d, t) => onProgress?.('diffusion', d, t));
+  timer.lap('diffusion');
+
+  // 3. Neighbour-guided similarity smoothing. T: A on the k3 − 1 nearest, rows L1-normalised;
+  // P = T·T is only needed at (c, c) and (j, c) for c in Conf(i), j in Semi(i).
+  const T = buildRows(n, n, (i, acc) => {
+    for (let r = 1; r < p.k3; r++) acc.add(rank(i, r), A(i, r));
+  }, { normalize: true });
+  const Tt = transpose(T, n);
+  const diagP = new Float64Array(n);
+  for (let c = 0; c < n; c++) {
+    for (let q = T.indptr[c]!; q < T.indptr[c + 1]!; q++) diagP[c]! += T.values[q]! * entry(T, T.indices[q]!, c);
+  }
+  const h = new RowAccumulator(n);
+  const Fhat = buildRows(n, n, (i, acc) => {
+    const ci = setOf(conf, i);
+    const cands = setOf(cand, i);
+    for (const c of ci) confMark[c] = i + n; // distinct stamp from the W pass
+    const m = cands.length;
+    let semi = 0;
+    for (const j of cands) if (confMark[j] !== i + n) semi++;
+    const s = (j: number) => F(i, j);
+    if (ci.length <= 1 || semi <= 1) {
+      for (const j of cands) acc.add(j, s(j));
+      return;
+    }
+    let kappa = 0;
+    for (const c of ci) kappa += diagP[c]!;
+    kappa /= ci.length;
+    // h_m = mean over c in Conf(i) of T_mc, so that mean_c P_jc = Σ_m T_jm h_m.
+    for (const c of ci) {
+      for (let q = Tt.indptr[c]!; q < Tt.indptr[c + 1]!; q++) h.add(Tt.indices[q]!, Tt.values[q]! / ci.length);
+    }
+    const omega = new Float64Array(m);
+    let sumS = 0;
+    let sumSW = 0;
+    cands.forEach((j, t) => {
+      let w = kappa;
+      if (confMark[j] !== i + n) {
+        w = 0;
+        for (let q = T.indptr[j]!; q < T.indptr[j + 1]!; q++) w += T.values[q]! * h.values[T.indices[q]!]!;
+        w = Math.min(w, kappa);
+      }
+      omega[t] = w;
+      sumS += s(j);
+      sumSW += s(j) * w;
+    });
+    h.reset();
+    const tI = (kappa * kappa * sumS - kappa * sumSW) / m;
+    const denom = kappa * kappa + 2 * p.beta;
+    cands.forEach((j, t) => acc.add(j, (s(j) * (kappa * omega[t]! + 2 * p.beta) + tI) / denom));
+  }, { normalize: true });
+  timer.lap('smoothing');
+
+  // 4. Neighbour-enhanced representation M, K = M·M truncated to k5 per row, V = Tm·Tm.
+  const M = buildRows(n, n, (i, acc) => {
+    for (let r = 0; r < p.k4; r++) acc.addRow(Fhat, rank(i, r), 1 / p.k4);
+    const ci = setOf(conf, i);
+    for (const c of ci) acc.addRow(Fhat, c, p.lv / ci.length);
+  }, { normalize: true });
+  const square = (X: SparseRows, keep?: number) =>
+    buildRows(n, n, (i, acc) => {
+      for (let q = X.indptr[i]!; q < X.indptr[i + 1]!; q++) acc.addRow(X, X.indices[q]!, X.values[q]!);
+    }, { keep, normalize: true });
+  const Tm = square(M, p.k5);
+  const V = square(Tm);
+  timer.lap('aggregation');
+  return { graph, V };
+}
+
+/** F ← ½α(FS + SF) + (1 − α)I from F = W, with F dense (n × n, float64, symmetric). */
+function denseDiffusion(
+  n: number, W: SparseRows, S: SparseRows, alpha: number, p: CasParams,
+  progress: (done: number, total: number) => void,
+): (i: number, j: number) => number {
+  const F = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let q = W.indptr[i]!; q < W.indptr[i + 1]!; q++) F[i * n + W.indices[q]!] = W.values[q]!;
+  const G = new Float64Array(n * n);
+  const maxSteps = p.converged ? 10_000 : p.iterations;
+  for (let t = 0; t < maxSteps; t++) {
+    // G = S·F (row i of G = Σ_m S_im · row m of F); F symmetric, so F·S = Gᵀ.
+    G.fill(0);
+    for (let i = 0; i < n; i++) {
+      const gi = i * n;
+      for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++) {
+        const s = S.values[q]!;
+        const fm = S.indices[q]! * n;
+        for (let j = 0; j < n; j++) G[gi + j]! += s * F[fm + j]!;
+      }
+    }
+    let change = 0;
+    let size = 0;
+    const B = 64;
+    for (let bi = 0; bi < n; bi += B) {
+      for (let bj = bi; bj < n; bj += B) {
+        const iEnd = Math.min(bi + B, n);
+        const jEnd = Math.min(bj + B, n);
+        for (let i = bi; i < iEnd; i++) {
+          for (let j = bj === bi ? i : bj; j < jEnd; j++) {
+            const v = 0.5 * alpha * (G[i * n + j]! + G[j * n + i]!) + (i === j ? 1 - alpha : 0);
+            const d = Math.abs(v - F[i * n + j]!);
+            if (d > change) change = d;
+            if (v > size) size = v;
+            F[i * n + j] = v;
+            F[j * n + i] = v;
+          }
+        }
+      }
+    }
+    progress(t + 1, maxSteps);
+    if (p.converged && change <= 1e-9 * size) break;
+  }
+  return (i, j) => F[i * n + j]!;
+}
+
+/** The same iteration on sparse rows, keeping the `truncate` largest entries of each row. */
+function truncatedDiffusion(
+  n: number, W: SparseRows, S: SparseRows, alpha: number, p: CasParams,
+  progress: (done: number, total: number) => void,
+): (i: number, j: number) => number {
+  let F = W;
+  const maxSteps = p.converged ? 1000 : p.iterations;
+  for (let t = 0; t < maxSteps; t++) {
+    const prev = F;
+    F = buildRows(n, n, (i, acc) => {
+      // Row i of ½α(S·F + F·S): Σ_m S_im F_m + Σ_m F_im S_m (S symmetric).
+      for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++) acc.addRow(prev, S.indices[q]!, 0.5 * alpha * S.values[q]!);
+      for (let q = prev.indptr[i]!; q < prev.indptr[i + 1]!; q++) acc.addRow(S, prev.indices[q]!, 0.5 * alpha * prev.values[q]!);
+      acc.add(i, 1 - alpha);
+    }, { keep: p.truncate });
+    progress(t + 1, maxSteps);
+    if (p.converged) {
+      let change = 0;
+      let size = 0;
+      for (let i = 0; i < n; i++) {
+        for (let q = F.indptr[i]!; q < F.indptr[i + 1]!; q++) {
+          const v = F.values[q]!;
+          change = Math.max(change, Math.abs(v - entry(prev, i, F.indices[q]!)));
+          size = Math.max(size, v);
+        }
+      }
+      if (change <= 1e-9 * size) break;
+    }
+  }
+  const final = F;
+  return (i, j) => entry(final, i, j);
+}
+
+/** Jensen–Shannon divergence (log₂, ½ factor, in [0, 1]) of two L1-normalised sparse rows. */
+export class JensenShannon {
+  private readonly p: RowAccumulator;
+  private current = -1;
+
+  constructor(private readonly V: SparseRows) {
+    this.p = new RowAccumulator(V.rows);
+  }
+
+  /** Loads row i as the left distribution. */
+  load(i: number): void {
+    if (this.current === i) return;
+    this.p.reset();
+    this.p.addRow(this.V, i, 1);
+    this.current = i;
+  }
+
+  /** JSD(V_loaded, V_j): only the overlap of the two supports costs anything. */
+  to(j: number): number {
+    const V = this.V;
+    const pv = this.p.values;
+    let both = 0;
+    let terms = 0;
+    for (let q = V.indptr[j]!; q < V.indptr[j + 1]!; q++) {
+      const a = pv[V.indices[q]!]!;
+      if (a === 0) continue;
+      const b = V.values[q]!;
+      const s = a + b;
+      both += s;
+      terms += a * Math.log2((2 * a) / s) + b * Math.log2((2 * b) / s);
+    }
+    return Math.max(0, 1 - 0.5 * both + 0.5 * terms);
+  }
+}
+
+/** The geodesic graph: JSD edges between each node and its `geodesicNeighbours` nearest. */
+function jsdGraph(rep: CasRepresentation, p: CasParams): WeightedGraph {
+  const { graph, V } = rep;
+  const { n, L, indices: R } = graph;
+  const g = Math.min(p.geodesicNeighbours, L);
+  const lists: number[][] = Array.from({ length: n }, () => []);
+  for (let i = 0; i < n; i++) {
+    for (let r = 0; r < g; r++) {
+      const j = R[i * L + r]!;
+      if (j === i) continue;
+      lists[i]!.push(j);
+      lists[j]!.push(i);
+    }
+  }
+  const indptr = new Int32Array(n + 1);
+  const mark = new Int32Array(n).fill(-1);
+  const nbr: number[] = [];
+  const wts: number[] = [];
+  const js = new JensenShannon(V);
+  for (let i = 0; i < n; i++) {
+    js.load(i);
+    for (const j of lists[i]!) {
+      if (mark[j] === i) continue;
+      mark[j] = i;
+      nbr.push(j);
+      wts.push(Math.min(js.to(j), p.geodesicCap));
+    }
+    indptr[i + 1] = nbr.length;
+    lists[i] = [];
+  }
+  return { n, indptr, neighbours: Int32Array.from(nbr), weights: Float64Array.from(wts) };
+}
+
+/**
+ * CAS query re-ranking (`queries` given: rank the database for each query, queries being graph
+ * nodes) or database self-ranking (`queries` null: rank every item's neighbours, itself left
+ * out). Scores are the final CAS distances (smaller is better).
+ */
+export async function cas(
+  db: Matrix,
+  queries: Matrix | null,
+  params: Partial<CasParams> = {},
+  opts: DiffusionRunOptions = {},
+): Promise<DiffusionResult> {
+  const p: CasParams = { ...CAS_DEFAULTS, ...params };
+  const timer = new StageTimer();
+  const { x, nq, ndb } = prepareNodes(db, queries, opts.normalize ?? true);
+  const n = x.rows;
+  const L = casGraphSize(p, n);
+  const self = queries === null;
+  const available = self ? ndb - 1 : ndb;
+  const k = Math.min(opts.topK ?? DEFAULT_TOP_K, available);
+  if (k < 1) throw new UserError('the database needs at least two items to rank neighbours');
+  const graph = await neighbourGraph(x, L, { engine: opts.engine, onProgress: (d, t) => opts.onProgress?.('neighbour graph', d, t) });
+  timer.lap('neighbour graph');
+  const rep = casRepresentation(graph, p, timer, opts.onProgress);
+  const rows = self ? ndb : nq;
+  const out = { indices: new Int32Array(rows * k), scores: new Float32Array(rows * k) };
+  const lam = p.lambda;
+
+  if (p.geodesic) {
+    const G = jsdGraph(rep, p);
+    timer.lap('jensen-shannon');
+    const block = 256;
+    for (let b = 0; b < rows; b += block) {
+      const count = Math.min(block, rows - b);
+      // Distances from these rows' nodes to the database nodes.
+      const D = await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, opts.engine);
+      for (let t = 0; t < count; t++) {
+        const node = (self ? nq : 0) + b + t;
+        const geo = shortestPaths(G, node, p.geodesicCap);
+        const final = new Float64Array(ndb);
+        for (let j = 0; j < ndb; j++) final[j] = (1 - lam) * geo[nq + j]! + lam * D[t * ndb + j]!;
+        keepSmallest(final, k, out, b + t, self ? b + t : -1);
+      }
+      opts.onProgress?.('geodesic ranking', b + count, rows);
+    }
+    timer.lap('geodesic ranking');
+  } else {
+    // J between each output row and every database node; only overlapping supports cost anything.
+    const Vt = transpose(rep.V, n);
+    const pa = new RowAccumulator(n);
+    const both = new RowAccumulator(n);
+    const terms = new Float64Array(n);
+    const block = 256;
+    for (let b = 0; b < rows; b += block) {
+      const count = Math.min(block, rows - b);
+      const D = await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, opts.engine);
+      for (let t = 0; t < count; t++) {
+        const node = (self ? nq : 0) + b + t;
+        pa.reset();
+        pa.addRow(rep.V, node, 1);
+        for (const kcol of pa.columns()) {
+          const a = pa.values[kcol]!;
+          for (let q = Vt.indptr[kcol]!; q < Vt.indptr[kcol + 1]!; q++) {
+            const j = Vt.indices[q]!;
+            const bv = Vt.values[q]!;
+            const s = a + bv;
+            both.add(j, s);
+            terms[j]! += a * Math.log2((2 * a) / s) + bv * Math.log2((2 * bv) / s);
+          }
+        }
+        const final = new Float64Array(ndb);
+        for (let j = 0; j < ndb; j++) {
+          const J = Math.max(0, 1 - 0.5 * both.values[nq + j]! + 0.5 * terms[nq + j]!);
+          final[j] = (1 - lam) * J + lam * D[t * ndb + j]!;
+        }
+        for (const j of both.columns()) terms[j] = 0;
+        both.reset();
+        keepSmallest(final, k, out, b + t, self ? b + t : -1);
+      }
+      opts.onProgress?.('ranking', b + count, rows);
+    }
+    timer.lap('ranking');
+  }
+  return { mode: self ? 'self' : 'query', rows, k, ...out, order: 'ascending', timings: timer.timings };
+}
