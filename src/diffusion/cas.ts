@@ -7,13 +7,14 @@
  */
 import { UserError } from '../errors.js';
 import { neighbourGraph, type NeighbourGraph } from '../graph/knn.js';
-import { buildRows, entry, RowAccumulator, transpose, type SparseRows } from '../graph/sparse.js';
+import { buildRows, entry, RowAccumulator, rowsFromLists, sparseProduct, transpose, type SparseRows } from '../graph/sparse.js';
 import type { Matrix } from '../matrix.js';
 import {
   DEFAULT_TOP_K, keepSmallest, normalizedDistanceRows, prepareNodes, StageTimer,
   type DiffusionResult, type DiffusionRunOptions,
 } from './common.js';
 import { shortestPaths, type WeightedGraph } from './geodesic.js';
+import { balancedBounds, runRanges, sharedCopy, sharedFloat64, threads } from '../backend/parallel.js';
 
 export interface CasParams {
   /** σ of the Gaussian affinity A = exp(−D/σ²). */
@@ -126,12 +127,12 @@ export interface CasRepresentation {
 }
 
 /** Steps 1–4 of ALGORITHMS.md §1 on a neighbour graph. */
-export function casRepresentation(
+export async function casRepresentation(
   graph: NeighbourGraph,
   p: CasParams,
   timer = new StageTimer(),
   onProgress?: DiffusionRunOptions['onProgress'],
-): CasRepresentation {
+): Promise<CasRepresentation> {
   const { n, L, indices: R } = graph;
   const rank = (i: number, r: number) => R[i * L + r]!;
   const D = (i: number, r: number) => graph.sqDist[i * L + r]! / (graph.rowMax[i]! || 1);
@@ -206,8 +207,8 @@ export function casRepresentation(
   }
   const alpha = 1 / (1 + p.mu);
   const F = n <= p.denseLimit
-    ? denseDiffusion(n, W, S, alpha, p, (d, t) => onProgress?.('diffusion', d, t))
-    : truncatedDiffusion(n, W, S, alpha, p, (d, t) => onProgress?.('diffusion', d, t));
+    ? await denseDiffusion(n, W, S, alpha, p, (d, t) => onProgress?.('diffusion', d, t))
+    : await truncatedDiffusion(n, W, S, alpha, p, (d, t) => onProgress?.('diffusion', d, t));
   timer.lap('diffusion');
 
   // 3. Neighbour-guided similarity smoothing. T: A on the k3 − 1 nearest, rows L1-normalised;
@@ -262,60 +263,46 @@ export function casRepresentation(
   timer.lap('smoothing');
 
   // 4. Neighbour-enhanced representation M, K = M·M truncated to k5 per row, V = Tm·Tm.
-  const M = buildRows(n, n, (i, acc) => {
-    for (let r = 0; r < p.k4; r++) acc.addRow(Fhat, rank(i, r), 1 / p.k4);
+  const aggregate = rowsFromLists(n, (i, push) => {
+    for (let r = 0; r < p.k4; r++) push(rank(i, r), 1 / p.k4);
     const ci = setOf(conf, i);
-    for (const c of ci) acc.addRow(Fhat, c, p.lv / ci.length);
-  }, { normalize: true });
-  const square = (X: SparseRows, keep?: number) =>
-    buildRows(n, n, (i, acc) => {
-      for (let q = X.indptr[i]!; q < X.indptr[i + 1]!; q++) acc.addRow(X, X.indices[q]!, X.values[q]!);
-    }, { keep, normalize: true });
-  const Tm = square(M, p.k5);
-  const V = square(Tm);
+    for (const c of ci) push(c, p.lv / ci.length);
+  });
+  const M = await sparseProduct(aggregate, Fhat, n, { normalize: true });
   timer.lap('aggregation');
+  const Tm = await sparseProduct(M, M, n, { keep: p.k5, normalize: true });
+  const V = await sparseProduct(Tm, Tm, n, { normalize: true });
+  timer.lap('propagation');
   return { graph, V };
 }
 
 /** F ← ½α(FS + SF) + (1 − α)I from F = W, with F dense (n × n, float64, symmetric). */
-function denseDiffusion(
+async function denseDiffusion(
   n: number, W: SparseRows, S: SparseRows, alpha: number, p: CasParams,
   progress: (done: number, total: number) => void,
-): (i: number, j: number) => number {
-  const F = new Float64Array(n * n);
+): Promise<(i: number, j: number) => number> {
+  const parallel = n >= 1000 && threads() > 1;
+  const alloc = (len: number) => (parallel ? sharedFloat64(len) : new Float64Array(len));
+  const F = alloc(n * n);
   for (let i = 0; i < n; i++) for (let q = W.indptr[i]!; q < W.indptr[i + 1]!; q++) F[i * n + W.indices[q]!] = W.values[q]!;
-  const G = new Float64Array(n * n);
+  const G = alloc(n * n);
+  const args = {
+    n, F, G, alpha,
+    indptr: parallel ? sharedCopy(Float64Array.from(S.indptr)) : S.indptr,
+    cols: parallel ? sharedCopy(S.indices) : S.indices,
+    vals: parallel ? sharedCopy(S.values) : S.values,
+  };
+  const parts = parallel ? threads() : 1;
+  // Balanced ranges: S·F costs the row's non-zeros; the symmetrisation costs n − i per row.
+  const spmmBounds = balancedBounds(n, parts, (i) => S.indptr[i + 1]! - S.indptr[i]! + 1);
+  const symBounds = balancedBounds(n, parts, (i) => n - i).map((b) => (b === n ? n : Math.floor(b / 64) * 64));
   const maxSteps = p.converged ? 10_000 : p.iterations;
   for (let t = 0; t < maxSteps; t++) {
-    // G = S·F (row i of G = Σ_m S_im · row m of F); F symmetric, so F·S = Gᵀ.
-    G.fill(0);
-    for (let i = 0; i < n; i++) {
-      const gi = i * n;
-      for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++) {
-        const s = S.values[q]!;
-        const fm = S.indices[q]! * n;
-        for (let j = 0; j < n; j++) G[gi + j]! += s * F[fm + j]!;
-      }
-    }
-    let change = 0;
-    let size = 0;
-    const B = 64;
-    for (let bi = 0; bi < n; bi += B) {
-      for (let bj = bi; bj < n; bj += B) {
-        const iEnd = Math.min(bi + B, n);
-        const jEnd = Math.min(bj + B, n);
-        for (let i = bi; i < iEnd; i++) {
-          for (let j = bj === bi ? i : bj; j < jEnd; j++) {
-            const v = 0.5 * alpha * (G[i * n + j]! + G[j * n + i]!) + (i === j ? 1 - alpha : 0);
-            const d = Math.abs(v - F[i * n + j]!);
-            if (d > change) change = d;
-            if (v > size) size = v;
-            F[i * n + j] = v;
-            F[j * n + i] = v;
-          }
-        }
-      }
-    }
+    // G = S·F; F symmetric, so F·S = Gᵀ and F ← ½α(G + Gᵀ) + (1 − α)I.
+    await runRanges('spmmRows', args, spmmBounds, parallel);
+    const res = (await runRanges('symmetrizeRows', args, [...new Set(symBounds)], parallel)) as number[][];
+    const change = Math.max(...res.map((r) => r[0]!));
+    const size = Math.max(...res.map((r) => r[1]!));
     progress(t + 1, maxSteps);
     if (p.converged && change <= 1e-9 * size) break;
   }
@@ -323,20 +310,27 @@ function denseDiffusion(
 }
 
 /** The same iteration on sparse rows, keeping the `truncate` largest entries of each row. */
-function truncatedDiffusion(
+async function truncatedDiffusion(
   n: number, W: SparseRows, S: SparseRows, alpha: number, p: CasParams,
   progress: (done: number, total: number) => void,
-): (i: number, j: number) => number {
+): Promise<(i: number, j: number) => number> {
   let F = W;
   const maxSteps = p.converged ? 1000 : p.iterations;
   for (let t = 0; t < maxSteps; t++) {
     const prev = F;
-    F = buildRows(n, n, (i, acc) => {
-      // Row i of ½α(S·F + F·S): Σ_m S_im F_m + Σ_m F_im S_m (S symmetric).
-      for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++) acc.addRow(prev, S.indices[q]!, 0.5 * alpha * S.values[q]!);
-      for (let q = prev.indptr[i]!; q < prev.indptr[i + 1]!; q++) acc.addRow(S, prev.indices[q]!, 0.5 * alpha * prev.values[q]!);
-      acc.add(i, 1 - alpha);
-    }, { keep: p.truncate });
+    // Row i of S·F + F·S = Σ_m S_im F_m + Σ_m F_im S_m (S symmetric): one product of
+    // [S | F] (n × 2n) with [F ; S] (2n × n).
+    const left = rowsFromLists(n, (i, push) => {
+      for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++) push(S.indices[q]!, S.values[q]!);
+      for (let q = prev.indptr[i]!; q < prev.indptr[i + 1]!; q++) push(n + prev.indices[q]!, prev.values[q]!);
+    });
+    const right: SparseRows = {
+      rows: 2 * n,
+      indptr: Float64Array.from({ length: 2 * n + 1 }, (_, r) => (r <= n ? prev.indptr[r]! : prev.indptr[n]! + S.indptr[r - n]!)),
+      indices: Int32Array.from([...prev.indices, ...S.indices]),
+      values: Float64Array.from([...prev.values, ...S.values]),
+    };
+    F = await sparseProduct(left, right, n, { scale: 0.5 * alpha, diag: 1 - alpha, keep: p.truncate });
     progress(t + 1, maxSteps);
     if (p.converged) {
       let change = 0;
@@ -391,36 +385,59 @@ export class JensenShannon {
 }
 
 /** The geodesic graph: JSD edges between each node and its `geodesicNeighbours` nearest. */
-function jsdGraph(rep: CasRepresentation, p: CasParams): WeightedGraph {
+async function jsdGraph(rep: CasRepresentation, p: CasParams): Promise<WeightedGraph> {
   const { graph, V } = rep;
   const { n, L, indices: R } = graph;
   const g = Math.min(p.geodesicNeighbours, L);
-  const lists: number[][] = Array.from({ length: n }, () => []);
-  for (let i = 0; i < n; i++) {
-    for (let r = 0; r < g; r++) {
-      const j = R[i * L + r]!;
-      if (j === i) continue;
-      lists[i]!.push(j);
-      lists[j]!.push(i);
-    }
-  }
-  const indptr = new Int32Array(n + 1);
+  // Unique undirected pairs (i < j), grouped by i.
+  const byRow = transpose({ rows: n, indptr: Float64Array.from({ length: n + 1 }, (_, i) => i * g), indices: R.subarray(0, n * g).slice(), values: new Float64Array(n * g) }, n);
   const mark = new Int32Array(n).fill(-1);
-  const nbr: number[] = [];
-  const wts: number[] = [];
-  const js = new JensenShannon(V);
+  const src: number[] = [];
+  const dst: number[] = [];
   for (let i = 0; i < n; i++) {
-    js.load(i);
-    for (const j of lists[i]!) {
-      if (mark[j] === i) continue;
-      mark[j] = i;
-      nbr.push(j);
-      wts.push(Math.min(js.to(j), p.geodesicCap));
-    }
-    indptr[i + 1] = nbr.length;
-    lists[i] = [];
+    const add = (j: number) => {
+      if (j > i && mark[j] !== i) {
+        mark[j] = i;
+        src.push(i);
+        dst.push(j);
+      }
+    };
+    for (let r = 0; r < g; r++) add(R[i * L + r]!);
+    for (let q = byRow.indptr[i]!; q < byRow.indptr[i + 1]!; q++) add(byRow.indices[q]!);
   }
-  return { n, indptr, neighbours: Int32Array.from(nbr), weights: Float64Array.from(wts) };
+  const m = src.length;
+  const parallel = m >= 20_000 && threads() > 1;
+  const share = <T extends Float64Array | Int32Array>(a: T) => (parallel ? sharedCopy(a) : a);
+  const xlogx = V.values.map((v) => (v > 0 ? v * Math.log2(v) : 0));
+  const out = parallel ? sharedFloat64(m) : new Float64Array(m);
+  const args = {
+    n, out,
+    src: share(Int32Array.from(src)), dst: share(Int32Array.from(dst)),
+    indptr: share(Float64Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values), xlogx: share(xlogx),
+  };
+  const parts = parallel ? threads() * 4 : 1;
+  await runRanges('jsdEdges', args, Array.from({ length: parts + 1 }, (_, t) => Math.round((t * m) / parts)), parallel);
+  // Symmetric adjacency lists.
+  const degree = new Int32Array(n + 1);
+  for (let e = 0; e < m; e++) {
+    degree[src[e]! + 1]!++;
+    degree[dst[e]! + 1]!++;
+  }
+  for (let i = 0; i < n; i++) degree[i + 1]! += degree[i]!;
+  const indptr = Int32Array.from(degree);
+  const fillAt = Int32Array.from(degree.subarray(0, n));
+  const neighbours = new Int32Array(2 * m);
+  const weights = new Float64Array(2 * m);
+  for (let e = 0; e < m; e++) {
+    const w = Math.min(out[e]!, p.geodesicCap);
+    const a = src[e]!;
+    const b = dst[e]!;
+    neighbours[fillAt[a]!] = b;
+    weights[fillAt[a]!++] = w;
+    neighbours[fillAt[b]!] = a;
+    weights[fillAt[b]!++] = w;
+  }
+  return { n, indptr, neighbours, weights };
 }
 
 /**
@@ -445,13 +462,13 @@ export async function cas(
   if (k < 1) throw new UserError('the database needs at least two items to rank neighbours');
   const graph = await neighbourGraph(x, L, { engine: opts.engine, onProgress: (d, t) => opts.onProgress?.('neighbour graph', d, t) });
   timer.lap('neighbour graph');
-  const rep = casRepresentation(graph, p, timer, opts.onProgress);
+  const rep = await casRepresentation(graph, p, timer, opts.onProgress);
   const rows = self ? ndb : nq;
   const out = { indices: new Int32Array(rows * k), scores: new Float32Array(rows * k) };
   const lam = p.lambda;
 
   if (p.geodesic) {
-    const G = jsdGraph(rep, p);
+    const G = await jsdGraph(rep, p);
     timer.lap('jensen-shannon');
     const block = 256;
     for (let b = 0; b < rows; b += block) {

@@ -1,4 +1,6 @@
 /** Sparse rows (CSR) in typed arrays, and the accumulator used to build them row by row. */
+import { balancedBounds, runRanges, sharedCopy, threads } from '../backend/parallel.js';
+import { selectTopK } from '../search/topk.js';
 
 export interface SparseRows {
   readonly rows: number;
@@ -69,11 +71,24 @@ export function buildRows(
   let indices = new Int32Array(Math.max(16, rows * 8));
   let values = new Float64Array(indices.length);
   let nnz = 0;
-  const order: number[] = [];
+  const keep = opts.keep ?? Infinity;
+  const selVals = new Float64Array(Number.isFinite(keep) ? keep : 0);
+  const selIdx = new Int32Array(selVals.length);
+  let gathered = new Float64Array(0);
   for (let i = 0; i < rows; i++) {
     fill(i, acc);
-    let cols = acc.columns();
-    if (opts.keep !== undefined && cols.length > opts.keep) cols = largest(acc, opts.keep);
+    let cols: Int32Array;
+    if (acc.size > keep) {
+      // Keep the largest values (ties: lower column), then order by column.
+      const touched = acc.columns().sort();
+      if (gathered.length < touched.length) gathered = new Float64Array(touched.length * 2);
+      const g = gathered.subarray(0, touched.length);
+      for (let t = 0; t < touched.length; t++) g[t] = acc.values[touched[t]!]!;
+      selectTopK(g, keep, selVals, selIdx);
+      cols = selIdx.map((t) => touched[t]!).sort();
+    } else {
+      cols = acc.columns().slice().sort();
+    }
     if (nnz + cols.length > indices.length) {
       const grow = Math.max(indices.length * 2, nnz + cols.length);
       const ni = new Int32Array(grow);
@@ -83,13 +98,11 @@ export function buildRows(
       indices = ni;
       values = nv;
     }
-    order.length = 0;
-    for (const c of cols) order.push(c);
-    order.sort((a, b) => a - b);
     let sum = 0;
-    for (const c of order) sum += acc.values[c]!;
+    for (let t = 0; t < cols.length; t++) sum += acc.values[cols[t]!]!;
     const scale = opts.normalize && sum > 0 ? 1 / sum : 1;
-    for (const c of order) {
+    for (let t = 0; t < cols.length; t++) {
+      const c = cols[t]!;
       indices[nnz] = c;
       values[nnz++] = acc.values[c]! * scale;
     }
@@ -97,14 +110,6 @@ export function buildRows(
     acc.reset();
   }
   return { rows, indptr, indices: indices.slice(0, nnz), values: values.slice(0, nnz) };
-}
-
-/** The `keep` touched columns with the largest values (ties: lower column first). */
-function largest(acc: RowAccumulator, keep: number): Int32Array {
-  const cols = Array.from(acc.columns());
-  const v = acc.values;
-  cols.sort((a, b) => v[b]! - v[a]! || a - b);
-  return Int32Array.from(cols.slice(0, keep));
 }
 
 /** Transpose (columns become rows), for column access. */
@@ -138,4 +143,72 @@ export function entry(m: SparseRows, r: number, c: number): number {
     else hi = mid - 1;
   }
   return 0;
+}
+
+export interface ProductOptions {
+  /** Keep each row's largest entries (ties: lower column); 0 or omitted keeps all. */
+  readonly keep?: number;
+  /** L1-normalise each row. */
+  readonly normalize?: boolean;
+  /** Multiply every product entry by this. */
+  readonly scale?: number;
+  /** Add this to each diagonal entry (before `keep` and normalisation). */
+  readonly diag?: number;
+}
+
+/** Rows per worker task: enough to amortise messaging, small enough to balance. */
+const PRODUCT_PARALLEL_MIN_WORK = 2_000_000;
+
+/**
+ * A·B for sparse rows (B has `cols` columns), on all cores when the product is large. Rows of the
+ * result are sorted by column.
+ */
+export async function sparseProduct(A: SparseRows, B: SparseRows, cols: number, opts: ProductOptions = {}): Promise<SparseRows> {
+  // Estimated work: Σ over A's entries of the length of the B row they pull.
+  let work = 0;
+  const rowWork = (i: number) => {
+    let w = 1;
+    for (let p = A.indptr[i]!; p < A.indptr[i + 1]!; p++) w += B.indptr[A.indices[p]! + 1]! - B.indptr[A.indices[p]!]!;
+    return w;
+  };
+  for (let i = 0; i < A.rows; i++) work += rowWork(i);
+  const parallel = work >= PRODUCT_PARALLEL_MIN_WORK && threads() > 1;
+  const share = <T extends Float64Array | Int32Array>(a: T) => (parallel ? sharedCopy(a) : a);
+  const args = {
+    n: cols,
+    aIndptr: share(Int32Array.from(A.indptr)), aCols: share(A.indices), aVals: share(A.values),
+    bIndptr: share(Int32Array.from(B.indptr)), bCols: share(B.indices), bVals: share(B.values),
+    keep: opts.keep ?? 0, normalize: opts.normalize ?? false, scale: opts.scale ?? 1, diag: opts.diag ?? 0,
+  };
+  const bounds = parallel ? balancedBounds(A.rows, threads() * 4, rowWork) : [0, A.rows];
+  const parts = (await runRanges('spgemmRows', args, bounds, parallel)) as { indptr: Float64Array; cols: Int32Array; vals: Float64Array }[];
+  const total = parts.reduce((s, p) => s + p.cols.length, 0);
+  const indptr = new Float64Array(A.rows + 1);
+  const indices = new Int32Array(total);
+  const values = new Float64Array(total);
+  let at = 0;
+  parts.forEach((part, t) => {
+    const base = bounds[t]!;
+    for (let r = 1; r < part.indptr.length; r++) indptr[base + r] = at + part.indptr[r]!;
+    indices.set(part.cols, at);
+    values.set(part.vals, at);
+    at += part.cols.length;
+  });
+  return { rows: A.rows, indptr, indices, values };
+}
+
+/** Sparse rows from per-row lists of (column, value), duplicates kept as separate entries. */
+export function rowsFromLists(rows: number, fill: (i: number, push: (col: number, value: number) => void) => void): SparseRows {
+  const indptr = new Float64Array(rows + 1);
+  const cols: number[] = [];
+  const vals: number[] = [];
+  const push = (c: number, v: number) => {
+    cols.push(c);
+    vals.push(v);
+  };
+  for (let i = 0; i < rows; i++) {
+    fill(i, push);
+    indptr[i + 1] = cols.length;
+  }
+  return { rows, indptr, indices: Int32Array.from(cols), values: Float64Array.from(vals) };
 }
