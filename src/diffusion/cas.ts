@@ -10,10 +10,10 @@ import { neighbourGraph, type NeighbourGraph } from '../graph/knn.js';
 import { buildRows, entry, RowAccumulator, rowsFromLists, sparseProduct, transpose, type SparseRows } from '../graph/sparse.js';
 import type { Matrix } from '../matrix.js';
 import {
-  DEFAULT_TOP_K, keepSmallest, normalizedDistanceRows, prepareNodes, StageTimer,
+  DEFAULT_TOP_K, keepSmallest, keepSmallestOf, MaxHeap, normalizedDistanceRows, prepareNodes, StageTimer,
   type DiffusionResult, type DiffusionRunOptions,
 } from './common.js';
-import { shortestPaths, type WeightedGraph } from './geodesic.js';
+import { settleInOrder, type WeightedGraph } from './geodesic.js';
 import { balancedBounds, runRanges, sharedCopy, sharedFloat64, threads } from '../backend/parallel.js';
 
 export interface CasParams {
@@ -276,15 +276,51 @@ export async function casRepresentation(
   return { graph, V };
 }
 
-/** F ← ½α(FS + SF) + (1 − α)I from F = W, with F dense (n × n, float64, symmetric). */
+/** One diffusion step on sparse rows: ½α(S·F + F·S) + (1 − α)I, optionally truncated per row. */
+async function sparseStep(F: SparseRows, S: SparseRows, alpha: number, keep?: number): Promise<SparseRows> {
+  const n = F.rows;
+  // Row i of S·F + F·S = Σ_m S_im F_m + Σ_m F_im S_m (S symmetric): one product of
+  // [S | F] (n × 2n) with [F ; S] (2n × n).
+  const left = rowsFromLists(n, (i, push) => {
+    for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++) push(S.indices[q]!, S.values[q]!);
+    for (let q = F.indptr[i]!; q < F.indptr[i + 1]!; q++) push(n + F.indices[q]!, F.values[q]!);
+  });
+  const nnzF = F.indices.length;
+  const indices = new Int32Array(nnzF + S.indices.length);
+  indices.set(F.indices);
+  indices.set(S.indices, nnzF);
+  const values = new Float64Array(indices.length);
+  values.set(F.values);
+  values.set(S.values, nnzF);
+  const right: SparseRows = {
+    rows: 2 * n,
+    indptr: Float64Array.from({ length: 2 * n + 1 }, (_, r) => (r <= n ? F.indptr[r]! : nnzF + S.indptr[r - n]!)),
+    indices,
+    values,
+  };
+  return sparseProduct(left, right, n, { scale: 0.5 * alpha, diag: 1 - alpha, keep });
+}
+
+/**
+ * F ← ½α(FS + SF) + (1 − α)I from F = W. The first steps stay sparse (F spreads one hop per step);
+ * then F is dense (n × n, float64, symmetric), and the last step is evaluated only at the entries
+ * asked for (the candidate sets).
+ */
 async function denseDiffusion(
   n: number, W: SparseRows, S: SparseRows, alpha: number, p: CasParams,
   progress: (done: number, total: number) => void,
 ): Promise<(i: number, j: number) => number> {
+  const total = p.converged ? 10_000 : p.iterations;
+  const sparseSteps = p.converged ? 0 : Math.min(2, p.iterations - 1);
+  let Fs = W;
+  for (let t = 0; t < sparseSteps; t++) {
+    Fs = await sparseStep(Fs, S, alpha);
+    progress(t + 1, total);
+  }
   const parallel = n >= 1000 && threads() > 1;
   const alloc = (len: number) => (parallel ? sharedFloat64(len) : new Float64Array(len));
   const F = alloc(n * n);
-  for (let i = 0; i < n; i++) for (let q = W.indptr[i]!; q < W.indptr[i + 1]!; q++) F[i * n + W.indices[q]!] = W.values[q]!;
+  for (let i = 0; i < n; i++) for (let q = Fs.indptr[i]!; q < Fs.indptr[i + 1]!; q++) F[i * n + Fs.indices[q]!] = Fs.values[q]!;
   const G = alloc(n * n);
   const args = {
     n, F, G, alpha,
@@ -295,18 +331,23 @@ async function denseDiffusion(
   const parts = parallel ? threads() : 1;
   // Balanced ranges: S·F costs the row's non-zeros; the symmetrisation costs n − i per row.
   const spmmBounds = balancedBounds(n, parts, (i) => S.indptr[i + 1]! - S.indptr[i]! + 1);
-  const symBounds = balancedBounds(n, parts, (i) => n - i).map((b) => (b === n ? n : Math.floor(b / 64) * 64));
-  const maxSteps = p.converged ? 10_000 : p.iterations;
-  for (let t = 0; t < maxSteps; t++) {
+  const symBounds = [...new Set(balancedBounds(n, parts, (i) => n - i).map((b) => (b === n ? n : Math.floor(b / 64) * 64)))];
+  const denseSteps = p.converged ? total : p.iterations - sparseSteps - 1;
+  for (let t = 0; t < denseSteps; t++) {
     // G = S·F; F symmetric, so F·S = Gᵀ and F ← ½α(G + Gᵀ) + (1 − α)I.
     await runRanges('spmmRows', args, spmmBounds, parallel);
-    const res = (await runRanges('symmetrizeRows', args, [...new Set(symBounds)], parallel)) as number[][];
-    const change = Math.max(...res.map((r) => r[0]!));
-    const size = Math.max(...res.map((r) => r[1]!));
-    progress(t + 1, maxSteps);
-    if (p.converged && change <= 1e-9 * size) break;
+    const res = (await runRanges('symmetrizeRows', args, symBounds, parallel)) as number[][];
+    progress(sparseSteps + t + 1, total);
+    if (p.converged && Math.max(...res.map((r) => r[0]!)) <= 1e-9 * Math.max(...res.map((r) => r[1]!))) break;
   }
-  return (i, j) => F[i * n + j]!;
+  if (p.converged) return (i, j) => F[i * n + j]!;
+  // The last step, entry by entry: ½α(Σ_m S_im F_mj + Σ_m F_im S_mj) + (1 − α)δ_ij.
+  return (i, j) => {
+    let v = 0;
+    for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++) v += S.values[q]! * F[S.indices[q]! * n + j]!;
+    for (let q = S.indptr[j]!; q < S.indptr[j + 1]!; q++) v += F[i * n + S.indices[q]!]! * S.values[q]!;
+    return 0.5 * alpha * v + (i === j ? 1 - alpha : 0);
+  };
 }
 
 /** The same iteration on sparse rows, keeping the `truncate` largest entries of each row. */
@@ -318,19 +359,7 @@ async function truncatedDiffusion(
   const maxSteps = p.converged ? 1000 : p.iterations;
   for (let t = 0; t < maxSteps; t++) {
     const prev = F;
-    // Row i of S·F + F·S = Σ_m S_im F_m + Σ_m F_im S_m (S symmetric): one product of
-    // [S | F] (n × 2n) with [F ; S] (2n × n).
-    const left = rowsFromLists(n, (i, push) => {
-      for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++) push(S.indices[q]!, S.values[q]!);
-      for (let q = prev.indptr[i]!; q < prev.indptr[i + 1]!; q++) push(n + prev.indices[q]!, prev.values[q]!);
-    });
-    const right: SparseRows = {
-      rows: 2 * n,
-      indptr: Float64Array.from({ length: 2 * n + 1 }, (_, r) => (r <= n ? prev.indptr[r]! : prev.indptr[n]! + S.indptr[r - n]!)),
-      indices: Int32Array.from([...prev.indices, ...S.indices]),
-      values: Float64Array.from([...prev.values, ...S.values]),
-    };
-    F = await sparseProduct(left, right, n, { scale: 0.5 * alpha, diag: 1 - alpha, keep: p.truncate });
+    F = await sparseStep(prev, S, alpha, p.truncate);
     progress(t + 1, maxSteps);
     if (p.converged) {
       let change = 0;
@@ -408,12 +437,12 @@ async function jsdGraph(rep: CasRepresentation, p: CasParams): Promise<WeightedG
   const m = src.length;
   const parallel = m >= 20_000 && threads() > 1;
   const share = <T extends Float64Array | Int32Array>(a: T) => (parallel ? sharedCopy(a) : a);
-  const xlogx = V.values.map((v) => (v > 0 ? v * Math.log2(v) : 0));
+  const xlogx = V.values.map((v) => (v > 0 ? v * Math.log(v) : 0));
   const out = parallel ? sharedFloat64(m) : new Float64Array(m);
   const args = {
     n, out,
     src: share(Int32Array.from(src)), dst: share(Int32Array.from(dst)),
-    indptr: share(Float64Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values), xlogx: share(xlogx),
+    indptr: share(Int32Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values), xlogx: share(xlogx),
   };
   const parts = parallel ? threads() * 4 : 1;
   await runRanges('jsdEdges', args, Array.from({ length: parts + 1 }, (_, t) => Math.round((t * m) / parts)), parallel);
@@ -471,51 +500,71 @@ export async function cas(
     const G = await jsdGraph(rep, p);
     timer.lap('jensen-shannon');
     const block = 256;
+    const cand = new Int32Array(ndb);
+    const candFinal = new Float64Array(ndb);
     for (let b = 0; b < rows; b += block) {
       const count = Math.min(block, rows - b);
       // Distances from these rows' nodes to the database nodes.
       const D = await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, opts.engine);
       for (let t = 0; t < count; t++) {
         const node = (self ? nq : 0) + b + t;
-        const geo = shortestPaths(G, node, p.geodesicCap);
-        const final = new Float64Array(ndb);
-        for (let j = 0; j < ndb; j++) final[j] = (1 - lam) * geo[nq + j]! + lam * D[t * ndb + j]!;
-        keepSmallest(final, k, out, b + t, self ? b + t : -1);
+        const exclude = self ? b + t : -1;
+        // Settle nodes by geodesic distance g; stop once (1 − λ)·g exceeds the k-th best final
+        // distance found, since every later node costs at least that.
+        const worst = new MaxHeap(k);
+        let c = 0;
+        settleInOrder(G, node, p.geodesicCap, (v, g) => {
+          if (worst.full && (1 - lam) * g > worst.top) return false;
+          const j = v - nq;
+          if (j >= 0 && j !== exclude) {
+            const f = (1 - lam) * g + lam * D[t * ndb + j]!;
+            cand[c] = j;
+            candFinal[c++] = f;
+            worst.push(f);
+          }
+          return true;
+        });
+        if (c < k) {
+          // Unreached items sit at the cap distance: rank them by D.
+          const reached = new Uint8Array(ndb);
+          for (let u = 0; u < c; u++) reached[cand[u]!] = 1;
+          for (let j = 0; j < ndb; j++) {
+            if (reached[j] || j === exclude) continue;
+            cand[c] = j;
+            candFinal[c++] = (1 - lam) * p.geodesicCap + lam * D[t * ndb + j]!;
+          }
+        }
+        keepSmallestOf(cand.subarray(0, c), candFinal.subarray(0, c), k, out, b + t);
       }
       opts.onProgress?.('geodesic ranking', b + count, rows);
     }
     timer.lap('geodesic ranking');
   } else {
     // J between each output row and every database node; only overlapping supports cost anything.
-    const Vt = transpose(rep.V, n);
-    const pa = new RowAccumulator(n);
-    const both = new RowAccumulator(n);
-    const terms = new Float64Array(n);
+    const V = rep.V;
+    const Vt = transpose(V, n);
+    const parallel = threads() > 1 && rows >= 16;
+    const share = <T extends Float64Array | Int32Array>(a: T) => (parallel ? sharedCopy(a) : a);
     const block = 256;
+    const args = {
+      n,
+      indptr: share(Int32Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values),
+      xlogx: share(V.values.map((v) => v * Math.log(v))),
+      tIndptr: share(Int32Array.from(Vt.indptr)), tRows: share(Vt.indices), tVals: share(Vt.values),
+      tXlogx: share(Vt.values.map((v) => v * Math.log(v))),
+    };
+    const J = parallel ? sharedFloat64(block * n) : new Float64Array(block * n);
     for (let b = 0; b < rows; b += block) {
       const count = Math.min(block, rows - b);
-      const D = await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, opts.engine);
+      const first = (self ? nq : 0) + b;
+      const D = await normalizedDistanceRows(x, first, count, nq, ndb, graph.rowMax, opts.engine);
+      J.fill(0);
+      const nodes = Int32Array.from({ length: count }, (_, t) => first + t);
+      const parts = parallel ? Math.min(count, threads() * 4) : 1;
+      await runRanges('jsdRows', { ...args, nodes: share(nodes), out: J }, Array.from({ length: parts + 1 }, (_, u) => Math.round((u * count) / parts)), parallel);
+      const final = new Float64Array(ndb);
       for (let t = 0; t < count; t++) {
-        const node = (self ? nq : 0) + b + t;
-        pa.reset();
-        pa.addRow(rep.V, node, 1);
-        for (const kcol of pa.columns()) {
-          const a = pa.values[kcol]!;
-          for (let q = Vt.indptr[kcol]!; q < Vt.indptr[kcol + 1]!; q++) {
-            const j = Vt.indices[q]!;
-            const bv = Vt.values[q]!;
-            const s = a + bv;
-            both.add(j, s);
-            terms[j]! += a * Math.log2((2 * a) / s) + bv * Math.log2((2 * bv) / s);
-          }
-        }
-        const final = new Float64Array(ndb);
-        for (let j = 0; j < ndb; j++) {
-          const J = Math.max(0, 1 - 0.5 * both.values[nq + j]! + 0.5 * terms[nq + j]!);
-          final[j] = (1 - lam) * J + lam * D[t * ndb + j]!;
-        }
-        for (const j of both.columns()) terms[j] = 0;
-        both.reset();
+        for (let j = 0; j < ndb; j++) final[j] = (1 - lam) * J[t * n + nq + j]! + lam * D[t * ndb + j]!;
         keepSmallest(final, k, out, b + t, self ? b + t : -1);
       }
       opts.onProgress?.('ranking', b + count, rows);

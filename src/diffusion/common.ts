@@ -119,3 +119,55 @@ export interface DiffusionResultBuffers {
   indices: Int32Array;
   scores: Float32Array;
 }
+
+/** The k smallest of candidate (index, score) pairs, ties to the lower index, into row r of out. */
+export function keepSmallestOf(idx: Int32Array, scores: Float64Array, k: number, out: DiffusionResultBuffers, r: number): void {
+  const order = Array.from(idx.keys()).sort((a, b) => scores[a]! - scores[b]! || idx[a]! - idx[b]!);
+  for (let t = 0; t < k; t++) {
+    out.indices[r * k + t] = idx[order[t]!]!;
+    out.scores[r * k + t] = scores[order[t]!]!;
+  }
+}
+
+/** A bounded max-heap of numbers: the k smallest values seen, with the largest on top. */
+export class MaxHeap {
+  private readonly h: Float64Array;
+  private size = 0;
+
+  constructor(readonly capacity: number) {
+    this.h = new Float64Array(capacity);
+  }
+
+  get full(): boolean {
+    return this.size === this.capacity;
+  }
+
+  get top(): number {
+    return this.size ? this.h[0]! : Infinity;
+  }
+
+  push(v: number): void {
+    const h = this.h;
+    if (this.size < this.capacity) {
+      let i = this.size++;
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (h[p]! >= v) break;
+        h[i] = h[p]!;
+        i = p;
+      }
+      h[i] = v;
+    } else if (v < h[0]!) {
+      let i = 0;
+      for (;;) {
+        let c = 2 * i + 1;
+        if (c >= this.size) break;
+        if (c + 1 < this.size && h[c + 1]! > h[c]!) c++;
+        if (h[c]! <= v) break;
+        h[i] = h[c]!;
+        i = c;
+      }
+      h[i] = v;
+    }
+  }
+}

@@ -12,6 +12,20 @@ export interface WeightedGraph {
  * of cost `cap` (so distances never exceed it): min(cap, shortest path).
  */
 export function shortestPaths(g: WeightedGraph, source: number, cap: number): Float64Array {
+  return settleInOrder(g, source, cap, () => true);
+}
+
+/**
+ * Dijkstra from `source`, calling `settled(node, distance)` for each node in order of increasing
+ * distance (below `cap`); stops early when the callback returns false. Returns the distances
+ * found so far (cap for nodes not settled).
+ */
+export function settleInOrder(
+  g: WeightedGraph,
+  source: number,
+  cap: number,
+  settled: (node: number, distance: number) => boolean,
+): Float64Array {
   const dist = new Float64Array(g.n).fill(cap);
   const done = new Uint8Array(g.n);
   // Binary heap of (distance, node) with lazy deletion.
@@ -64,6 +78,8 @@ export function shortestPaths(g: WeightedGraph, source: number, cap: number): Fl
     const u = pop();
     if (done[u]) continue;
     done[u] = 1;
+    if (du >= cap) break;
+    if (!settled(u, du)) break;
     for (let q = g.indptr[u]!; q < g.indptr[u + 1]!; q++) {
       const v = g.neighbours[q]!;
       const nd = du + g.weights[q]!;
