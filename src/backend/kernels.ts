@@ -312,5 +312,29 @@ export function jsdRows(a: KernelArgs): number {
   return 0;
 }
 
-export const KERNELS = { spmmRows, spgemmRows, symmetrizeRows, jsdEdges, jsdRows } as const;
+/**
+ * G[i, j] = Σ_q H[i, cols_q] · vals_q over the sparse row j of P, for rows i in [from, to):
+ * G = H·Pᵀ with H, G dense n × n (H's row stays in cache while P is streamed).
+ */
+export function denseTimesSparseT(a: KernelArgs): number {
+  const n = a.n as number;
+  const from = a.from as number;
+  const to = a.to as number;
+  const indptr = a.indptr as Int32Array;
+  const cols = a.cols as Int32Array;
+  const vals = a.vals as Float64Array;
+  const H = a.H as Float64Array;
+  const G = a.G as Float64Array;
+  for (let i = from; i < to; i++) {
+    const o = i * n;
+    for (let j = 0; j < n; j++) {
+      let v = 0;
+      for (let q = indptr[j]!; q < indptr[j + 1]!; q++) v += H[o + cols[q]!]! * vals[q]!;
+      G[o + j] = v;
+    }
+  }
+  return 0;
+}
+
+export const KERNELS = { spmmRows, spgemmRows, symmetrizeRows, jsdEdges, jsdRows, denseTimesSparseT } as const;
 export type KernelName = keyof typeof KERNELS;

@@ -14,6 +14,25 @@ export function oneOf<T extends string>(choices: readonly T[]): (value: string) 
   };
 }
 
+/** Progress of named stages: one self-updating line per stage on a terminal. */
+export function stageProgress(): { update(stage: string, done: number, total: number): void; done(): void } {
+  let current = '';
+  let bar = progress('');
+  return {
+    update(stage, done, total) {
+      if (stage !== current) {
+        bar.done();
+        bar = progress(stage);
+        current = stage;
+      }
+      bar.update(done, total);
+    },
+    done() {
+      bar.done();
+    },
+  };
+}
+
 /**
  * Progress on stderr: a self-updating line on a terminal, nothing when stderr is piped (so logs
  * stay clean). Reports a fraction, elapsed time and an ETA.

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { UserError } from '../errors.js';
+import { diffuseCommand } from './diffuse.js';
 import { evalCommand } from './eval.js';
 import { searchCommand } from './search.js';
 
@@ -15,6 +16,7 @@ export function program(): Command {
     .version(version)
     .showHelpAfterError('(run with --help for usage)')
     .addCommand(searchCommand())
+    .addCommand(diffuseCommand())
     .addCommand(evalCommand());
 }
 

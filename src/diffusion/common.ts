@@ -20,6 +20,8 @@ export interface DiffusionResult {
   readonly order: 'ascending' | 'descending';
   /** Seconds spent per stage, in order. */
   readonly timings: Record<string, number>;
+  /** Values the method chose from the data (σ, iterations run, …), for the manifest. */
+  readonly info?: Record<string, number | string | boolean>;
 }
 
 export interface DiffusionRunOptions {
@@ -76,7 +78,7 @@ export function prepareNodes(db: Matrix, queries: Matrix | null, normalize = tru
 /**
  * Rows [first, first + count) of the squared-distance matrix between nodes and the nodes
  * [colStart, colStart + colCount), each row divided by the node's farthest squared distance
- * (rowMax) — the D of the CAS paper.
+ * (rowMax) — the D of the CAS paper — or left as they are when rowMax is null.
  */
 export async function normalizedDistanceRows(
   x: Matrix,
@@ -84,7 +86,7 @@ export async function normalizedDistanceRows(
   count: number,
   colStart: number,
   colCount: number,
-  rowMax: Float64Array,
+  rowMax: Float64Array | null,
   engine?: EngineChoice,
 ): Promise<Float64Array> {
   const e = await denseEngine(engine);
@@ -95,7 +97,7 @@ export async function normalizedDistanceRows(
   const bn = rowSquaredNorms(b);
   const out = new Float64Array(count * colCount);
   for (let i = 0; i < count; i++) {
-    const max = rowMax[first + i]! || 1;
+    const max = rowMax ? rowMax[first + i]! || 1 : 1;
     for (let j = 0; j < colCount; j++) {
       const node = colStart + j;
       out[i * colCount + j] = node === first + i ? 0 : Math.max(0, an[i]! + bn[j]! - 2 * dots[i * colCount + j]!) / max;

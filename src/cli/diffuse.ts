@@ -1,0 +1,112 @@
+import { Command, Option } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import type { EngineChoice } from '../backend/dense.js';
+import { UserError } from '../errors.js';
+import { CAS_DEFAULTS } from '../diffusion/cas.js';
+import { DIFFUSION_METHODS, type DiffusionMethod } from '../diffusion/index.js';
+import { ISCEN_DEFAULTS } from '../diffusion/iscen.js';
+import { LCDP_DEFAULTS } from '../diffusion/lcdp.js';
+import { diffuseFiles, parseParams } from '../diffusion/run.js';
+import { oneOf, print, stageProgress } from './common.js';
+
+interface DiffuseFlags {
+  method: DiffusionMethod;
+  db: string;
+  query?: string;
+  out: string;
+  topK: string;
+  preset?: 'default' | 'small';
+  params?: string;
+  geodesic: boolean;
+  converged?: boolean;
+  normalize: boolean;
+  engine: EngineChoice;
+  json?: boolean;
+}
+
+const defaults = (o: object) =>
+  Object.entries(o)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+
+export function diffuseCommand(): Command {
+  return new Command('diffuse')
+    .summary('rank neighbours by diffusion (CAS, LCDP, Iscen et al.)')
+    .description(
+      'Ranks neighbours by a diffusion over the k-nearest-neighbour graph of the descriptors.\n' +
+        '  with --query:    query re-ranking — the queries join the graph (as in the CAS reference code)\n' +
+        '                   and each gets the database ranked for it\n' +
+        '  without --query: database self-ranking — every item gets its neighbours ranked (itself left\n' +
+        '                   out); this is what the distillation trainer learns from\n' +
+        'Writes, in --out: indices.npy (int32 rows × K, best first), scores.npy (float32; CAS: final\n' +
+        'distances, smaller is better; LCDP/Iscen: similarities) and diffusion.json (method, all\n' +
+        'parameters, per-stage timings). `ddistill eval --ranks DIR` scores the output.\n\n' +
+        'Methods and their parameters (change any with --params):\n' +
+        `  cas    ${defaults(CAS_DEFAULTS)}\n` +
+        `  lcdp   ${defaults(LCDP_DEFAULTS)}\n` +
+        `  iscen  ${defaults(ISCEN_DEFAULTS)}\n` +
+        'CAS keeps its diffusion matrix dense up to denseLimit items; above that each row keeps its\n' +
+        '`truncate` largest entries, so memory grows as O(n·truncate).',
+    )
+    .addOption(new Option('--method <name>', 'diffusion method').choices(DIFFUSION_METHODS).default('cas'))
+    .requiredOption('--db <file.npy>', 'database descriptors, n × d')
+    .option('--query <file.npy>', 'query descriptors, m × d; omit for database self-ranking')
+    .requiredOption('--out <dir>', 'output folder (created if needed)')
+    .option('--top-k <n|all>', 'neighbours kept per row (all: the whole database)', '1000')
+    .addOption(new Option('--preset <name>', 'CAS neighbourhood sizes: default, or small (k1..k5 = 5, 20, 25, 6, 25) for small groups').choices(['default', 'small']))
+    .option('--params <json|file.json>', 'method parameters as JSON, e.g. \'{"k1": 5, "lambda": 0.2}\' or a file holding it')
+    .option('--no-geodesic', 'CAS: use the Jensen–Shannon distance directly, without geodesic refinement')
+    .option('--converged', 'CAS: iterate the diffusion to convergence instead of 10 steps')
+    .option('--no-normalize', 'do not L2-normalise the descriptors first')
+    .addOption(
+      new Option('--engine <name>', 'matrix product engine: auto, onnxruntime or js')
+        .argParser(oneOf(['auto', 'onnxruntime', 'js'] as const))
+        .default('auto'),
+    )
+    .option('--json', 'print diffusion.json as one line instead of a summary')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  ddistill diffuse --db db.npy --query q.npy --top-k all --out cas/ && ddistill eval --ranks cas/ --gnd gnd_roxford5k.pkl\n' +
+        '  ddistill diffuse --method lcdp --db db.npy --top-k 300 --out teacher/\n' +
+        '  ddistill diffuse --db db.npy --query q.npy --preset small --no-geodesic --out cas/',
+    )
+    .action(async (flags: DiffuseFlags) => {
+      let topK: number | undefined;
+      if (flags.topK === 'all') topK = Number.MAX_SAFE_INTEGER;
+      else {
+        topK = Number(flags.topK);
+        if (!Number.isInteger(topK) || topK < 1) throw new UserError(`--top-k must be a positive integer or 'all', got '${flags.topK}'`);
+      }
+      let params = {};
+      if (flags.params) {
+        const isFile = !flags.params.trim().startsWith('{') && existsSync(flags.params);
+        if (!isFile && !flags.params.trim().startsWith('{')) throw new UserError(`--params: ${flags.params}: no such file; give a JSON object or a file holding one`);
+        params = parseParams(flags.method, isFile ? readFileSync(flags.params, 'utf8') : flags.params, isFile ? flags.params : '--params');
+      }
+      if (flags.method === 'cas') {
+        if (!flags.geodesic) params = { ...params, geodesic: false };
+        if (flags.converged) params = { ...params, converged: true };
+      } else if (!flags.geodesic || flags.converged) {
+        throw new UserError(`--no-geodesic and --converged apply to CAS only, not ${flags.method}`);
+      }
+      const bar = stageProgress();
+      let manifest;
+      try {
+        manifest = await diffuseFiles({
+          method: flags.method, db: flags.db, query: flags.query, out: flags.out, topK, params,
+          preset: flags.preset, normalize: flags.normalize, engine: flags.engine,
+          onProgress: (s, d, t) => bar.update(s, d, t),
+        });
+      } finally {
+        bar.done();
+      }
+      if (flags.json) {
+        print(JSON.stringify(manifest));
+        return;
+      }
+      print(`${manifest.method} ${manifest.mode === 'query' ? 'query re-ranking' : 'self-ranking'}: ${manifest.rows} rows × top ${manifest.k} of ${manifest.databaseSize} in ${manifest.seconds.toFixed(2)} s`);
+      print(`  stages: ${Object.entries(manifest.timings).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}`);
+      print(`wrote indices.npy, scores.npy and diffusion.json in ${flags.out}`);
+    });
+}
