@@ -109,14 +109,15 @@ export function casGraphSize(p: CasParams, n: number): number {
   if (!(p.lambda >= 0 && p.lambda <= 1)) throw new UserError(`CAS parameter lambda must be in [0, 1], got ${p.lambda}`);
   if (!(p.lv >= 0) || !(p.beta >= 0)) throw new UserError('CAS parameters lv and beta must be non-negative');
   if (p.k1 < 2) throw new UserError('CAS parameter k1 must be at least 2 (W uses the k1 − 1 nearest neighbours)');
-  const L = Math.max(p.k1, p.k2 + 1, p.k3, p.k4, p.geodesic ? p.geodesicNeighbours : 0);
+  // The geodesic graph links each item to its 100 nearest — to all items when there are fewer.
+  const L = Math.max(p.k1, p.k2 + 1, p.k3, p.k4);
   if (L > n) {
     throw new UserError(
       `CAS with these parameters needs ${L} neighbours per item but there are only ${n} items; ` +
-        `use the small preset (--preset small) or smaller k parameters (k2 + 1, k3${p.geodesic ? ', geodesic neighbours' : ''} ≤ ${n})`,
+        `use the small preset (--preset small) or smaller k parameters (k1, k2 + 1, k3, k4 ≤ ${n})`,
     );
   }
-  return L;
+  return Math.max(L, p.geodesic ? Math.min(p.geodesicNeighbours, n) : 0);
 }
 
 /** The per-node distributions V of §1 steps 1–4, and what the distance stage needs. */
