@@ -106,6 +106,7 @@ describe('--help documents every option', () => {
   it.each([
     ['search', ['--db', '--query', '--k', '--metric', '--exclude-self', '--out', '--engine', '--json', 'Examples']],
     ['eval', ['--db', '--query', '--metric', '--ranks', '--scores', '--order', '--gnd', '--labels', '--query-labels', '--groups', '--query-groups', '--json', 'Examples']],
+    ['diffuse', ['--method', '--db', '--query', '--out', '--top-k', '--preset', '--params', '--no-geodesic', '--converged', '--no-normalize', '--engine', '--json', 'Examples', 'k1=6']],
   ] as const)('%s', async (cmd, options) => {
     expect(await run(cmd, '--help')).toBe(0);
     const text = out.join('');
@@ -120,5 +121,39 @@ describe.skipIf(!existsSync(join(ROOT, 'dist', 'cli', 'main.js')))('the installe
     const res = spawnSync('node', [bin, 'eval', '--db', 'missing.npy', '--groups', '4']);
     expect(res.status).toBe(1);
     expect(res.stderr.toString()).toBe('ddistill: error: missing.npy: cannot open (ENOENT); check the path\n');
+  });
+});
+
+describe('ddistill diffuse', () => {
+  it('self-ranks with LCDP, writes the three files, and eval reads the folder', async () => {
+    await withTempDir(async (dir) => {
+      // Three tight clusters of 20: every top-10 list stays inside its cluster.
+      const g = gaussian(rng(5));
+      const data = Float32Array.from({ length: 60 * 4 }, (_, i) => (Math.floor(i / 4) % 3 === Math.floor((i % 4) / 2) ? 5 : 0) + g() * 0.05 + 1);
+      writeNpy(join(dir, 'db.npy'), { dtype: 'float32', shape: [60, 4], data });
+      writeFileSync(join(dir, 'labels.json'), JSON.stringify(Array.from({ length: 60 }, (_, i) => i % 3)));
+      expect(await run('diffuse', '--method', 'lcdp', '--db', join(dir, 'db.npy'), '--top-k', '10', '--out', join(dir, 'd'), '--json')).toBe(0);
+      const manifest = JSON.parse(out[0]!);
+      expect(manifest).toMatchObject({ method: 'lcdp', mode: 'self', rows: 60, k: 10, order: 'descending' });
+      expect(manifest.parameters.k).toBe(10);
+      expect(Object.keys(manifest.timings)).toContain('diffusion');
+      expect(readdirSync(join(dir, 'd')).sort()).toEqual(['diffusion.json', 'indices.npy', 'scores.npy']);
+      out.length = 0;
+      expect(await run('eval', '--ranks', join(dir, 'd'), '--labels', join(dir, 'labels.json'), '--json')).toBe(0);
+      expect(JSON.parse(out[0]!).mAP).toBeGreaterThan(30);
+    });
+  });
+
+  it('rejects unknown parameters and CAS-only flags for other methods', async () => {
+    await withTempDir(async (dir) => {
+      writeRandom(join(dir, 'db.npy'), 40, 4, 1);
+      expect(await run('diffuse', '--db', join(dir, 'db.npy'), '--preset', 'small', '--params', '{"k9": 3}', '--out', join(dir, 'o'))).toBe(1);
+      expect(err.join('')).toMatch(/--params: unknown cas parameter 'k9'; known: sigma, k1/);
+      expect(await run('diffuse', '--method', 'iscen', '--db', join(dir, 'db.npy'), '--no-geodesic', '--out', join(dir, 'o'))).toBe(1);
+      expect(err.join('')).toMatch(/apply to CAS only/);
+      expect(await run('diffuse', '--db', join(dir, 'db.npy'), '--out', join(dir, 'o'))).toBe(1);
+      expect(err.join('')).toMatch(/needs 70 neighbours per item but there are only 40 items; use the small preset/);
+      expect(existsSync(join(dir, 'o'))).toBe(false);
+    });
   });
 });

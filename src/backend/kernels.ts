@@ -336,5 +336,260 @@ export function denseTimesSparseT(a: KernelArgs): number {
   return 0;
 }
 
-export const KERNELS = { spmmRows, spgemmRows, symmetrizeRows, jsdEdges, jsdRows, denseTimesSparseT } as const;
+/**
+ * CAS geodesic ranking for rows [from, to): for each row's node, Dijkstra over the Jensen–Shannon
+ * graph (gIndptr, gNbr, gW; every pair also joined at cost `cap`), final distance
+ * (1 − λ)·G + λ·D for database nodes (nq.. nq + ndb − 1), keeping the k smallest (ties: lower
+ * index) in outIdx/outScore. D comes from the dense block `D` (rows × ndb, from `dFirst`) or, when
+ * absent, from the node's neighbour list (lists, sqDist) or a dot product of the rows of x.
+ * Stops when no unsettled node can enter the top k (see cas.ts), or after `searchLimit` nodes.
+ */
+export function geodesicRank(a: KernelArgs): number {
+  const from = a.from as number;
+  const to = a.to as number;
+  const n = a.n as number;
+  const nq = a.nq as number;
+  const ndb = a.ndb as number;
+  const L = a.L as number;
+  const k = a.k as number;
+  const lam = a.lam as number;
+  const cap = a.cap as number;
+  const searchLimit = a.searchLimit as number;
+  const selfMode = a.selfMode as boolean;
+  const gIndptr = a.gIndptr as Int32Array;
+  const gNbr = a.gNbr as Int32Array;
+  const gW = a.gW as Float64Array;
+  const lists = a.lists as Int32Array;
+  const sqDist = a.sqDist as Float64Array;
+  const rowMax = a.rowMax as Float64Array;
+  const x = a.x as Float32Array;
+  const d = a.d as number;
+  const norms = a.norms as Float64Array;
+  const D = a.D as Float64Array | null;
+  const dFirst = a.dFirst as number;
+  const outIdx = a.outIdx as Int32Array;
+  const outScore = a.outScore as Float32Array;
+  const dist = new Float64Array(n);
+  const seenStamp = new Int32Array(n).fill(-1);
+  const doneStamp = new Int32Array(n).fill(-1);
+  const listOwner = new Int32Array(n).fill(-1);
+  const listPos = new Int32Array(n);
+  const settledInList = new Uint8Array(L);
+  let hd = new Float64Array(1024);
+  let hn = new Int32Array(1024);
+  const worst = new Float64Array(k);
+  let cand = new Int32Array(1024);
+  let candF = new Float64Array(1024);
+  for (let row = from; row < to; row++) {
+    const node = selfMode ? nq + row : row;
+    const exclude = selfMode ? row : -1;
+    const base = node * L;
+    const max = rowMax[node]! || 1;
+    for (let r = 0; r < L; r++) {
+      listOwner[lists[base + r]!] = node;
+      listPos[lists[base + r]!] = r;
+    }
+    settledInList.fill(0);
+    let firstUnsettled = 0;
+    let wsize = 0;
+    let c = 0;
+    let settled = 0;
+    let size = 0;
+    // Push the source.
+    dist[node] = 0;
+    seenStamp[node] = row;
+    hd[0] = 0;
+    hn[0] = node;
+    size = 1;
+    while (size > 0) {
+      // Pop the minimum.
+      const du = hd[0]!;
+      const u = hn[0]!;
+      size--;
+      if (size > 0) {
+        const ld = hd[size]!;
+        const ln = hn[size]!;
+        let i = 0;
+        for (;;) {
+          let ch = 2 * i + 1;
+          if (ch >= size) break;
+          if (ch + 1 < size && hd[ch + 1]! < hd[ch]!) ch++;
+          if (hd[ch]! >= ld) break;
+          hd[i] = hd[ch]!;
+          hn[i] = hn[ch]!;
+          i = ch;
+        }
+        hd[i] = ld;
+        hn[i] = ln;
+      }
+      if (doneStamp[u] === row) continue;
+      if (du >= cap) break;
+      if (++settled > searchLimit) break;
+      const lowerD = sqDist[base + (firstUnsettled < L ? firstUnsettled : L - 1)]! / max;
+      if (wsize === k && (1 - lam) * du + lam * lowerD > worst[0]!) break;
+      doneStamp[u] = row;
+      if (listOwner[u] === node) {
+        settledInList[listPos[u]!] = 1;
+        while (firstUnsettled < L && settledInList[firstUnsettled] === 1) firstUnsettled++;
+      }
+      const j = u - nq;
+      if (j >= 0 && j !== exclude) {
+        let dj: number;
+        if (D !== null) dj = D[(row - dFirst) * ndb + j]!;
+        else if (listOwner[u] === node) dj = sqDist[base + listPos[u]!]! / max;
+        else {
+          let dot = 0;
+          for (let l = 0, oa = node * d, ob = u * d; l < d; l++) dot += x[oa + l]! * x[ob + l]!;
+          const sq = norms[node]! + norms[u]! - 2 * dot;
+          dj = (sq > 0 ? sq : 0) / max;
+        }
+        const f = (1 - lam) * du + lam * dj;
+        if (c === cand.length) {
+          const c2 = new Int32Array(c * 2);
+          c2.set(cand);
+          cand = c2;
+          const f2 = new Float64Array(c * 2);
+          f2.set(candF);
+          candF = f2;
+        }
+        cand[c] = j;
+        candF[c++] = f;
+        // Max-heap of the k smallest finals.
+        if (wsize < k) {
+          let i = wsize++;
+          while (i > 0) {
+            const pi = (i - 1) >> 1;
+            if (worst[pi]! >= f) break;
+            worst[i] = worst[pi]!;
+            i = pi;
+          }
+          worst[i] = f;
+        } else if (f < worst[0]!) {
+          let i = 0;
+          for (;;) {
+            let ch = 2 * i + 1;
+            if (ch >= wsize) break;
+            if (ch + 1 < wsize && worst[ch + 1]! > worst[ch]!) ch++;
+            if (worst[ch]! <= f) break;
+            worst[i] = worst[ch]!;
+            i = ch;
+          }
+          worst[i] = f;
+        }
+      }
+      for (let q = gIndptr[u]!; q < gIndptr[u + 1]!; q++) {
+        const v = gNbr[q]!;
+        if (doneStamp[v] === row) continue;
+        const nd = du + gW[q]!;
+        if (seenStamp[v] !== row || nd < dist[v]!) {
+          seenStamp[v] = row;
+          dist[v] = nd;
+          if (size === hd.length) {
+            const h2 = new Float64Array(size * 2);
+            h2.set(hd);
+            hd = h2;
+            const n2 = new Int32Array(size * 2);
+            n2.set(hn);
+            hn = n2;
+          }
+          let i = size++;
+          while (i > 0) {
+            const pi = (i - 1) >> 1;
+            if (hd[pi]! <= nd) break;
+            hd[i] = hd[pi]!;
+            hn[i] = hn[pi]!;
+            i = pi;
+          }
+          hd[i] = nd;
+          hn[i] = v;
+        }
+      }
+    }
+    if (c < k) {
+      // Unreached items sit at the cap distance: rank them by D.
+      for (let u = nq; u < n; u++) {
+        const j = u - nq;
+        if (j === exclude || doneStamp[u] === row) continue;
+        let dj: number;
+        if (D !== null) dj = D[(row - dFirst) * ndb + j]!;
+        else {
+          let dot = 0;
+          for (let l = 0, oa = node * d, ob = u * d; l < d; l++) dot += x[oa + l]! * x[ob + l]!;
+          const sq = norms[node]! + norms[u]! - 2 * dot;
+          dj = (sq > 0 ? sq : 0) / max;
+        }
+        if (c === cand.length) {
+          const c2 = new Int32Array(c * 2);
+          c2.set(cand);
+          cand = c2;
+          const f2 = new Float64Array(c * 2);
+          f2.set(candF);
+          candF = f2;
+        }
+        cand[c] = j;
+        candF[c++] = (1 - lam) * cap + lam * dj;
+      }
+    }
+    // The k smallest candidates, ordered by (final, index): heapsort on a max-heap of the first
+    // k by that order, fed with the rest.
+    if (hd.length < k) {
+      hd = new Float64Array(k);
+      hn = new Int32Array(k);
+    }
+    let hsz = 0;
+    const hIdx = hn;
+    const hVal = hd;
+    for (let t = 0; t < c; t++) {
+      const v = candF[t]!;
+      const id = cand[t]!;
+      if (hsz < k) {
+        let i = hsz++;
+        while (i > 0) {
+          const pi = (i - 1) >> 1;
+          if (hVal[pi]! > v || (hVal[pi] === v && hIdx[pi]! > id)) break;
+          hVal[i] = hVal[pi]!;
+          hIdx[i] = hIdx[pi]!;
+          i = pi;
+        }
+        hVal[i] = v;
+        hIdx[i] = id;
+      } else if (v < hVal[0]! || (v === hVal[0] && id < hIdx[0]!)) {
+        let i = 0;
+        for (;;) {
+          let ch = 2 * i + 1;
+          if (ch >= hsz) break;
+          if (ch + 1 < hsz && (hVal[ch + 1]! > hVal[ch]! || (hVal[ch + 1] === hVal[ch] && hIdx[ch + 1]! > hIdx[ch]!))) ch++;
+          if (hVal[ch]! < v || (hVal[ch] === v && hIdx[ch]! < id)) break;
+          hVal[i] = hVal[ch]!;
+          hIdx[i] = hIdx[ch]!;
+          i = ch;
+        }
+        hVal[i] = v;
+        hIdx[i] = id;
+      }
+    }
+    // Pop from the max-heap into the output from the back.
+    for (let end = hsz - 1; end >= 0; end--) {
+      outIdx[row * k + end] = hIdx[0]!;
+      outScore[row * k + end] = hVal[0]!;
+      const lv = hVal[end]!;
+      const li = hIdx[end]!;
+      let i = 0;
+      for (;;) {
+        let ch = 2 * i + 1;
+        if (ch >= end) break;
+        if (ch + 1 < end && (hVal[ch + 1]! > hVal[ch]! || (hVal[ch + 1] === hVal[ch] && hIdx[ch + 1]! > hIdx[ch]!))) ch++;
+        if (hVal[ch]! < lv || (hVal[ch] === lv && hIdx[ch]! < li)) break;
+        hVal[i] = hVal[ch]!;
+        hIdx[i] = hIdx[ch]!;
+        i = ch;
+      }
+      hVal[i] = lv;
+      hIdx[i] = li;
+    }
+  }
+  return 0;
+}
+
+export const KERNELS = { spmmRows, spgemmRows, symmetrizeRows, jsdEdges, jsdRows, denseTimesSparseT, geodesicRank } as const;
 export type KernelName = keyof typeof KERNELS;

@@ -23,7 +23,7 @@ parentPort.on('message', ({ id, kernel, args }) => {
 `;
 
 /** A typed array backed by shared memory (so workers see the same data). */
-export function sharedCopy<T extends Float64Array | Int32Array>(src: T): T {
+export function sharedCopy<T extends Float64Array | Float32Array | Int32Array>(src: T): T {
   const Ctor = src.constructor as { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number };
   const out = new Ctor(new SharedArrayBuffer(Math.max(8, src.length * Ctor.BYTES_PER_ELEMENT)));
   out.set(src as never);

@@ -8,12 +8,11 @@
 import { UserError } from '../errors.js';
 import { neighbourGraph, type NeighbourGraph } from '../graph/knn.js';
 import { buildRows, entry, RowAccumulator, rowsFromLists, sparseProduct, transpose, type SparseRows } from '../graph/sparse.js';
-import type { Matrix } from '../matrix.js';
+import { rowSquaredNorms, type Matrix } from '../matrix.js';
 import {
-  DEFAULT_TOP_K, keepSmallest, keepSmallestOf, MaxHeap, normalizedDistanceRows, prepareNodes, StageTimer,
+  DEFAULT_TOP_K, keepSmallest, normalizedDistanceRows, prepareNodes, StageTimer,
   type DiffusionResult, type DiffusionRunOptions,
 } from './common.js';
-import { settleInOrder, type WeightedGraph } from './geodesic.js';
 import { balancedBounds, runRanges, sharedCopy, sharedFloat64, threads } from '../backend/parallel.js';
 
 export interface CasParams {
@@ -53,6 +52,11 @@ export interface CasParams {
   readonly denseLimit: number;
   /** Entries kept per row of F in truncated mode (n > denseLimit). */
   readonly truncate: number;
+  /**
+   * Truncated mode only: the geodesic ranking of an item settles at most this many nodes (the
+   * nearest by geodesic distance) and ranks those; dense mode searches until the top-K is exact.
+   */
+  readonly searchLimit: number;
 }
 
 /** The reference code's defaults (used for R-GeM on ROxford and RParis). */
@@ -75,12 +79,21 @@ export const CAS_DEFAULTS: CasParams = Object.freeze({
   geodesicCap: 50,
   denseLimit: 10_000,
   truncate: 200,
+  searchLimit: 1000,
 });
 
 /** Neighbourhood sizes for small groups (re-identification style, a few relevant items each). */
 export const CAS_SMALL_PRESET: Partial<CasParams> = Object.freeze({ k1: 5, k2: 20, k3: 25, k4: 6, k5: 25 });
 
 export const CAS_PRESETS = { default: {}, small: CAS_SMALL_PRESET } as const;
+
+/** Undirected graph with non-negative edge weights, as adjacency lists. */
+interface WeightedGraph {
+  readonly n: number;
+  readonly indptr: Int32Array;
+  readonly neighbours: Int32Array;
+  readonly weights: Float64Array;
+}
 
 /** Sets of items per node, as CSR without values. */
 interface NodeSets {
@@ -100,7 +113,7 @@ const setOf = (s: NodeSets, i: number) => s.items.subarray(s.indptr[i]!, s.indpt
 
 /** Checks parameters against the data size; returns how many neighbours the graph needs. */
 export function casGraphSize(p: CasParams, n: number): number {
-  for (const key of ['k1', 'k2', 'k3', 'k4', 'k5', 'iterations', 'geodesicNeighbours', 'truncate', 'denseLimit'] as const) {
+  for (const key of ['k1', 'k2', 'k3', 'k4', 'k5', 'iterations', 'geodesicNeighbours', 'truncate', 'denseLimit', 'searchLimit'] as const) {
     if (!Number.isInteger(p[key]) || p[key] < 1) throw new UserError(`CAS parameter ${key} must be a positive integer, got ${p[key]}`);
   }
   for (const key of ['sigma', 'mu', 'lambdaC', 'geodesicCap'] as const) {
@@ -500,44 +513,33 @@ export async function cas(
   if (p.geodesic) {
     const G = await jsdGraph(rep, p);
     timer.lap('jensen-shannon');
-    const block = 256;
-    const cand = new Int32Array(ndb);
-    const candFinal = new Float64Array(ndb);
+    // Dense mode reads D from blocks of distance rows; truncated mode computes the few it needs
+    // and settles at most searchLimit nodes per item.
+    const denseD = n <= p.denseLimit;
+    const parallel = rows >= 64 && threads() > 1;
+    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => (parallel ? sharedCopy(a) : a);
+    const outIdx = parallel ? new Int32Array(new SharedArrayBuffer(rows * k * 4)) : out.indices;
+    const outScore = parallel ? new Float32Array(new SharedArrayBuffer(rows * k * 4)) : out.scores;
+    const args = {
+      n, nq, ndb, L, k, lam, cap: p.geodesicCap, selfMode: self, d: x.cols,
+      searchLimit: denseD ? n : Math.max(p.searchLimit, k + 1),
+      gIndptr: share(G.indptr), gNbr: share(G.neighbours), gW: share(G.weights),
+      lists: share(graph.indices), sqDist: share(graph.sqDist), rowMax: share(graph.rowMax),
+      x: share(x.data), norms: share(Float64Array.from(rowSquaredNorms(x))),
+      outIdx, outScore,
+    };
+    const block = denseD ? 256 : 8192;
     for (let b = 0; b < rows; b += block) {
       const count = Math.min(block, rows - b);
-      // Distances from these rows' nodes to the database nodes.
-      const D = await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, opts.engine);
-      for (let t = 0; t < count; t++) {
-        const node = (self ? nq : 0) + b + t;
-        const exclude = self ? b + t : -1;
-        // Settle nodes by geodesic distance g; stop once (1 − λ)·g exceeds the k-th best final
-        // distance found, since every later node costs at least that.
-        const worst = new MaxHeap(k);
-        let c = 0;
-        settleInOrder(G, node, p.geodesicCap, (v, g) => {
-          if (worst.full && (1 - lam) * g > worst.top) return false;
-          const j = v - nq;
-          if (j >= 0 && j !== exclude) {
-            const f = (1 - lam) * g + lam * D[t * ndb + j]!;
-            cand[c] = j;
-            candFinal[c++] = f;
-            worst.push(f);
-          }
-          return true;
-        });
-        if (c < k) {
-          // Unreached items sit at the cap distance: rank them by D.
-          const reached = new Uint8Array(ndb);
-          for (let u = 0; u < c; u++) reached[cand[u]!] = 1;
-          for (let j = 0; j < ndb; j++) {
-            if (reached[j] || j === exclude) continue;
-            cand[c] = j;
-            candFinal[c++] = (1 - lam) * p.geodesicCap + lam * D[t * ndb + j]!;
-          }
-        }
-        keepSmallestOf(cand.subarray(0, c), candFinal.subarray(0, c), k, out, b + t);
-      }
+      const D = denseD ? await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, opts.engine) : null;
+      const parts = parallel ? Math.min(count, threads() * 4) : 1;
+      const bounds = Array.from({ length: parts + 1 }, (_, u) => b + Math.round((u * count) / parts));
+      await runRanges('geodesicRank', { ...args, D: D && share(D), dFirst: b }, bounds, parallel);
       opts.onProgress?.('geodesic ranking', b + count, rows);
+    }
+    if (parallel) {
+      out.indices.set(outIdx);
+      out.scores.set(outScore);
     }
     timer.lap('geodesic ranking');
   } else {
@@ -574,3 +576,4 @@ export async function cas(
   }
   return { mode: self ? 'self' : 'query', rows, k, ...out, order: 'ascending', timings: timer.timings };
 }
+

@@ -1,0 +1,87 @@
+/**
+ * Diffusion speed and memory on a 2-core CPU.
+ *
+ *   npm run bench:diffusion                 # everything below (about 15 minutes)
+ *   npm run bench:diffusion -- --quick      # small sizes only
+ *
+ * 1. CAS query re-ranking at revisited-Oxford size: 70 queries + 4,993 database items, 2048-d,
+ *    default parameters, full ranking, wall time including the neighbour graph.
+ * 2. CAS database self-ranking (top-300 per item, default parameters) of n × 512-d items for
+ *    n = 1k … 100k, in truncated mode (rows of the diffusion kept to their 200 largest entries),
+ *    and in dense mode up to 10k. Each size runs in a fresh process, whose peak RSS is reported.
+ * Data: random clustered descriptors (centres + Gaussian noise, about 50 items per cluster).
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { cas } from '../src/diffusion/cas.js';
+import type { Matrix } from '../src/matrix.js';
+
+function clustered(rows: number, dim: number, perCluster: number, seed: number): Matrix {
+  let s = seed >>> 0 || 1;
+  const rand = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  const clusters = Math.max(1, Math.floor(rows / perCluster));
+  const centres = Float32Array.from({ length: clusters * dim }, gauss);
+  const data = new Float32Array(rows * dim);
+  for (let i = 0; i < rows; i++) {
+    const c = Math.floor(rand() * clusters);
+    for (let j = 0; j < dim; j++) data[i * dim + j] = centres[c * dim + j]! + 0.7 * gauss();
+  }
+  return { rows, cols: dim, data };
+}
+
+const args = process.argv.slice(2);
+const child = args.indexOf('--child');
+if (child >= 0) {
+  // One measurement in this process: --child query|self n mode
+  const [kind, nText, mode] = args.slice(child + 1);
+  const n = Number(nText);
+  // The data is made before the clock starts.
+  const db = kind === 'query' ? clustered(n, 2048, 50, 1) : clustered(n, 512, 50, 2);
+  const q = kind === 'query' ? clustered(70, 2048, 50, 1) : null; // same centres (same seed), fresh noise
+  const t0 = performance.now();
+  const res = q
+    ? await cas(db, q, {}, { topK: n })
+    : await cas(db, null, mode === 'truncated' ? { denseLimit: 1 } : {}, { topK: 300 });
+  const timings = res.timings;
+  const seconds = (performance.now() - t0) / 1000;
+  console.log(JSON.stringify({ seconds, peakMB: process.resourceUsage().maxRSS / 1024, timings }));
+  process.exit(0);
+}
+
+const script = fileURLToPath(import.meta.url);
+function measure(kind: string, n: number, mode: string): { seconds: number; peakMB: number; timings: Record<string, number> } {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', script, '--child', kind, String(n), mode], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+const stages = (t: Record<string, number>) =>
+  Object.entries(t)
+    .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+    .join(', ');
+
+const quick = args.includes('--quick');
+console.log(`node ${process.version}, ${(await import('node:os')).availableParallelism()} cores`);
+console.log('\n## CAS query re-ranking, 70 queries + 4,993 database items, 2048-d (full ranking)\n');
+const q = measure('query', quick ? 1000 : 4993, 'default');
+console.log(`wall ${q.seconds.toFixed(2)} s, peak RSS ${q.peakMB.toFixed(0)} MB; stages (s): ${stages(q.timings)}`);
+
+console.log('\n## CAS database self-ranking, 512-d, top-300 per item\n');
+console.log('| n | mode | wall time | peak RSS | stages (s) |');
+console.log('|---|---|---|---|---|');
+const sizes = quick ? [1000, 2000] : [1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000];
+for (const mode of ['truncated', 'dense']) {
+  for (const n of sizes) {
+    if (mode === 'dense' && n > 10_000) continue;
+    const r = measure('self', n, mode);
+    console.log(`| ${n.toLocaleString('en')} | ${mode} | ${r.seconds.toFixed(1)} s | ${(r.peakMB / 1024).toFixed(2)} GB | ${stages(r.timings)} |`);
+  }
+}
