@@ -79,6 +79,11 @@ function dot(x: Float32Array, xo: number, y: Float32Array, yo: number, d: number
 
 type Ort = typeof import('onnxruntime-node');
 
+/** `a`, or a copy of it in ordinary memory when it lives in a SharedArrayBuffer. */
+export function unshared(a: Float32Array): Float32Array {
+  return a.buffer instanceof SharedArrayBuffer ? a.slice() : a;
+}
+
 async function loadOrt(): Promise<Ort | null> {
   try {
     return await import('onnxruntime-node');
@@ -128,7 +133,8 @@ async function createOrtEngine(ort: Ort): Promise<DenseEngine> {
     }),
     options,
   );
-  const tensor = (m: Matrix) => new ort.Tensor('float32', m.data, [m.rows, m.cols]);
+  // onnxruntime refuses memory shared with worker threads: hand it a plain copy.
+  const tensor = (m: Matrix) => new ort.Tensor('float32', unshared(m.data), [m.rows, m.cols]);
   return {
     name: 'onnxruntime',
     async abt(a, b) {
@@ -140,7 +146,7 @@ async function createOrtEngine(ort: Ort): Promise<DenseEngine> {
       const out = await topKSession.run({
         A: tensor(a),
         B: tensor(b),
-        bias: new ort.Tensor('float32', bias, [bias.length]),
+        bias: new ort.Tensor('float32', unshared(bias), [bias.length]),
         K: new ort.Tensor('int64', BigInt64Array.of(BigInt(kk)), [1]),
       });
       const idx64 = out.I!.data as BigInt64Array;

@@ -22,12 +22,18 @@ parentPort.on('message', ({ id, kernel, args }) => {
 });
 `;
 
-/** A typed array backed by shared memory (so workers see the same data). */
+/** A typed array backed by shared memory (so workers see the same data); shared input is returned as is. */
 export function sharedCopy<T extends Float64Array | Float32Array | Int32Array>(src: T): T {
+  if (src.buffer instanceof SharedArrayBuffer) return src;
   const Ctor = src.constructor as { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number };
   const out = new Ctor(new SharedArrayBuffer(Math.max(8, src.length * Ctor.BYTES_PER_ELEMENT)));
   out.set(src as never);
   return (out.length === src.length ? out : (out.subarray(0, src.length) as T));
+}
+
+/** `a` in shared memory when work will run on worker threads, else `a` itself. */
+export function shareIf<T extends Float64Array | Float32Array | Int32Array>(a: T, parallel: boolean): T {
+  return parallel ? sharedCopy(a) : a;
 }
 
 export function sharedFloat64(length: number): Float64Array {

@@ -13,7 +13,7 @@ import {
   DEFAULT_TOP_K, keepSmallest, normalizedDistanceRows, prepareNodes, StageTimer,
   type DiffusionResult, type DiffusionRunOptions,
 } from './common.js';
-import { balancedBounds, runRanges, sharedCopy, sharedFloat64, threads } from '../backend/parallel.js';
+import { balancedBounds, runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
 
 export interface CasParams {
   /** σ of the Gaussian affinity A = exp(−D/σ²). */
@@ -338,9 +338,9 @@ async function denseDiffusion(
   const G = alloc(n * n);
   const args = {
     n, F, G, alpha,
-    indptr: parallel ? sharedCopy(Float64Array.from(S.indptr)) : S.indptr,
-    cols: parallel ? sharedCopy(S.indices) : S.indices,
-    vals: parallel ? sharedCopy(S.values) : S.values,
+    indptr: shareIf(Float64Array.from(S.indptr), parallel),
+    cols: shareIf(S.indices, parallel),
+    vals: shareIf(S.values, parallel),
   };
   const parts = parallel ? threads() : 1;
   // Balanced ranges: S·F costs the row's non-zeros; the symmetrisation costs n − i per row.
@@ -435,27 +435,36 @@ async function jsdGraph(rep: CasRepresentation, p: CasParams): Promise<WeightedG
   // Unique undirected pairs (i < j), grouped by i.
   const byRow = transpose({ rows: n, indptr: Float64Array.from({ length: n + 1 }, (_, i) => i * g), indices: R.subarray(0, n * g).slice(), values: new Float64Array(n * g) }, n);
   const mark = new Int32Array(n).fill(-1);
-  const src: number[] = [];
-  const dst: number[] = [];
+  let src = new Int32Array(n * g);
+  let dst = new Int32Array(n * g);
+  let m = 0;
   for (let i = 0; i < n; i++) {
     const add = (j: number) => {
       if (j > i && mark[j] !== i) {
         mark[j] = i;
-        src.push(i);
-        dst.push(j);
+        if (m === src.length) {
+          const s2 = new Int32Array(m * 2);
+          s2.set(src);
+          src = s2;
+          const d2 = new Int32Array(m * 2);
+          d2.set(dst);
+          dst = d2;
+        }
+        src[m] = i;
+        dst[m++] = j;
       }
     };
     for (let r = 0; r < g; r++) add(R[i * L + r]!);
     for (let q = byRow.indptr[i]!; q < byRow.indptr[i + 1]!; q++) add(byRow.indices[q]!);
   }
-  const m = src.length;
   const parallel = m >= 20_000 && threads() > 1;
-  const share = <T extends Float64Array | Int32Array>(a: T) => (parallel ? sharedCopy(a) : a);
-  const xlogx = V.values.map((v) => (v > 0 ? v * Math.log(v) : 0));
+    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
+  const xlogx = parallel ? sharedFloat64(V.values.length) : new Float64Array(V.values.length);
+  for (let q = 0; q < xlogx.length; q++) xlogx[q] = V.values[q]! > 0 ? V.values[q]! * Math.log(V.values[q]!) : 0;
   const out = parallel ? sharedFloat64(m) : new Float64Array(m);
   const args = {
     n, out,
-    src: share(Int32Array.from(src)), dst: share(Int32Array.from(dst)),
+    src: share(src.subarray(0, m)), dst: share(dst.subarray(0, m)),
     indptr: share(Int32Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values), xlogx: share(xlogx),
   };
   const parts = parallel ? threads() * 4 : 1;
@@ -517,7 +526,7 @@ export async function cas(
     // and settles at most searchLimit nodes per item.
     const denseD = n <= p.denseLimit;
     const parallel = rows >= 64 && threads() > 1;
-    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => (parallel ? sharedCopy(a) : a);
+    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
     const outIdx = parallel ? new Int32Array(new SharedArrayBuffer(rows * k * 4)) : out.indices;
     const outScore = parallel ? new Float32Array(new SharedArrayBuffer(rows * k * 4)) : out.scores;
     const args = {
@@ -547,7 +556,7 @@ export async function cas(
     const V = rep.V;
     const Vt = transpose(V, n);
     const parallel = threads() > 1 && rows >= 16;
-    const share = <T extends Float64Array | Int32Array>(a: T) => (parallel ? sharedCopy(a) : a);
+    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
     const block = 256;
     const args = {
       n,

@@ -1,7 +1,7 @@
 /** What every diffusion shares: its output, progress/timing hooks, and input preparation. */
 import { denseEngine, type EngineChoice } from '../backend/dense.js';
 import { UserError } from '../errors.js';
-import { firstNonFiniteRow, l2NormalizeRows, rowBlock, rowSquaredNorms, type Matrix } from '../matrix.js';
+import { firstNonFiniteRow, rowBlock, rowSquaredNorms, type Matrix } from '../matrix.js';
 import { selectTopK } from '../search/topk.js';
 
 /**
@@ -62,15 +62,22 @@ export function prepareNodes(db: Matrix, queries: Matrix | null, normalize = tru
     if (bad >= 0) throw new UserError(`${name}: row ${bad} contains NaN or infinite values; remove or repair that row`);
   }
   const nq = queries?.rows ?? 0;
-  const data = new Float32Array((nq + db.rows) * db.cols);
+  const d = db.cols;
+  // One copy, in shared memory (worker kernels read it), normalised in place.
+  const data = new Float32Array(new SharedArrayBuffer(Math.max(4, (nq + db.rows) * d * 4)), 0, (nq + db.rows) * d);
   if (queries) data.set(queries.data);
-  data.set(db.data, nq * db.cols);
-  let x: Matrix = { rows: nq + db.rows, cols: db.cols, data };
+  data.set(db.data, nq * d);
+  const x: Matrix = { rows: nq + db.rows, cols: d, data };
   if (normalize) {
-    x = l2NormalizeRows(x, (row) => {
-      const what = row < nq ? `query row ${row}` : `database row ${row - nq}`;
-      throw new UserError(`${what} is a zero vector and cannot be L2-normalised; remove it or pass normalize=false (--no-normalize)`);
-    });
+    const norms = rowSquaredNorms(x);
+    for (let i = 0; i < x.rows; i++) {
+      const len = Math.sqrt(norms[i]!);
+      if (len === 0) {
+        const what = i < nq ? `query row ${i}` : `database row ${i - nq}`;
+        throw new UserError(`${what} is a zero vector and cannot be L2-normalised; remove it or pass normalize=false (--no-normalize)`);
+      }
+      for (let j = i * d; j < (i + 1) * d; j++) data[j]! /= len;
+    }
   }
   return { x, nq, ndb: db.rows };
 }

@@ -1,5 +1,5 @@
 /** Sparse rows (CSR) in typed arrays, and the accumulator used to build them row by row. */
-import { balancedBounds, runRanges, sharedCopy, threads } from '../backend/parallel.js';
+import { balancedBounds, runRanges, shareIf, threads } from '../backend/parallel.js';
 import { selectTopK } from '../search/topk.js';
 
 export interface SparseRows {
@@ -173,7 +173,7 @@ export async function sparseProduct(A: SparseRows, B: SparseRows, cols: number, 
   };
   for (let i = 0; i < A.rows; i++) work += rowWork(i);
   const parallel = work >= PRODUCT_PARALLEL_MIN_WORK && threads() > 1;
-  const share = <T extends Float64Array | Int32Array>(a: T) => (parallel ? sharedCopy(a) : a);
+    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
   const args = {
     n: cols,
     aIndptr: share(Int32Array.from(A.indptr)), aCols: share(A.indices), aVals: share(A.values),
@@ -183,9 +183,10 @@ export async function sparseProduct(A: SparseRows, B: SparseRows, cols: number, 
   const bounds = parallel ? balancedBounds(A.rows, threads() * 4, rowWork) : [0, A.rows];
   const parts = (await runRanges('spgemmRows', args, bounds, parallel)) as { indptr: Float64Array; cols: Int32Array; vals: Float64Array }[];
   const total = parts.reduce((s, p) => s + p.cols.length, 0);
+  // Large results go straight to shared memory: the next parallel step then needs no copy.
   const indptr = new Float64Array(A.rows + 1);
-  const indices = new Int32Array(total);
-  const values = new Float64Array(total);
+  const indices = parallel ? new Int32Array(new SharedArrayBuffer(Math.max(4, total * 4)), 0, total) : new Int32Array(total);
+  const values = parallel ? new Float64Array(new SharedArrayBuffer(Math.max(8, total * 8)), 0, total) : new Float64Array(total);
   let at = 0;
   parts.forEach((part, t) => {
     const base = bounds[t]!;

@@ -3,7 +3,7 @@
  * (which may stream from a `.npy` file larger than memory) and over the queries, so memory stays
  * bounded by the block sizes plus the queries × k result.
  */
-import { denseEngine, type EngineChoice } from '../backend/dense.js';
+import { denseEngine, unshared, type EngineChoice } from '../backend/dense.js';
 import { UserError } from '../errors.js';
 import { NpyFile } from '../io/npy.js';
 import { firstNonFiniteRow, l2NormalizeRows, rowBlock, rowSquaredNorms, toMatrix, type Matrix } from '../matrix.js';
@@ -87,7 +87,7 @@ export interface BlockedTopK {
  * transform each database block (first row index given) before use.
  */
 export async function blockedTopK(
-  q: Matrix,
+  queries: Matrix,
   source: RowSource,
   k: number,
   opts: {
@@ -99,6 +99,8 @@ export async function blockedTopK(
 ): Promise<BlockedTopK> {
   const engine = await denseEngine(opts.engine);
   const n = source.rows;
+  // Copy shared memory once here rather than on every product call.
+  const q = { ...queries, data: unshared(queries.data) };
   const nq = q.rows;
   const queryNorms = rowSquaredNorms(q);
   const budget = opts.blockElements ?? 32 * 1024 * 1024;
@@ -113,7 +115,8 @@ export async function blockedTopK(
   for (let start = 0; start < n; start += dbBlock) {
     const count = Math.min(dbBlock, n - start);
     const raw = source.read(start, count);
-    const x = opts.prepare ? opts.prepare(raw, start) : raw;
+    const prepared = opts.prepare ? opts.prepare(raw, start) : raw;
+    const x = { ...prepared, data: unshared(prepared.data) };
     const xNorms = rowSquaredNorms(x);
     const blockK = Math.min(k, count);
     let newLen = 0;
