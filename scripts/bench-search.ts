@@ -10,25 +10,8 @@
  */
 import { exactSearch } from '../src/search/exact.js';
 import type { Matrix } from '../src/matrix.js';
+import { clustered } from './clustered.js';
 import { denseEngine } from '../src/backend/dense.js';
-
-function clustered(rows: number, dim: number, clusters: number, seed: number): Matrix {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-  const centers = Float32Array.from({ length: clusters * dim }, gauss);
-  const data = new Float32Array(rows * dim);
-  for (let i = 0; i < rows; i++) {
-    const c = Math.floor(rand() * clusters);
-    for (let j = 0; j < dim; j++) data[i * dim + j] = centers[c * dim + j]! + 0.5 * gauss();
-  }
-  return { rows, cols: dim, data };
-}
 
 /** The baseline: for each query, every distance by a triple loop, then a full sort. */
 function tripleLoop(db: Matrix, q: Matrix, k: number): Int32Array {
@@ -64,8 +47,8 @@ console.log(`engine: ${engine.name}; node ${process.version}; k = ${k}; Euclidea
 console.log('| queries × database × dim | ddistill search | queries/s | GFLOP/s | JS triple loop queries/s | speed-up | top-k agree |');
 console.log('|---|---|---|---|---|---|---|');
 for (const { nq, n, d, loopQueries } of sizes) {
-  const db = clustered(n, d, Math.max(10, Math.floor(n / 100)), 1);
-  const q = clustered(nq, d, Math.max(10, Math.floor(n / 100)), 2);
+  const db = clustered(n, d, 100, 1, 0.5);
+  const q = clustered(nq, d, 100, 2, 0.5);
   await exactSearch(db, { rows: Math.min(nq, 8), cols: d, data: q.data.subarray(0, Math.min(nq, 8) * d) }, { k, metric: 'euclidean' }); // warm up
   const t0 = performance.now();
   const res = await exactSearch(db, q, { k, metric: 'euclidean' });

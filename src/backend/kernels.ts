@@ -7,19 +7,41 @@
 /** Arguments every kernel receives: shared arrays by name, plus scalars. */
 export type KernelArgs = Record<string, unknown>;
 
+/** A copy of `a` with room for at least `need` elements (doubling). Helpers are shipped to workers too. */
+export function grown<T extends Int32Array | Float64Array>(a: T, need: number): T {
+  if (need <= a.length) return a;
+  const out = new (a.constructor as new (n: number) => T)(Math.max(need, a.length * 2));
+  out.set(a);
+  return out;
+}
+
+/** Squared distance between rows a and b of x (d columns), from their squared norms. */
+export function rowSquaredDistance(x: Float32Array, d: number, norms: Float64Array, a: number, b: number): number {
+  let dot = 0;
+  for (let l = 0, oa = a * d, ob = b * d; l < d; l++) dot += x[oa + l]! * x[ob + l]!;
+  const sq = norms[a]! + norms[b]! - 2 * dot;
+  return sq > 0 ? sq : 0;
+}
+
+export const HELPERS = [grown, rowSquaredDistance] as const;
+
+export interface SpmmRowsArgs {
+  readonly n: number;
+  readonly from: number;
+  readonly to: number;
+  readonly indptr: Float64Array;
+  readonly cols: Int32Array;
+  readonly vals: Float64Array;
+  readonly F: Float64Array;
+  readonly G: Float64Array;
+}
+
 /**
  * G[i, :] = Σ_q S_iq · F[m_q, :] for rows i in [from, to); F, G dense n × n. Four rows of F are
  * combined per pass over G's row (three times faster in V8 than one axpy per non-zero).
  */
 export function spmmRows(a: KernelArgs): number {
-  const n = a.n as number;
-  const from = a.from as number;
-  const to = a.to as number;
-  const indptr = a.indptr as Float64Array;
-  const cols = a.cols as Int32Array;
-  const vals = a.vals as Float64Array;
-  const F = a.F as Float64Array;
-  const G = a.G as Float64Array;
+  const { n, from, to, indptr, cols, vals, F, G } = a as unknown as SpmmRowsArgs;
   for (let i = from; i < to; i++) {
     const gi = i * n;
     let q = indptr[i]!;
@@ -53,6 +75,22 @@ export function spmmRows(a: KernelArgs): number {
   return 0;
 }
 
+export interface SpgemmRowsArgs {
+  readonly n: number;
+  readonly from: number;
+  readonly to: number;
+  readonly aIndptr: Int32Array;
+  readonly aCols: Int32Array;
+  readonly aVals: Float64Array;
+  readonly bIndptr: Int32Array;
+  readonly bCols: Int32Array;
+  readonly bVals: Float64Array;
+  readonly keep: number;
+  readonly normalize: boolean;
+  readonly scale?: number;
+  readonly diag?: number;
+}
+
 /**
  * Rows [from, to) of A·B for sparse A (aIndptr, aCols, aVals) and B (bIndptr, bCols, bVals),
  * plus `diag` on the diagonal, each entry scaled by `scale`; keeps each row's `keep` largest
@@ -62,19 +100,7 @@ export function spmmRows(a: KernelArgs): number {
  * remembers the columns it touched.
  */
 export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Array; vals: Float64Array } {
-  const n = a.n as number;
-  const from = a.from as number;
-  const to = a.to as number;
-  const aIndptr = a.aIndptr as Int32Array;
-  const aCols = a.aCols as Int32Array;
-  const aVals = a.aVals as Float64Array;
-  const bIndptr = a.bIndptr as Int32Array;
-  const bCols = a.bCols as Int32Array;
-  const bVals = a.bVals as Float64Array;
-  const keep = a.keep as number;
-  const normalize = a.normalize as boolean;
-  const scale = (a.scale as number | undefined) ?? 1;
-  const diag = (a.diag as number | undefined) ?? 0;
+  const { n, from, to, aIndptr, aCols, aVals, bIndptr, bCols, bVals, keep, normalize, scale = 1, diag = 0 } = a as unknown as SpgemmRowsArgs;
   const acc = new Float64Array(n);
   const seen = new Uint8Array(n);
   const rowCols = new Int32Array(n);
@@ -171,15 +197,8 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
         }
       }
     }
-    if (nnz + kept > cols.length) {
-      const grow = Math.max(cols.length * 2, nnz + kept);
-      const c2 = new Int32Array(grow);
-      c2.set(cols.subarray(0, nnz));
-      const v2 = new Float64Array(grow);
-      v2.set(vals.subarray(0, nnz));
-      cols = c2;
-      vals = v2;
-    }
+    cols = grown(cols, nnz + kept);
+    vals = grown(vals, nnz + kept);
     let sum = 0;
     for (let u = 0; u < kept; u++) sum += rowVals[u]!;
     const norm = normalize && sum > 0 ? 1 / sum : 1;
@@ -192,17 +211,21 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
   return { indptr, cols: cols.slice(0, nnz), vals: vals.slice(0, nnz) };
 }
 
+export interface SymmetrizeRowsArgs {
+  readonly n: number;
+  readonly from: number;
+  readonly to: number;
+  readonly alpha: number;
+  readonly F: Float64Array;
+  readonly G: Float64Array;
+}
+
 /**
  * F_ij = F_ji = ½α(G_ij + G_ji) + (1 − α)δ_ij for i in [from, to), j ≥ i, in 64 × 64 tiles.
  * Returns the largest absolute change times 1e0 packed with the largest value: [change, size].
  */
 export function symmetrizeRows(a: KernelArgs): number[] {
-  const n = a.n as number;
-  const from = a.from as number;
-  const to = a.to as number;
-  const alpha = a.alpha as number;
-  const F = a.F as Float64Array;
-  const G = a.G as Float64Array;
+  const { n, from, to, alpha, F, G } = a as unknown as SymmetrizeRowsArgs;
   const B = 64;
   let change = 0;
   let size = 0;
@@ -225,6 +248,19 @@ export function symmetrizeRows(a: KernelArgs): number[] {
   return [change, size];
 }
 
+export interface JsdEdgesArgs {
+  readonly from: number;
+  readonly to: number;
+  readonly src: Int32Array;
+  readonly dst: Int32Array;
+  readonly indptr: Int32Array;
+  readonly cols: Int32Array;
+  readonly vals: Float64Array;
+  readonly xlogx: Float64Array;
+  readonly out: Float64Array;
+  readonly n: number;
+}
+
 /**
  * Jensen–Shannon divergence (log₂, ½ factor) for the edges [from, to) of (src[e], dst[e]) over
  * L1-normalised sparse rows V (sorted columns). Uses a·log₂(2a/s) + b·log₂(2b/s) =
@@ -232,16 +268,7 @@ export function symmetrizeRows(a: KernelArgs): number[] {
  * logarithm (faster than log₂ in V8). `xlogx[q]` = V.values[q]·ln(V.values[q]).
  */
 export function jsdEdges(a: KernelArgs): number {
-  const from = a.from as number;
-  const to = a.to as number;
-  const src = a.src as Int32Array;
-  const dst = a.dst as Int32Array;
-  const indptr = a.indptr as Int32Array;
-  const cols = a.cols as Int32Array;
-  const vals = a.vals as Float64Array;
-  const xlogx = a.xlogx as Float64Array;
-  const out = a.out as Float64Array;
-  const n = a.n as number;
+  const { from, to, src, dst, indptr, cols, vals, xlogx, out, n } = a as unknown as JsdEdgesArgs;
   const p = new Float64Array(n);
   const plogp = new Float64Array(n);
   let loaded = -1;
@@ -271,6 +298,22 @@ export function jsdEdges(a: KernelArgs): number {
   return 0;
 }
 
+export interface JsdRowsArgs {
+  readonly n: number;
+  readonly from: number;
+  readonly to: number;
+  readonly nodes: Int32Array;
+  readonly indptr: Int32Array;
+  readonly cols: Int32Array;
+  readonly vals: Float64Array;
+  readonly xlogx: Float64Array;
+  readonly tIndptr: Int32Array;
+  readonly tRows: Int32Array;
+  readonly tVals: Float64Array;
+  readonly tXlogx: Float64Array;
+  readonly out: Float64Array;
+}
+
 /**
  * Jensen–Shannon divergence from nodes rows[from..to) to every node, through the columns of V
  * (tIndptr, tRows, tVals, tXlogx = V transposed): only nodes sharing support cost anything, and
@@ -278,19 +321,7 @@ export function jsdEdges(a: KernelArgs): number {
  * jsdEdges: J = 1 + ½ Σ_overlap (a·ln a + b·ln b − s·ln s) / ln 2.
  */
 export function jsdRows(a: KernelArgs): number {
-  const n = a.n as number;
-  const from = a.from as number;
-  const to = a.to as number;
-  const nodes = a.nodes as Int32Array;
-  const indptr = a.indptr as Int32Array;
-  const cols = a.cols as Int32Array;
-  const vals = a.vals as Float64Array;
-  const xlogx = a.xlogx as Float64Array;
-  const tIndptr = a.tIndptr as Int32Array;
-  const tRows = a.tRows as Int32Array;
-  const tVals = a.tVals as Float64Array;
-  const tXlogx = a.tXlogx as Float64Array;
-  const out = a.out as Float64Array;
+  const { n, from, to, nodes, indptr, cols, vals, xlogx, tIndptr, tRows, tVals, tXlogx, out } = a as unknown as JsdRowsArgs;
   const scale = 0.5 / Math.LN2;
   for (let t = from; t < to; t++) {
     const i = nodes[t]!;
@@ -312,19 +343,23 @@ export function jsdRows(a: KernelArgs): number {
   return 0;
 }
 
+export interface DenseTimesSparseTArgs {
+  readonly n: number;
+  readonly from: number;
+  readonly to: number;
+  readonly indptr: Int32Array;
+  readonly cols: Int32Array;
+  readonly vals: Float64Array;
+  readonly H: Float64Array;
+  readonly G: Float64Array;
+}
+
 /**
  * G[i, j] = Σ_q H[i, cols_q] · vals_q over the sparse row j of P, for rows i in [from, to):
  * G = H·Pᵀ with H, G dense n × n (H's row stays in cache while P is streamed).
  */
 export function denseTimesSparseT(a: KernelArgs): number {
-  const n = a.n as number;
-  const from = a.from as number;
-  const to = a.to as number;
-  const indptr = a.indptr as Int32Array;
-  const cols = a.cols as Int32Array;
-  const vals = a.vals as Float64Array;
-  const H = a.H as Float64Array;
-  const G = a.G as Float64Array;
+  const { n, from, to, indptr, cols, vals, H, G } = a as unknown as DenseTimesSparseTArgs;
   for (let i = from; i < to; i++) {
     const o = i * n;
     for (let j = 0; j < n; j++) {
@@ -336,6 +371,33 @@ export function denseTimesSparseT(a: KernelArgs): number {
   return 0;
 }
 
+export interface GeodesicRankArgs {
+  readonly from: number;
+  readonly to: number;
+  readonly n: number;
+  readonly nq: number;
+  readonly ndb: number;
+  readonly L: number;
+  readonly k: number;
+  readonly lam: number;
+  readonly cap: number;
+  readonly searchLimit: number;
+  readonly selfMode: boolean;
+  readonly gIndptr: Int32Array;
+  readonly gNbr: Int32Array;
+  readonly gW: Float64Array;
+  readonly lists: Int32Array;
+  readonly sqDist: Float64Array;
+  readonly rowMax: Float64Array;
+  readonly x: Float32Array;
+  readonly d: number;
+  readonly norms: Float64Array;
+  readonly D: Float64Array | null;
+  readonly dFirst: number;
+  readonly outIdx: Int32Array;
+  readonly outScore: Float32Array;
+}
+
 /**
  * CAS geodesic ranking for rows [from, to): for each row's node, Dijkstra over the Jensen–Shannon
  * graph (gIndptr, gNbr, gW; every pair also joined at cost `cap`), final distance
@@ -345,30 +407,7 @@ export function denseTimesSparseT(a: KernelArgs): number {
  * Stops when no unsettled node can enter the top k (see cas.ts), or after `searchLimit` nodes.
  */
 export function geodesicRank(a: KernelArgs): number {
-  const from = a.from as number;
-  const to = a.to as number;
-  const n = a.n as number;
-  const nq = a.nq as number;
-  const ndb = a.ndb as number;
-  const L = a.L as number;
-  const k = a.k as number;
-  const lam = a.lam as number;
-  const cap = a.cap as number;
-  const searchLimit = a.searchLimit as number;
-  const selfMode = a.selfMode as boolean;
-  const gIndptr = a.gIndptr as Int32Array;
-  const gNbr = a.gNbr as Int32Array;
-  const gW = a.gW as Float64Array;
-  const lists = a.lists as Int32Array;
-  const sqDist = a.sqDist as Float64Array;
-  const rowMax = a.rowMax as Float64Array;
-  const x = a.x as Float32Array;
-  const d = a.d as number;
-  const norms = a.norms as Float64Array;
-  const D = a.D as Float64Array | null;
-  const dFirst = a.dFirst as number;
-  const outIdx = a.outIdx as Int32Array;
-  const outScore = a.outScore as Float32Array;
+  const { from, to, n, nq, ndb, L, k, lam, cap, searchLimit, selfMode, gIndptr, gNbr, gW, lists, sqDist, rowMax, x, d, norms, D, dFirst, outIdx, outScore } = a as unknown as GeodesicRankArgs;
   const dist = new Float64Array(n);
   const seenStamp = new Int32Array(n).fill(-1);
   const doneStamp = new Int32Array(n).fill(-1);
@@ -434,24 +473,13 @@ export function geodesicRank(a: KernelArgs): number {
       }
       const j = u - nq;
       if (j >= 0 && j !== exclude) {
-        let dj: number;
-        if (D !== null) dj = D[(row - dFirst) * ndb + j]!;
-        else if (listOwner[u] === node) dj = sqDist[base + listPos[u]!]! / max;
-        else {
-          let dot = 0;
-          for (let l = 0, oa = node * d, ob = u * d; l < d; l++) dot += x[oa + l]! * x[ob + l]!;
-          const sq = norms[node]! + norms[u]! - 2 * dot;
-          dj = (sq > 0 ? sq : 0) / max;
-        }
+        const dj =
+          D !== null ? D[(row - dFirst) * ndb + j]!
+          : listOwner[u] === node ? sqDist[base + listPos[u]!]! / max
+          : rowSquaredDistance(x, d, norms, node, u) / max;
         const f = (1 - lam) * du + lam * dj;
-        if (c === cand.length) {
-          const c2 = new Int32Array(c * 2);
-          c2.set(cand);
-          cand = c2;
-          const f2 = new Float64Array(c * 2);
-          f2.set(candF);
-          candF = f2;
-        }
+        cand = grown(cand, c + 1);
+        candF = grown(candF, c + 1);
         cand[c] = j;
         candF[c++] = f;
         // Max-heap of the k smallest finals.
@@ -484,14 +512,8 @@ export function geodesicRank(a: KernelArgs): number {
         if (seenStamp[v] !== row || nd < dist[v]!) {
           seenStamp[v] = row;
           dist[v] = nd;
-          if (size === hd.length) {
-            const h2 = new Float64Array(size * 2);
-            h2.set(hd);
-            hd = h2;
-            const n2 = new Int32Array(size * 2);
-            n2.set(hn);
-            hn = n2;
-          }
+          hd = grown(hd, size + 1);
+          hn = grown(hn, size + 1);
           let i = size++;
           while (i > 0) {
             const pi = (i - 1) >> 1;
@@ -510,32 +532,17 @@ export function geodesicRank(a: KernelArgs): number {
       for (let u = nq; u < n; u++) {
         const j = u - nq;
         if (j === exclude || doneStamp[u] === row) continue;
-        let dj: number;
-        if (D !== null) dj = D[(row - dFirst) * ndb + j]!;
-        else {
-          let dot = 0;
-          for (let l = 0, oa = node * d, ob = u * d; l < d; l++) dot += x[oa + l]! * x[ob + l]!;
-          const sq = norms[node]! + norms[u]! - 2 * dot;
-          dj = (sq > 0 ? sq : 0) / max;
-        }
-        if (c === cand.length) {
-          const c2 = new Int32Array(c * 2);
-          c2.set(cand);
-          cand = c2;
-          const f2 = new Float64Array(c * 2);
-          f2.set(candF);
-          candF = f2;
-        }
+        const dj = D !== null ? D[(row - dFirst) * ndb + j]! : rowSquaredDistance(x, d, norms, node, u) / max;
+        cand = grown(cand, c + 1);
+        candF = grown(candF, c + 1);
         cand[c] = j;
         candF[c++] = (1 - lam) * cap + lam * dj;
       }
     }
     // The k smallest candidates, ordered by (final, index): heapsort on a max-heap of the first
     // k by that order, fed with the rest.
-    if (hd.length < k) {
-      hd = new Float64Array(k);
-      hn = new Int32Array(k);
-    }
+    hd = grown(hd, k);
+    hn = grown(hn, k);
     let hsz = 0;
     const hIdx = hn;
     const hVal = hd;

@@ -4,10 +4,11 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { KERNELS, type KernelArgs, type KernelName } from './kernels.js';
+import { HELPERS, KERNELS, type KernelArgs, type KernelName } from './kernels.js';
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
+${HELPERS.map((fn) => fn.toString()).join('\n')}
 const KERNELS = {
 ${Object.entries(KERNELS)
   .map(([name, fn]) => `  ${name}: ${fn.toString()},`)

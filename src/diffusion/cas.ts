@@ -13,6 +13,7 @@ import {
   DEFAULT_TOP_K, keepSmallest, normalizedDistanceRows, prepareNodes, StageTimer,
   type DiffusionResult, type DiffusionRunOptions,
 } from './common.js';
+import { grown } from '../backend/kernels.js';
 import { balancedBounds, runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
 
 export interface CasParams {
@@ -442,14 +443,8 @@ async function jsdGraph(rep: CasRepresentation, p: CasParams): Promise<WeightedG
     const add = (j: number) => {
       if (j > i && mark[j] !== i) {
         mark[j] = i;
-        if (m === src.length) {
-          const s2 = new Int32Array(m * 2);
-          s2.set(src);
-          src = s2;
-          const d2 = new Int32Array(m * 2);
-          d2.set(dst);
-          dst = d2;
-        }
+        src = grown(src, m + 1);
+        dst = grown(dst, m + 1);
         src[m] = i;
         dst[m++] = j;
       }

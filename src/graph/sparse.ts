@@ -1,4 +1,5 @@
 /** Sparse rows (CSR) in typed arrays, and the accumulator used to build them row by row. */
+import { grown } from '../backend/kernels.js';
 import { balancedBounds, runRanges, shareIf, threads } from '../backend/parallel.js';
 import { selectTopK } from '../search/topk.js';
 
@@ -89,15 +90,8 @@ export function buildRows(
     } else {
       cols = acc.columns().slice().sort();
     }
-    if (nnz + cols.length > indices.length) {
-      const grow = Math.max(indices.length * 2, nnz + cols.length);
-      const ni = new Int32Array(grow);
-      ni.set(indices.subarray(0, nnz));
-      const nv = new Float64Array(grow);
-      nv.set(values.subarray(0, nnz));
-      indices = ni;
-      values = nv;
-    }
+    indices = grown(indices, nnz + cols.length);
+    values = grown(values, nnz + cols.length);
     let sum = 0;
     for (let t = 0; t < cols.length; t++) sum += acc.values[cols[t]!]!;
     const scale = opts.normalize && sum > 0 ? 1 / sum : 1;
