@@ -50,11 +50,33 @@ describe('CAS agrees with a dense, literal implementation of ALGORITHMS.md §1',
     expect(worst).toBeLessThan(1e-5);
   });
 
-  it('truncated mode with rows as long as n equals dense mode', async () => {
-    const dense = await cas(db, q, { geodesic: false }, { topK: 50 });
-    const truncated = await cas(db, q, { geodesic: false, denseLimit: 10, truncate: db.rows + q.rows }, { topK: 50 });
+  it.each([false, true])('truncated mode with rows as long as n equals dense mode (geodesic %s)', async (geodesic) => {
+    const n = db.rows + q.rows;
+    const dense = await cas(db, q, { geodesic }, { topK: 50 });
+    const truncated = await cas(db, q, { geodesic, denseLimit: 10, truncate: n, searchLimit: n }, { topK: 50 });
     expect(Array.from(truncated.indices)).toEqual(Array.from(dense.indices));
     truncated.scores.forEach((s, i) => expect(s).toBeCloseTo(dense.scores[i]!, 6));
+  });
+
+  it('converged diffusion equals the fixed point reached by many plain steps', async () => {
+    const small = blobs(90, 6, 3, 41);
+    const qs = blobs(6, 6, 3, 42);
+    const p = { ...CAS_DEFAULTS, ...CAS_SMALL_PRESET, geodesic: false };
+    // α = 1/1.23: 150 steps leave an error of about α^150 ≈ 1e-14.
+    const expected = casReferenceDistances(rowsOf(qs), rowsOf(small), { ...p, iterations: 150 });
+    const res = await cas(small, qs, { ...CAS_SMALL_PRESET, geodesic: false, converged: true }, { topK: small.rows });
+    const tenSteps = await cas(small, qs, { ...CAS_SMALL_PRESET, geodesic: false }, { topK: small.rows });
+    let worst = 0;
+    let differs = 0;
+    for (let r = 0; r < qs.rows; r++) {
+      for (let t = 0; t < res.k; t++) {
+        const want = expected[r]![res.indices[r * res.k + t]!]!;
+        worst = Math.max(worst, Math.abs(res.scores[r * res.k + t]! - want) / want);
+        differs = Math.max(differs, Math.abs(tenSteps.scores[r * res.k + t]! - res.scores[r * res.k + t]!));
+      }
+    }
+    expect(worst).toBeLessThan(1e-5);
+    expect(differs).toBeGreaterThan(1e-4); // ten steps are not converged: the option changes something
   });
 
   it('self-ranking leaves each item out and matches query re-ranking of the same item order', async () => {
@@ -156,6 +178,14 @@ describe('LCDP and Iscen agree with literal dense versions', () => {
       expect(Array.from(res.indices.subarray(r * 20, (r + 1) * 20))).toEqual(want);
       want.forEach((j, t) => expect(res.scores[r * 20 + t]! / row[j]!).toBeCloseTo(1, 5));
     }
+  });
+
+  it('LCDP truncated mode with rows as long as n equals dense mode (both from P_kNN)', async () => {
+    const p = { startFromP: false, stableTop: 0, iterations: 3 };
+    const dense = await lcdp(db, q, p, { topK: 30 });
+    const truncated = await lcdp(db, q, { ...p, denseLimit: 1, truncate: db.rows + q.rows }, { topK: 30 });
+    expect(Array.from(truncated.indices)).toEqual(Array.from(dense.indices));
+    truncated.scores.forEach((s, i) => expect(s / dense.scores[i]!).toBeCloseTo(1, 6));
   });
 
   it('Iscen: (I − αS)f = y solved by Gaussian elimination ranks the database the same way', async () => {
