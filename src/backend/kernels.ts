@@ -29,7 +29,7 @@ export interface SpmmRowsArgs {
   readonly n: number;
   readonly from: number;
   readonly to: number;
-  readonly indptr: Float64Array;
+  readonly indptr: Int32Array;
   readonly cols: Int32Array;
   readonly vals: Float64Array;
   readonly F: Float64Array;

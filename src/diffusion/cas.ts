@@ -339,7 +339,7 @@ async function denseDiffusion(
   const G = alloc(n * n);
   const args = {
     n, F, G, alpha,
-    indptr: shareIf(Float64Array.from(S.indptr), parallel),
+    indptr: shareIf(Int32Array.from(S.indptr), parallel),
     cols: shareIf(S.indices, parallel),
     vals: shareIf(S.values, parallel),
   };
@@ -391,41 +391,6 @@ async function truncatedDiffusion(
   }
   const final = F;
   return (i, j) => entry(final, i, j);
-}
-
-/** Jensen–Shannon divergence (log₂, ½ factor, in [0, 1]) of two L1-normalised sparse rows. */
-export class JensenShannon {
-  private readonly p: RowAccumulator;
-  private current = -1;
-
-  constructor(private readonly V: SparseRows) {
-    this.p = new RowAccumulator(V.rows);
-  }
-
-  /** Loads row i as the left distribution. */
-  load(i: number): void {
-    if (this.current === i) return;
-    this.p.reset();
-    this.p.addRow(this.V, i, 1);
-    this.current = i;
-  }
-
-  /** JSD(V_loaded, V_j): only the overlap of the two supports costs anything. */
-  to(j: number): number {
-    const V = this.V;
-    const pv = this.p.values;
-    let both = 0;
-    let terms = 0;
-    for (let q = V.indptr[j]!; q < V.indptr[j + 1]!; q++) {
-      const a = pv[V.indices[q]!]!;
-      if (a === 0) continue;
-      const b = V.values[q]!;
-      const s = a + b;
-      both += s;
-      terms += a * Math.log2((2 * a) / s) + b * Math.log2((2 * b) / s);
-    }
-    return Math.max(0, 1 - 0.5 * both + 0.5 * terms);
-  }
 }
 
 /** The geodesic graph: JSD edges between each node and its `geodesicNeighbours` nearest. */

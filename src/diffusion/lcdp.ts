@@ -118,7 +118,7 @@ export async function lcdp(db: Matrix, queries: Matrix | null, params: Partial<L
     let previous: Int32Array | null = null;
     for (let t = 0; t < p.iterations; t++) {
       // H = P_kNN·Q, then Q = H·P_kNNᵀ.
-      await runRanges('spmmRows', { n, ...sp, indptr: Float64Array.from(sp.indptr), F: Q, G: H }, bounds, parallel);
+      await runRanges('spmmRows', { n, ...sp, F: Q, G: H }, bounds, parallel);
       await runRanges('denseTimesSparseT', { n, ...sp, H, G: Q }, bounds, parallel);
       iterationsRun = t + 1;
       opts.onProgress?.('diffusion', t + 1, p.iterations);

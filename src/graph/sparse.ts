@@ -1,7 +1,6 @@
 /** Sparse rows (CSR) in typed arrays, and the accumulator used to build them row by row. */
 import { grown } from '../backend/kernels.js';
 import { balancedBounds, runRanges, shareIf, threads } from '../backend/parallel.js';
-import { selectTopK } from '../search/topk.js';
 
 export interface SparseRows {
   readonly rows: number;
@@ -60,36 +59,21 @@ export class RowAccumulator {
   }
 }
 
-/** Builds sparse rows from a function that fills an accumulator for each row. */
+/** Builds sparse rows (sorted by column) from a function that fills an accumulator for each row. */
 export function buildRows(
   rows: number,
   n: number,
   fill: (i: number, acc: RowAccumulator) => void,
-  opts: { keep?: number; normalize?: boolean } = {},
+  opts: { normalize?: boolean } = {},
 ): SparseRows {
   const acc = new RowAccumulator(n);
   const indptr = new Float64Array(rows + 1);
   let indices = new Int32Array(Math.max(16, rows * 8));
   let values = new Float64Array(indices.length);
   let nnz = 0;
-  const keep = opts.keep ?? Infinity;
-  const selVals = new Float64Array(Number.isFinite(keep) ? keep : 0);
-  const selIdx = new Int32Array(selVals.length);
-  let gathered = new Float64Array(0);
   for (let i = 0; i < rows; i++) {
     fill(i, acc);
-    let cols: Int32Array;
-    if (acc.size > keep) {
-      // Keep the largest values (ties: lower column), then order by column.
-      const touched = acc.columns().sort();
-      if (gathered.length < touched.length) gathered = new Float64Array(touched.length * 2);
-      const g = gathered.subarray(0, touched.length);
-      for (let t = 0; t < touched.length; t++) g[t] = acc.values[touched[t]!]!;
-      selectTopK(g, keep, selVals, selIdx);
-      cols = selIdx.map((t) => touched[t]!).sort();
-    } else {
-      cols = acc.columns().slice().sort();
-    }
+    const cols = acc.columns().slice().sort();
     indices = grown(indices, nnz + cols.length);
     values = grown(values, nnz + cols.length);
     let sum = 0;
