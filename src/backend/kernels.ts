@@ -25,13 +25,21 @@ export function rowSquaredDistance(x: Float32Array, d: number, norms: Float64Arr
 
 export const HELPERS = [grown, rowSquaredDistance] as const;
 
-export interface SpmmRowsArgs {
-  readonly n: number;
+/** The rows a kernel call works on. */
+interface RowRange {
   readonly from: number;
   readonly to: number;
+}
+
+/** Sparse rows: row i holds cols/vals[indptr[i] .. indptr[i + 1]). */
+interface SparseArgs {
   readonly indptr: Int32Array;
   readonly cols: Int32Array;
   readonly vals: Float64Array;
+}
+
+export interface SpmmRowsArgs extends RowRange, SparseArgs {
+  readonly n: number;
   readonly F: Float64Array;
   readonly G: Float64Array;
 }
@@ -75,10 +83,8 @@ export function spmmRows(a: KernelArgs): number {
   return 0;
 }
 
-export interface SpgemmRowsArgs {
+export interface SpgemmRowsArgs extends RowRange {
   readonly n: number;
-  readonly from: number;
-  readonly to: number;
   readonly aIndptr: Int32Array;
   readonly aCols: Int32Array;
   readonly aVals: Float64Array;
@@ -211,10 +217,8 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
   return { indptr, cols: cols.slice(0, nnz), vals: vals.slice(0, nnz) };
 }
 
-export interface SymmetrizeRowsArgs {
+export interface SymmetrizeRowsArgs extends RowRange {
   readonly n: number;
-  readonly from: number;
-  readonly to: number;
   readonly alpha: number;
   readonly F: Float64Array;
   readonly G: Float64Array;
@@ -248,14 +252,9 @@ export function symmetrizeRows(a: KernelArgs): number[] {
   return [change, size];
 }
 
-export interface JsdEdgesArgs {
-  readonly from: number;
-  readonly to: number;
+export interface JsdEdgesArgs extends RowRange, SparseArgs {
   readonly src: Int32Array;
   readonly dst: Int32Array;
-  readonly indptr: Int32Array;
-  readonly cols: Int32Array;
-  readonly vals: Float64Array;
   readonly xlogx: Float64Array;
   readonly out: Float64Array;
   readonly n: number;
@@ -298,14 +297,9 @@ export function jsdEdges(a: KernelArgs): number {
   return 0;
 }
 
-export interface JsdRowsArgs {
+export interface JsdRowsArgs extends RowRange, SparseArgs {
   readonly n: number;
-  readonly from: number;
-  readonly to: number;
   readonly nodes: Int32Array;
-  readonly indptr: Int32Array;
-  readonly cols: Int32Array;
-  readonly vals: Float64Array;
   readonly xlogx: Float64Array;
   readonly tIndptr: Int32Array;
   readonly tRows: Int32Array;
@@ -343,13 +337,8 @@ export function jsdRows(a: KernelArgs): number {
   return 0;
 }
 
-export interface DenseTimesSparseTArgs {
+export interface DenseTimesSparseTArgs extends RowRange, SparseArgs {
   readonly n: number;
-  readonly from: number;
-  readonly to: number;
-  readonly indptr: Int32Array;
-  readonly cols: Int32Array;
-  readonly vals: Float64Array;
   readonly H: Float64Array;
   readonly G: Float64Array;
 }
@@ -371,9 +360,7 @@ export function denseTimesSparseT(a: KernelArgs): number {
   return 0;
 }
 
-export interface GeodesicRankArgs {
-  readonly from: number;
-  readonly to: number;
+export interface GeodesicRankArgs extends RowRange {
   readonly n: number;
   readonly nq: number;
   readonly ndb: number;
