@@ -20,3 +20,5 @@ export { cas, casRepresentation, CAS_DEFAULTS, CAS_SMALL_PRESET, type CasParams 
 export { lcdp, LCDP_DEFAULTS, type LcdpParams } from './diffusion/lcdp.js';
 export { iscen, ISCEN_DEFAULTS, type IscenParams } from './diffusion/iscen.js';
 export * from './diffusion/run.js';
+export * from './triplets/mining.js';
+export * from './triplets/run.js';

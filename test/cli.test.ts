@@ -106,6 +106,7 @@ describe('--help documents every option', () => {
   it.each([
     ['search', ['--db', '--query', '--k', '--metric', '--exclude-self', '--out', '--engine', '--json', 'Examples']],
     ['eval', ['--db', '--query', '--metric', '--ranks', '--scores', '--order', '--gnd', '--labels', '--query-labels', '--groups', '--query-groups', '--json', 'Examples']],
+    ['triplets', ['--ranks', '--out', '--k', '--m0', '--per-anchor', '--seed', '--json', 'Example']],
     ['diffuse', ['--method', '--db', '--query', '--out', '--top-k', '--preset', '--params', '--no-geodesic', '--converged', '--no-normalize', '--engine', '--json', 'Examples', 'k1=6']],
   ] as const)('%s', async (cmd, options) => {
     expect(await run(cmd, '--help')).toBe(0);
@@ -141,6 +142,10 @@ describe('ddistill diffuse', () => {
       out.length = 0;
       expect(await run('eval', '--ranks', join(dir, 'd'), '--labels', join(dir, 'labels.json'), '--json')).toBe(0);
       expect(JSON.parse(out[0]!).mAP).toBeGreaterThan(30);
+      out.length = 0;
+      expect(await run('triplets', '--ranks', join(dir, 'd'), '-k', '8', '--per-anchor', '2', '--out', join(dir, 't'), '--json')).toBe(0);
+      expect(JSON.parse(out[0]!)).toMatchObject({ anchors: 60, count: 120, k: 8 });
+      expect(readdirSync(join(dir, 't')).sort()).toEqual(['margins.npy', 'triplets.json', 'triplets.npy']);
     });
   });
 

@@ -4,6 +4,7 @@ import { UserError } from '../errors.js';
 import { diffuseCommand } from './diffuse.js';
 import { evalCommand } from './eval.js';
 import { searchCommand } from './search.js';
+import { tripletsCommand } from './triplets.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -17,6 +18,7 @@ export function program(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .addCommand(searchCommand())
     .addCommand(diffuseCommand())
+    .addCommand(tripletsCommand())
     .addCommand(evalCommand());
 }
 

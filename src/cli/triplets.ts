@@ -1,0 +1,54 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { TRIPLET_DEFAULTS } from '../triplets/mining.js';
+import { tripletFiles } from '../triplets/run.js';
+import { parsePositiveInt, print } from './common.js';
+
+interface TripletFlags {
+  ranks: string;
+  out: string;
+  k: number;
+  m0: number;
+  perAnchor: number;
+  seed: number;
+  json?: boolean;
+}
+
+const nonNegative = (v: string) => {
+  const x = Number(v);
+  if (!(x >= 0)) throw new InvalidArgumentError('expected a non-negative number.');
+  return x;
+};
+const integer = (v: string) => {
+  const x = Number(v);
+  if (!Number.isInteger(x)) throw new InvalidArgumentError('expected an integer.');
+  return x;
+};
+
+export function tripletsCommand(): Command {
+  return new Command('triplets')
+    .summary('soft-margin triplets from a diffusion self-ranking')
+    .description(
+      'Mines soft-margin triplets (Zhao et al., BMVC 2018) from a database self-ranking written by\n' +
+        '`ddistill diffuse` without --query: for each anchor, two items drawn at random from its top-k\n' +
+        'by diffusion; the better-ranked is the closer, the other the farther, and the margin is\n' +
+        '(|r_f − r_c| / k)·m0. The same seed gives the same triplets. Writes, in --out:\n' +
+        '  triplets.npy  int32 count × 3 (anchor, closer, farther)\n' +
+        '  margins.npy   float32 count\n' +
+        '  triplets.json what was mined, from what, with which options\n' +
+        'k must reach past an item\'s relevant set: ordering items inside one class teaches nothing\n' +
+        'that transfers (ALGORITHMS.md §4); it is capped at the ranking\'s length.',
+    )
+    .requiredOption('--ranks <dir|indices.npy>', 'a diffuse self-ranking folder, or its indices.npy')
+    .requiredOption('--out <dir>', 'output folder (created if needed)')
+    .option('-k, --k <n>', 'range of the diffusion ranking triplets are drawn from', parsePositiveInt, TRIPLET_DEFAULTS.k)
+    .option('--m0 <x>', 'margin scale', nonNegative, TRIPLET_DEFAULTS.m0)
+    .option('--per-anchor <n>', 'triplets per anchor', parsePositiveInt, TRIPLET_DEFAULTS.perAnchor)
+    .option('--seed <n>', 'seed of the random draws', integer, TRIPLET_DEFAULTS.seed)
+    .option('--json', 'print triplets.json as one line')
+    .addHelpText('after', '\nExample:\n  ddistill diffuse --db db.npy --top-k 1000 --out teacher/ && ddistill triplets --ranks teacher/ -k 1000 --out triplets/')
+    .action((flags: TripletFlags) => {
+      const m = tripletFiles(flags);
+      if (flags.json) print(JSON.stringify(m));
+      else print(`mined ${m.count} triplets (${m.perAnchor} per anchor, k = ${m.k}, m0 = ${m.m0}, seed ${m.seed}) into ${flags.out}`);
+    });
+}
