@@ -36,7 +36,7 @@ export function tripletsCommand(): Command {
         '  margins.npy   float32 count\n' +
         '  triplets.json what was mined, from what, with which options\n' +
         'k must reach past an item\'s relevant set: ordering items inside one class teaches nothing\n' +
-        'that transfers (ALGORITHMS.md §4); it is capped at the ranking\'s length.',
+        'that transfers to new queries. It is capped at the ranking\'s length.',
     )
     .requiredOption('--ranks <dir|indices.npy>', 'a diffuse self-ranking folder, or its indices.npy')
     .requiredOption('--out <dir>', 'output folder (created if needed)')
