@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { main, program } from '../src/cli/main.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { HAS_SHARED, ROOT, SHARED, gaussian, rng, withTempDir } from './helpers.js';
 
@@ -112,6 +112,14 @@ describe('--help documents every option', () => {
     expect(await run(cmd, '--help')).toBe(0);
     const text = out.join('');
     for (const o of options) expect(text).toContain(o);
+  });
+});
+
+describe('help text layout', () => {
+  it('keeps command descriptions within 80 columns (commander re-wraps longer lines)', () => {
+    for (const c of program().commands) {
+      for (const line of c.description().split('\n')) expect(line.length, `${c.name()}: ${line}`).toBeLessThanOrEqual(80);
+    }
   });
 });
 

@@ -24,29 +24,43 @@ interface DiffuseFlags {
   json?: boolean;
 }
 
-const defaults = (o: object) =>
-  Object.entries(o)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(', ');
+/** `key=value` pairs of `o` after `prefix`, wrapped to 80 columns under it. */
+function wrapList(prefix: string, o: object): string {
+  const lines: string[] = [];
+  let line = prefix;
+  for (const item of Object.entries(o).map(([k, v]) => `${k}=${v}`)) {
+    if (line.length > prefix.length && line.length + item.length + 2 > 80) {
+      lines.push(`${line.trimEnd()},`);
+      line = ' '.repeat(prefix.length);
+    } else if (line.length > prefix.length) {
+      line += ', ';
+    }
+    line += item;
+  }
+  lines.push(line);
+  return lines.join('\n') + '\n';
+}
 
 export function diffuseCommand(): Command {
   return new Command('diffuse')
     .summary('rank neighbours by diffusion (CAS, LCDP, Iscen et al.)')
     .description(
-      'Ranks neighbours by a diffusion over the k-nearest-neighbour graph of the descriptors.\n' +
-        '  with --query:    query re-ranking — the queries join the graph (as in the CAS reference code)\n' +
-        '                   and each gets the database ranked for it\n' +
-        '  without --query: database self-ranking — every item gets its neighbours ranked (itself left\n' +
-        '                   out); this is what the distillation trainer learns from\n' +
-        'Writes, in --out: indices.npy (int32 rows × K, best first), scores.npy (float32; CAS: final\n' +
-        'distances, smaller is better; LCDP/Iscen: similarities) and diffusion.json (method, all\n' +
-        'parameters, per-stage timings). `ddistill eval --ranks DIR` scores the output.\n\n' +
+      'Ranks neighbours by a diffusion over the k-nearest-neighbour graph of the\n' +
+        'descriptors.\n' +
+        '  with --query:    query re-ranking: the queries join the graph (as in the\n' +
+        '                   CAS reference code) and each gets the database ranked\n' +
+        '  without --query: database self-ranking: every item gets its neighbours\n' +
+        '                   ranked (itself left out); the distillation learns from it\n' +
+        'Writes, in --out: indices.npy (int32 rows × K, best first), scores.npy\n' +
+        '(float32; CAS: final distances, smaller is better; LCDP/Iscen: similarities)\n' +
+        'and diffusion.json (method, all parameters, per-stage timings).\n' +
+        '`ddistill eval --ranks DIR` scores the output.\n\n' +
         'Methods and their parameters (change any with --params):\n' +
-        `  cas    ${defaults(CAS_DEFAULTS)}\n` +
-        `  lcdp   ${defaults(LCDP_DEFAULTS)}\n` +
-        `  iscen  ${defaults(ISCEN_DEFAULTS)}\n` +
-        'CAS keeps its diffusion matrix dense up to denseLimit items; above that each row keeps its\n' +
-        '`truncate` largest entries, so memory grows as O(n·truncate).',
+        wrapList('  cas    ', CAS_DEFAULTS) +
+        wrapList('  lcdp   ', LCDP_DEFAULTS) +
+        wrapList('  iscen  ', ISCEN_DEFAULTS) +
+        'CAS keeps its diffusion matrix dense up to denseLimit items; above that each\n' +
+        'row keeps its `truncate` largest entries, so memory grows as O(n·truncate).',
     )
     .addOption(new Option('--method <name>', 'diffusion method').choices(DIFFUSION_METHODS).default('cas'))
     .requiredOption('--db <file.npy>', 'database descriptors, n × d')

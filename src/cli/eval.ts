@@ -25,18 +25,21 @@ export function evalCommand(): Command {
     .summary('retrieval accuracy: revisited Oxford/Paris mAP, class mAP, N-S score')
     .description(
       'Scores a retrieval against ground truth. The ranking comes from ONE of:\n' +
-        '  --db/--query   descriptors, ranked by --metric (full exact ranking)\n' +
-        '  --ranks        neighbour lists (int32 queries × K .npy, or a search/diffuse output folder);\n' +
-        '                 items missing from a truncated list count as ranked after it, in index order\n' +
-        '  --scores       a dense queries × n matrix (.npy); --order says whether larger is better\n' +
+        '  --db/--query  descriptors, ranked by --metric (full exact ranking)\n' +
+        '  --ranks       neighbour lists: int32 queries × K .npy, or a search or\n' +
+        '                diffuse output folder; items missing from a truncated list\n' +
+        '                count as ranked after it, in index order\n' +
+        '  --scores      a dense queries × n matrix (.npy); --order says whether\n' +
+        '                larger is better\n' +
         'and the ground truth from ONE of:\n' +
-        '  --gnd          revisited Oxford/Paris (gnd_*.pkl as published by revisitop, or the same as .json):\n' +
-        '                 mAP and mP@1/5/10 for Easy, Medium and Hard\n' +
-        '  --labels       class labels of the database (JSON array or one per line): class mAP, standard\n' +
-        '                 non-interpolated AP; with --query-labels for separate queries, else every item\n' +
-        '                 queries the rest of the database (itself left out)\n' +
-        '  --groups       UKBench-style groups: a group size (item i is in group ⌊i/size⌋) or a file of\n' +
-        '                 group ids: N-S score, the mean number of group members in the top 4 (max 4)',
+        '  --gnd         revisited Oxford/Paris (gnd_*.pkl as published by revisitop,\n' +
+        '                or the same as .json): mAP and mP@1/5/10, Easy/Medium/Hard\n' +
+        '  --labels      class labels of the database (JSON array or one per line):\n' +
+        '                class mAP, standard non-interpolated AP; with --query-labels\n' +
+        '                for separate queries, else every item queries the rest\n' +
+        '  --groups      UKBench-style groups: a group size (item i is in group\n' +
+        '                ⌊i/size⌋) or a file of group ids: N-S score, the mean number\n' +
+        '                of group members in the top 4 (max 4)',
     )
     .option('--db <file.npy>', 'database descriptors, n × d')
     .option('--query <file.npy>', 'query descriptors, m × d (same d); omit for self-retrieval')

@@ -19,12 +19,13 @@ export function searchCommand(): Command {
   return new Command('search')
     .summary('exact k-nearest-neighbour search by Euclidean or cosine distance')
     .description(
-      'Exact k-nearest-neighbour search of query descriptors (or of the database against itself) by\n' +
-        'Euclidean or cosine distance. The database is read from disk in row blocks, so it may be\n' +
-        'larger than memory. Writes, in --out:\n' +
+      'Exact k-nearest-neighbour search of query descriptors (or of the database\n' +
+        'against itself) by Euclidean or cosine distance. The database is read from\n' +
+        'disk in row blocks, so it may be larger than memory. Writes, in --out:\n' +
         '  indices.npy    int32 queries × k, database row indices, nearest first\n' +
         '  distances.npy  float32 queries × k, Euclidean ‖q − x‖ or cosine 1 − cos(q, x)\n' +
-        '  search.json    what was searched, with which options and engine, and how long it took',
+        '  search.json    what was searched, with which options and engine, and how\n' +
+        '                 long it took',
     )
     .requiredOption('--db <file.npy>', 'database descriptors, n × d (float32/float64/int, C order)')
     .option('--query <file.npy>', 'query descriptors, m × d; omit to search the database against itself')

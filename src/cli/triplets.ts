@@ -28,15 +28,17 @@ export function tripletsCommand(): Command {
   return new Command('triplets')
     .summary('soft-margin triplets from a diffusion self-ranking')
     .description(
-      'Mines soft-margin triplets (Zhao et al., BMVC 2018) from a database self-ranking written by\n' +
-        '`ddistill diffuse` without --query: for each anchor, two items drawn at random from its top-k\n' +
-        'by diffusion; the better-ranked is the closer, the other the farther, and the margin is\n' +
-        '(|r_f − r_c| / k)·m0. The same seed gives the same triplets. Writes, in --out:\n' +
+      'Mines soft-margin triplets (Zhao et al., BMVC 2018) from a database\n' +
+        'self-ranking written by `ddistill diffuse` without --query: for each anchor,\n' +
+        'two items drawn at random from its top-k by diffusion; the better-ranked is\n' +
+        'the closer, the other the farther, and the margin is (|r_f − r_c| / k)·m0.\n' +
+        'The same seed gives the same triplets. Writes, in --out:\n' +
         '  triplets.npy  int32 count × 3 (anchor, closer, farther)\n' +
         '  margins.npy   float32 count\n' +
         '  triplets.json what was mined, from what, with which options\n' +
-        'k must reach past an item\'s relevant set: ordering items inside one class teaches nothing\n' +
-        'that transfers to new queries. It is capped at the ranking\'s length.',
+        'k must reach past an item\'s relevant set: ordering items inside one class\n' +
+        'teaches nothing that transfers to new queries. It is capped at the\n' +
+        'ranking\'s length.',
     )
     .requiredOption('--ranks <dir|indices.npy>', 'a diffuse self-ranking folder, or its indices.npy')
     .requiredOption('--out <dir>', 'output folder (created if needed)')

@@ -355,6 +355,7 @@ async function denseDiffusion(
     progress(sparseSteps + t + 1, total);
     if (p.converged && Math.max(...res.map((r) => r[0]!)) <= 1e-9 * Math.max(...res.map((r) => r[1]!))) break;
   }
+  progress(total, total);
   if (p.converged) return (i, j) => F[i * n + j]!;
   // The last step, entry by entry: ½α(Σ_m S_im F_mj + Σ_m F_im S_mj) + (1 − α)δ_ij.
   return (i, j) => {
