@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { initBackend, tf } from '../src/backend/tfjs.js';
+import { rng } from './helpers.js';
+
+/** Runs fn on a backend and returns its result as plain numbers. */
+async function on(backend: string, fn: () => tf.Tensor): Promise<number[]> {
+  await tf.setBackend(backend);
+  const t = tf.tidy(fn);
+  const v = Array.from(await t.data());
+  t.dispose();
+  return v;
+}
+
+const relativeError = (a: number[], b: number[]) => {
+  let diff = 0;
+  let size = 0;
+  a.forEach((x, i) => {
+    diff = Math.max(diff, Math.abs(x - b[i]!));
+    size = Math.max(size, Math.abs(b[i]!));
+  });
+  return diff / size;
+};
+
+describe('tfjs backend choice and wasm kernel replacements', async () => {
+  const info = await initBackend('wasm');
+  const r = rng(9);
+  const values = (n: number) => Array.from({ length: n }, () => r() * 2 - 1);
+
+  it('starts the wasm backend and says so', () => {
+    expect(info.backend).toBe('wasm');
+    expect(info.source).toMatch(/tfjs-backend-wasm/);
+  });
+
+  it.each([
+    [false, false], [true, false], [false, true], [true, true],
+  ] as const)('BatchMatMul transposeA=%s transposeB=%s matches cpu (2-d and batched)', async (ta, tb) => {
+    const [m, k, n] = [7, 13, 5];
+    const a2 = values(m * k);
+    const b2 = values(k * n);
+    const shapeA = ta ? [k, m] : [m, k];
+    const shapeB = tb ? [n, k] : [k, n];
+    const plain = () => tf.matMul(tf.tensor2d(a2, shapeA as [number, number]), tf.tensor2d(b2, shapeB as [number, number]), ta, tb);
+    expect(relativeError(await on('wasm', plain), await on('cpu', plain))).toBeLessThanOrEqual(1e-5);
+    const a3 = values(3 * m * k);
+    const b3 = values(3 * k * n);
+    const batched = () => tf.matMul(tf.tensor3d(a3, [3, ...shapeA] as [number, number, number]), tf.tensor3d(b3, [3, ...shapeB] as [number, number, number]), ta, tb);
+    expect(relativeError(await on('wasm', batched), await on('cpu', batched))).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('gradients through a dense layer match cpu', async () => {
+    const x = values(16 * 24);
+    const w = values(24 * 8);
+    const grads = () => {
+      const W = tf.tensor2d(w, [24, 8]);
+      const g = tf.grads((X: tf.Tensor, Wt: tf.Tensor) => tf.sum(tf.square(tf.relu(tf.matMul(X as tf.Tensor2D, Wt as tf.Tensor2D)))));
+      const [gx, gw] = g([tf.tensor2d(x, [16, 24]), W]);
+      return tf.concat([gx!.flatten(), gw!.flatten()]);
+    };
+    expect(relativeError(await on('wasm', grads), await on('cpu', grads))).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('leaks no tensors', async () => {
+    await tf.setBackend('wasm');
+    const a = tf.tensor2d(values(64), [8, 8]);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) tf.tidy(() => tf.matMul(a, a, true, true).sum().dataSync());
+    expect(tf.memory().numTensors).toBe(before);
+    a.dispose();
+  });
+});
