@@ -67,22 +67,27 @@ export function rowSquaredNorms(m: Matrix): Float32Array {
 }
 
 /**
- * A copy with every row scaled to unit L2 norm. A zero row cannot be normalised: its index is
- * reported through `onZero` (default: throw), and it is left as zeros.
+ * Every row scaled to unit L2 norm, into `out` (a new array by default; m.data itself normalises
+ * in place). A zero row cannot be normalised: its index is reported through `onZero` (default:
+ * throw), and it is left as zeros.
  */
-export function l2NormalizeRows(m: Matrix, onZero: (row: number) => void = (row) => {
-  throw new UserError(`row ${row} is a zero vector and cannot be L2-normalised`);
-}): Matrix {
-  const out = new Float32Array(m.data.length);
+export function l2NormalizeRows(
+  m: Matrix,
+  onZero: (row: number) => void = (row) => {
+    throw new UserError(`row ${row} is a zero vector and cannot be L2-normalised`);
+  },
+  out: Float32Array = new Float32Array(m.data.length),
+): Matrix {
   const norms = rowSquaredNorms(m);
   const { data, cols } = m;
   for (let i = 0; i < m.rows; i++) {
     const n = Math.sqrt(norms[i]!);
+    const o = i * cols;
     if (n === 0) {
       onZero(i);
+      out.fill(0, o, o + cols);
       continue;
     }
-    const o = i * cols;
     for (let j = 0; j < cols; j++) out[o + j] = data[o + j]! / n;
   }
   return { rows: m.rows, cols, data: out };

@@ -98,6 +98,11 @@ export async function runRanges(kernel: KernelName, args: KernelArgs, bounds: nu
   return Promise.all(ranges.map((r, t) => pool!.run(t % pool!.size, kernel, r)));
 }
 
+/** Bounds splitting [from, from + count) into `parts` ranges of about equal length. */
+export function evenBounds(from: number, count: number, parts: number): number[] {
+  return Array.from({ length: parts + 1 }, (_, u) => from + Math.round((u * count) / parts));
+}
+
 /** Splits [0, n) into `parts` ranges of about equal cost, given the cost of each item. */
 export function balancedBounds(n: number, parts: number, cost: (i: number) => number): number[] {
   let total = 0;

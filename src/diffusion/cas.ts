@@ -10,11 +10,11 @@ import { neighbourGraph, type NeighbourGraph } from '../graph/knn.js';
 import { buildRows, entry, RowAccumulator, rowsFromLists, sparseProduct, transpose, type SparseRows } from '../graph/sparse.js';
 import { rowSquaredNorms, type Matrix } from '../matrix.js';
 import {
-  DEFAULT_TOP_K, keepSmallest, normalizedDistanceRows, prepareNodes, StageTimer,
+  DEFAULT_TOP_K, keepBest, normalizedDistanceRows, prepareNodes, StageTimer, xLogX,
   type DiffusionResult, type DiffusionRunOptions,
 } from './common.js';
 import { grown } from '../backend/kernels.js';
-import { runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
+import { evenBounds, runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
 import { bidirectionalDiffusion } from './bsd.js';
 
 export interface CasParams {
@@ -321,9 +321,8 @@ async function jsdGraph(rep: CasRepresentation, p: CasParams): Promise<WeightedG
     for (let q = byRow.indptr[i]!; q < byRow.indptr[i + 1]!; q++) add(byRow.indices[q]!);
   }
   const parallel = m >= 20_000 && threads() > 1;
-    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
-  const xlogx = parallel ? sharedFloat64(V.values.length) : new Float64Array(V.values.length);
-  for (let q = 0; q < xlogx.length; q++) xlogx[q] = V.values[q]! > 0 ? V.values[q]! * Math.log(V.values[q]!) : 0;
+  const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
+  const xlogx = xLogX(V.values, parallel ? sharedFloat64(V.values.length) : undefined);
   const out = parallel ? sharedFloat64(m) : new Float64Array(m);
   const args = {
     n, out,
@@ -331,7 +330,7 @@ async function jsdGraph(rep: CasRepresentation, p: CasParams): Promise<WeightedG
     indptr: share(Int32Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values), xlogx: share(xlogx),
   };
   const parts = parallel ? threads() * 4 : 1;
-  await runRanges('jsdEdges', args, Array.from({ length: parts + 1 }, (_, t) => Math.round((t * m) / parts)), parallel);
+  await runRanges('jsdEdges', args, evenBounds(0, m, parts), parallel);
   // Symmetric adjacency lists.
   const degree = new Int32Array(n + 1);
   for (let e = 0; e < m; e++) {
@@ -405,8 +404,7 @@ export async function cas(
       const count = Math.min(block, rows - b);
       const D = denseD ? await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, opts.engine) : null;
       const parts = parallel ? Math.min(count, threads() * 4) : 1;
-      const bounds = Array.from({ length: parts + 1 }, (_, u) => b + Math.round((u * count) / parts));
-      await runRanges('geodesicRank', { ...args, D: D && share(D), dFirst: b }, bounds, parallel);
+      await runRanges('geodesicRank', { ...args, D: D && share(D), dFirst: b }, evenBounds(b, count, parts), parallel);
       opts.onProgress?.('geodesic ranking', b + count, rows);
     }
     if (parallel) {
@@ -424,9 +422,9 @@ export async function cas(
     const args = {
       n,
       indptr: share(Int32Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values),
-      xlogx: share(V.values.map((v) => v * Math.log(v))),
+      xlogx: share(xLogX(V.values)),
       tIndptr: share(Int32Array.from(Vt.indptr)), tRows: share(Vt.indices), tVals: share(Vt.values),
-      tXlogx: share(Vt.values.map((v) => v * Math.log(v))),
+      tXlogx: share(xLogX(Vt.values)),
     };
     const J = parallel ? sharedFloat64(block * n) : new Float64Array(block * n);
     for (let b = 0; b < rows; b += block) {
@@ -436,11 +434,11 @@ export async function cas(
       J.fill(0);
       const nodes = Int32Array.from({ length: count }, (_, t) => first + t);
       const parts = parallel ? Math.min(count, threads() * 4) : 1;
-      await runRanges('jsdRows', { ...args, nodes: share(nodes), out: J }, Array.from({ length: parts + 1 }, (_, u) => Math.round((u * count) / parts)), parallel);
+      await runRanges('jsdRows', { ...args, nodes: share(nodes), out: J }, evenBounds(0, count, parts), parallel);
       const final = new Float64Array(ndb);
       for (let t = 0; t < count; t++) {
         for (let j = 0; j < ndb; j++) final[j] = (1 - lam) * J[t * n + nq + j]! + lam * D[t * ndb + j]!;
-        keepSmallest(final, k, out, b + t, self ? b + t : -1);
+        keepBest(final, k, out, b + t, 'ascending', self ? b + t : -1);
       }
       opts.onProgress?.('ranking', b + count, rows);
     }

@@ -1,7 +1,7 @@
 /** What every diffusion shares: its output, progress/timing hooks, and input preparation. */
 import { denseEngine, type EngineChoice } from '../backend/dense.js';
 import { UserError } from '../errors.js';
-import { firstNonFiniteRow, rowBlock, rowSquaredNorms, type Matrix } from '../matrix.js';
+import { firstNonFiniteRow, l2NormalizeRows, rowBlock, rowSquaredNorms, type Matrix } from '../matrix.js';
 import { selectTopK } from '../search/topk.js';
 
 /**
@@ -69,15 +69,10 @@ export function prepareNodes(db: Matrix, queries: Matrix | null, normalize = tru
   data.set(db.data, nq * d);
   const x: Matrix = { rows: nq + db.rows, cols: d, data };
   if (normalize) {
-    const norms = rowSquaredNorms(x);
-    for (let i = 0; i < x.rows; i++) {
-      const len = Math.sqrt(norms[i]!);
-      if (len === 0) {
-        const what = i < nq ? `query row ${i}` : `database row ${i - nq}`;
-        throw new UserError(`${what} is a zero vector and cannot be L2-normalised; remove it or pass normalize=false (--no-normalize)`);
-      }
-      for (let j = i * d; j < (i + 1) * d; j++) data[j]! /= len;
-    }
+    l2NormalizeRows(x, (row) => {
+      const what = row < nq ? `query row ${row}` : `database row ${row - nq}`;
+      throw new UserError(`${what} is a zero vector and cannot be L2-normalised; remove it or pass normalize=false (--no-normalize)`);
+    }, data);
   }
   return { x, nq, ndb: db.rows };
 }
@@ -113,15 +108,26 @@ export async function normalizedDistanceRows(
   return out;
 }
 
-/** Keeps the k smallest scores of a row (ties to the lower index), writing into out at row r. */
-export function keepSmallest(scores: Float64Array, k: number, out: DiffusionResultBuffers, r: number, exclude = -1): void {
-  const neg = new Float64Array(scores.length);
-  for (let j = 0; j < scores.length; j++) neg[j] = j === exclude ? -Infinity : -scores[j]!;
+/**
+ * Keeps the k best of a row of scores — smallest for distances ('ascending'), largest for
+ * similarities ('descending'), ties to the lower index, `exclude` left out — as row r of out.
+ */
+export function keepBest(
+  scores: Float64Array,
+  k: number,
+  out: DiffusionResultBuffers,
+  r: number,
+  order: 'ascending' | 'descending',
+  exclude = -1,
+): void {
+  const sign = order === 'ascending' ? -1 : 1;
+  const keyed = new Float64Array(scores.length);
+  for (let j = 0; j < scores.length; j++) keyed[j] = j === exclude ? -Infinity : sign * scores[j]!;
   const vals = new Float64Array(k);
   const idx = new Int32Array(k);
-  selectTopK(neg, k, vals, idx);
+  selectTopK(keyed, k, vals, idx);
   out.indices.set(idx, r * k);
-  for (let t = 0; t < k; t++) out.scores[r * k + t] = -vals[t]!;
+  for (let t = 0; t < k; t++) out.scores[r * k + t] = sign * vals[t]!;
 }
 
 export interface DiffusionResultBuffers {
@@ -129,3 +135,8 @@ export interface DiffusionResultBuffers {
   scores: Float32Array;
 }
 
+/** v·ln v for each value (0 for 0), the per-entry term of the Jensen–Shannon kernels. */
+export function xLogX(values: Float64Array, out: Float64Array = new Float64Array(values.length)): Float64Array {
+  for (let q = 0; q < values.length; q++) out[q] = values[q]! > 0 ? values[q]! * Math.log(values[q]!) : 0;
+  return out;
+}

@@ -8,8 +8,7 @@ import { neighbourGraph } from '../graph/knn.js';
 import { rowsFromLists, type SparseRows } from '../graph/sparse.js';
 import type { Matrix } from '../matrix.js';
 import { blockedTopK, matrixSource } from '../search/exact.js';
-import { selectTopK } from '../search/topk.js';
-import { DEFAULT_TOP_K, prepareNodes, StageTimer, type DiffusionResult, type DiffusionRunOptions } from './common.js';
+import { DEFAULT_TOP_K, keepBest, prepareNodes, StageTimer, type DiffusionResult, type DiffusionRunOptions } from './common.js';
 
 export interface IscenParams {
   /** Neighbours of the mutual kNN graph. */
@@ -109,8 +108,6 @@ export async function iscen(db: Matrix, queries: Matrix | null, params: Partial<
   const rows = seedsFrom.rows;
   const out = { indices: new Int32Array(rows * k), scores: new Float32Array(rows * k) };
   const y = new Float64Array(ndb);
-  const vals = new Float64Array(k);
-  const idx = new Int32Array(k);
   for (let r = 0; r < rows; r++) {
     y.fill(0);
     for (let t = 0; t < p.kq; t++) {
@@ -118,10 +115,7 @@ export async function iscen(db: Matrix, queries: Matrix | null, params: Partial<
       y[j] = weight(Math.max(0, seeds.queryNorms[r]! - seeds.values[r * p.kq + t]!));
     }
     const f = solve(S, p.alpha, y, p.iterations, p.tolerance);
-    if (self) f[r] = -Infinity;
-    selectTopK(f, k, vals, idx);
-    out.indices.set(idx, r * k);
-    for (let t = 0; t < k; t++) out.scores[r * k + t] = vals[t]!;
+    keepBest(f, k, out, r, 'descending', self ? r : -1);
     opts.onProgress?.('conjugate gradient', r + 1, rows);
   }
   timer.lap('conjugate gradient');

@@ -8,8 +8,7 @@ import { neighbourGraph, type NeighbourGraph } from '../graph/knn.js';
 import { rowsFromLists, sparseProduct, transpose, type SparseRows } from '../graph/sparse.js';
 import type { Matrix } from '../matrix.js';
 import { balancedBounds, runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
-import { selectTopK } from '../search/topk.js';
-import { DEFAULT_TOP_K, normalizedDistanceRows, prepareNodes, StageTimer, type DiffusionResult, type DiffusionRunOptions } from './common.js';
+import { DEFAULT_TOP_K, keepBest, normalizedDistanceRows, prepareNodes, StageTimer, type DiffusionResult, type DiffusionRunOptions } from './common.js';
 
 export interface LcdpParams {
   /** Neighbours kept per row of P_kNN (the item itself included). */
@@ -47,16 +46,6 @@ function affinity(graph: NeighbourGraph, p: LcdpParams): { sigma: number; A: (i:
   }
   const s2 = sigma * sigma;
   return { sigma, A: (i, r) => Math.exp(-graph.sqDist[i * L + r]! / s2) };
-}
-
-/** Keeps, per row, the top `k` by score (descending, ties to the lower index), excluding `exclude`. */
-function topRow(row: Float64Array, k: number, exclude: number, idx: Int32Array, vals: Float32Array, at: number): void {
-  if (exclude >= 0) row[exclude] = -Infinity;
-  const v = new Float64Array(k);
-  const ix = new Int32Array(k);
-  selectTopK(row, k, v, ix);
-  idx.set(ix, at);
-  for (let t = 0; t < k; t++) vals[at + t] = v[t]!;
 }
 
 function sameTop(a: Int32Array, b: Int32Array): boolean {
@@ -125,13 +114,13 @@ export async function lcdp(db: Matrix, queries: Matrix | null, params: Partial<L
       if (check > 0) {
         const top = new Int32Array(rows * check);
         const tv = new Float32Array(rows * check);
-        for (let r = 0; r < rows; r++) topRow(Q.slice(rowNode(r) * n + nq, rowNode(r) * n + n), check, self ? r : -1, top, tv, r * check);
+        for (let r = 0; r < rows; r++) keepBest(Q.subarray(rowNode(r) * n + nq, rowNode(r) * n + n), check, { indices: top, scores: tv }, r, 'descending', self ? r : -1);
         if (previous && sameTop(previous, top)) break;
         previous = top;
       }
     }
     timer.lap('diffusion');
-    for (let r = 0; r < rows; r++) topRow(Q.slice(rowNode(r) * n + nq, rowNode(r) * n + n), k, self ? r : -1, out.indices, out.scores, r * k);
+    for (let r = 0; r < rows; r++) keepBest(Q.subarray(rowNode(r) * n + nq, rowNode(r) * n + n), k, out, r, 'descending', self ? r : -1);
     timer.lap('ranking');
   } else {
     const keep = Math.max(p.truncate, k + 1);
@@ -147,7 +136,7 @@ export async function lcdp(db: Matrix, queries: Matrix | null, params: Partial<L
           const j = Qm.indices[q]! - nq;
           if (j >= 0) row[j] = Qm.values[q]!;
         }
-        topRow(row, kk, self ? r : -1, idx, vals, r * kk);
+        keepBest(row, kk, { indices: idx, scores: vals }, r, 'descending', self ? r : -1);
       }
     };
     for (let t = 0; t < p.iterations; t++) {

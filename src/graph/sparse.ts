@@ -151,7 +151,7 @@ export async function sparseProduct(A: SparseRows, B: SparseRows, cols: number, 
   };
   for (let i = 0; i < A.rows; i++) work += rowWork(i);
   const parallel = work >= PRODUCT_PARALLEL_MIN_WORK && threads() > 1;
-    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
+  const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
   const args = {
     n: cols,
     aIndptr: share(Int32Array.from(A.indptr)), aCols: share(A.indices), aVals: share(A.values),
