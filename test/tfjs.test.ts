@@ -59,6 +59,29 @@ describe('tfjs backend choice and wasm kernel replacements', async () => {
     expect(relativeError(await on('wasm', grads), await on('cpu', grads))).toBeLessThanOrEqual(1e-5);
   });
 
+  it('UnsortedSegmentSum (missing on wasm) matches cpu, with dropped and repeated ids', async () => {
+    const x = values(9 * 4 * 3);
+    const ids = [2, 0, 2, -1, 5, 1, 0, 7, 2];
+    const sum = () => tf.unsortedSegmentSum(tf.tensor3d(x, [9, 4, 3]), tf.tensor1d(ids, 'int32'), 6);
+    expect(relativeError(await on('wasm', sum), await on('cpu', sum))).toBeLessThanOrEqual(1e-5);
+    // Its main use: the gradient of gather.
+    const table = values(10 * 5);
+    const gatherGrad = () => tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, tf.tensor1d([3, 1, 3, 9, 0, 3], 'int32')))))(tf.tensor2d(table, [10, 5]));
+    expect(relativeError(await on('wasm', gatherGrad), await on('cpu', gatherGrad))).toBeLessThanOrEqual(1e-5);
+  });
+
+  it.each([
+    [[5], [3]], [[4, 3], [1, 2]], [[4, 3], [3, 1]], [[2, 3, 4], [2, 1, 3]], [[2, 1, 3, 2], [1, 3, 2, 2]], [[3, 2], [1, 1]],
+  ])('Tile of shape %j by %j matches cpu (float32 and int32)', async (shape, reps) => {
+    const size = shape.reduce((p, d) => p * d, 1);
+    const x = values(size);
+    const f = () => tf.tile(tf.tensor(x, shape), reps);
+    expect(relativeError(await on('wasm', f), await on('cpu', f))).toBeLessThanOrEqual(1e-5);
+    const ints = x.map((v) => Math.round(v * 100));
+    const g = () => tf.tile(tf.tensor(ints, shape, 'int32'), reps);
+    expect(await on('wasm', g)).toEqual(await on('cpu', g));
+  });
+
   it('leaks no tensors', async () => {
     await tf.setBackend('wasm');
     const a = tf.tensor2d(values(64), [8, 8]);

@@ -69,6 +69,93 @@ export function registerWasmKernelFixes(): void {
   wasmFixed = true;
 }
 
+/** The wasm backend's own view of a tensor's data (lives on its heap; no copy). */
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): tf.TypedArray;
+}
+
+/**
+ * UnsortedSegmentSum, which wasm lacks (it is the gradient of gather): out[s] = Σ x[i] over the
+ * rows i with segmentIds[i] = s; ids outside [0, numSegments) are dropped, as on cpu. A plain
+ * loop over the heap arrays, O(size of x).
+ */
+function unsortedSegmentSum({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {
+  const wasm = backend as WasmBackend;
+  const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+  const { numSegments } = attrs as { numSegments: number };
+  const rows = segmentIds.shape.reduce((p, d) => p * d, 1);
+  const inner = x.shape.slice(segmentIds.shape.length).reduce((p, d) => p * d, 1);
+  const out = wasm.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], x.dtype);
+  const xs = wasm.typedArrayFromHeap(x);
+  const ids = wasm.typedArrayFromHeap(segmentIds);
+  const o = wasm.typedArrayFromHeap(out);
+  o.fill(0);
+  for (let i = 0; i < rows; i++) {
+    const s = ids[i]!;
+    if (s < 0 || s >= numSegments) continue;
+    const from = i * inner;
+    const to = s * inner;
+    for (let j = 0; j < inner; j++) o[to + j]! += xs[from + j]!;
+  }
+  return out;
+}
+
+/**
+ * Tile with block copies: the innermost dimension's runs are copied with `set`, then each
+ * outer level repeats the finished block with `copyWithin` (wasm's own kernel computes every
+ * element's source index).
+ */
+function tile({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {
+  const wasm = backend as WasmBackend;
+  const x = inputs.x!;
+  const { reps } = attrs as { reps: number[] };
+  const shape = x.shape;
+  const rank = shape.length;
+  const outShape = shape.map((d, i) => d * reps[i]!);
+  const out = wasm.makeOutput(outShape, x.dtype);
+  const src = wasm.typedArrayFromHeap(x);
+  const dst = wasm.typedArrayFromHeap(out);
+  if (rank === 0 || src.length === 0) {
+    if (rank === 0) dst[0] = src[0]!;
+    return out;
+  }
+  // Writes the tile of x's sub-block at `inOffset` (dims from `axis` on) to `outOffset`.
+  const inStride = new Array<number>(rank + 1).fill(1);
+  const outStride = new Array<number>(rank + 1).fill(1);
+  for (let i = rank - 1; i >= 0; i--) {
+    inStride[i] = inStride[i + 1]! * shape[i]!;
+    outStride[i] = outStride[i + 1]! * outShape[i]!;
+  }
+  const fill = (axis: number, inOffset: number, outOffset: number): void => {
+    if (axis === rank - 1) {
+      const run = src.subarray(inOffset, inOffset + shape[axis]!);
+      dst.set(run, outOffset);
+    } else {
+      for (let i = 0; i < shape[axis]!; i++) fill(axis + 1, inOffset + i * inStride[axis + 1]!, outOffset + i * outStride[axis + 1]!);
+    }
+    // Repeat the block just written (shape[axis] sub-blocks) reps[axis] − 1 more times.
+    const block = shape[axis]! * outStride[axis + 1]!;
+    for (let r = 1; r < reps[axis]!; r++) dst.copyWithin(outOffset + r * block, outOffset, outOffset + block);
+  };
+  fill(0, 0, 0);
+  return out;
+}
+
+/** Registers the kernels wasm lacks and replaces its slow ones (idempotent). */
+export function registerWasmKernels(): void {
+  registerWasmKernelFixes();
+  if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
+    tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as tf.KernelFunc });
+  }
+  if (!tileReplaced) {
+    tf.unregisterKernel('Tile', 'wasm');
+    tf.registerKernel({ kernelName: 'Tile', backendName: 'wasm', kernelFunc: tile as tf.KernelFunc });
+    tileReplaced = true;
+  }
+}
+let tileReplaced = false;
+
 /**
  * Picks and initialises the backend ('auto': tensorflow, else wasm, else cpu). The tfjs banner
  * about tfjs-node is silenced; callers log the returned choice.
@@ -87,7 +174,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
     try {
       await import('@tensorflow/tfjs-backend-wasm');
       if (await tf.setBackend('wasm')) {
-        registerWasmKernelFixes();
+        registerWasmKernels();
         return info('wasm', '@tensorflow/tfjs-backend-wasm (SIMD, 1 thread)');
       }
     } catch (err) {
