@@ -37,13 +37,13 @@ export function stageProgress(): { update(stage: string, done: number, total: nu
  * Progress on stderr: a self-updating line on a terminal, nothing when stderr is piped (so logs
  * stay clean). Reports a fraction, elapsed time and an ETA.
  */
-export function progress(label: string): { update(done: number, total: number): void; done(): void } {
+export function progress(label: string): { update(done: number, total: number, detail?: string): void; done(): void } {
   const tty = process.stderr.isTTY === true;
   const start = performance.now();
   let last = 0;
   let shown = false;
   return {
-    update(done, total) {
+    update(done, total, detail) {
       if (!tty) return;
       const now = performance.now();
       if (now - last < 200 && done < total) return;
@@ -51,13 +51,27 @@ export function progress(label: string): { update(done: number, total: number): 
       const elapsed = (now - start) / 1000;
       const frac = total > 0 ? done / total : 1;
       const eta = frac > 0 ? (elapsed / frac) * (1 - frac) : NaN;
-      process.stderr.write(`\r${label}: ${(frac * 100).toFixed(0).padStart(3)}%  ${elapsed.toFixed(1)} s elapsed, ETA ${Number.isFinite(eta) ? eta.toFixed(1) : '?'} s   `);
+      const extra = detail ? `  ${detail}` : '';
+      process.stderr.write(`\r${label}: ${(frac * 100).toFixed(0).padStart(3)}%${extra}  ${duration(elapsed)} elapsed, ETA ${Number.isFinite(eta) ? duration(eta) : '?'}   `);
       shown = true;
     },
     done() {
       if (shown) process.stderr.write('\n');
     },
   };
+}
+
+/** 4.2 s, 3m05s, 1h02m. */
+export function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const m = Math.floor(seconds / 60);
+  if (m < 60) return `${m}m${String(Math.floor(seconds % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** A message on stderr (logs, progress notes), keeping stdout for results. */
+export function note(line: string): void {
+  process.stderr.write(`${line}\n`);
 }
 
 export function print(line = ''): void {

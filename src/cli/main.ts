@@ -5,6 +5,8 @@ import { diffuseCommand } from './diffuse.js';
 import { evalCommand } from './eval.js';
 import { searchCommand } from './search.js';
 import { tripletsCommand } from './triplets.js';
+import { trainCommand } from './train.js';
+import { embedCommand, exportCommand } from './embed.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -19,6 +21,9 @@ export function program(): Command {
     .addCommand(searchCommand())
     .addCommand(diffuseCommand())
     .addCommand(tripletsCommand())
+    .addCommand(trainCommand())
+    .addCommand(embedCommand())
+    .addCommand(exportCommand())
     .addCommand(evalCommand());
 }
 

@@ -2,9 +2,9 @@
  * The `diffuse` stage on files: descriptors (.npy) in; `indices.npy` (int32 rows × K),
  * `scores.npy` (float32) and `diffusion.json` (method, parameters, timings) out.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineChoice } from '../backend/dense.js';
+import { packageVersion } from '../version.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeNpy } from '../io/npy.js';
@@ -42,8 +42,6 @@ export interface DiffusionManifest {
   readonly version: string;
 }
 
-const packageVersion = (): string =>
-  (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** Reads parameters given as a JSON file or inline JSON; unknown names are an error. */
 export function parseParams(method: DiffusionMethod, text: string, source: string): DiffusionParams {

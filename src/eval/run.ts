@@ -14,10 +14,10 @@ import { ranking, rankingFromScores, type Ranking } from './ranking.js';
 import { PROTOCOLS, REVISITED_KAPPAS, revisitedMap, type Protocol } from './revisited.js';
 
 export interface EvalFilesOptions {
-  /** Database descriptors (.npy); with `query`, rank by `metric`. */
-  readonly db?: string;
-  /** Query descriptors (.npy); omitted means the database items are the queries. */
-  readonly query?: string;
+  /** Database descriptors (.npy, or in memory); with `query`, rank by `metric`. */
+  readonly db?: string | Matrix;
+  /** Query descriptors (.npy, or in memory); omitted means the database items are the queries. */
+  readonly query?: string | Matrix;
   readonly metric?: Metric;
   readonly engine?: EngineChoice;
   /** Ranked neighbour lists: int32/int64 queries × K (.npy), or a folder holding indices.npy. */
@@ -56,13 +56,14 @@ async function loadRanking(o: EvalFilesOptions, dbSize: number | null): Promise<
   const sources = [o.db, o.ranks, o.scores].filter((s) => s !== undefined).length;
   if (sources !== 1) throw new UserError('give exactly one of --db (descriptors), --ranks (neighbour lists) or --scores (score matrix)');
   if (o.db) {
-    const db = readMatrix(o.db);
-    const q: Matrix | null = o.query ? readMatrix(o.query) : null;
+    const db = typeof o.db === 'string' ? readMatrix(o.db) : o.db;
+    const q: Matrix | null = o.query === undefined ? null : typeof o.query === 'string' ? readMatrix(o.query) : o.query;
+    const dbName = typeof o.db === 'string' ? o.db : 'the database matrix';
     if (q && q.cols !== db.cols) {
-      throw new UserError(`${o.query} has ${q.cols} dimensions but ${o.db} has ${db.cols}; use descriptors from the same extractor`);
+      throw new UserError(`${typeof o.query === 'string' ? o.query : 'the query matrix'} has ${q.cols} dimensions but ${dbName} has ${db.cols}; use descriptors from the same extractor`);
     }
     if (dbSize !== null && db.rows !== dbSize) {
-      throw new UserError(`${o.db} has ${db.rows} rows but the ground truth describes ${dbSize} database items; give descriptors in ground-truth order`);
+      throw new UserError(`${dbName} has ${db.rows} rows but the ground truth describes ${dbSize} database items; give descriptors in ground-truth order`);
     }
     return fullRanking(db, q, o.metric ?? 'cosine', o.engine);
   }

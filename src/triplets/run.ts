@@ -24,13 +24,25 @@ export interface TripletManifest {
   readonly seed: number;
 }
 
-/** Mines triplets from a self-ranking on disk and writes them into `out`. */
-export function tripletFiles(o: TripletFilesOptions): TripletManifest {
-  const file = fileOrInFolder(o.ranks, 'indices.npy');
+export interface SelfRanking {
+  /** The indices.npy read. */
+  readonly file: string;
+  /** rows × length neighbour indices, best first, the item itself left out. */
+  readonly neighbours: Int32Array;
+  readonly rows: number;
+  readonly length: number;
+  /** The diffusion.json beside it, when there is one. */
+  readonly diffusion: Record<string, unknown> | null;
+}
+
+/** Reads a database self-ranking (a `diffuse` folder without queries, or its indices.npy). */
+export function readSelfRanking(ranks: string): SelfRanking {
+  const file = fileOrInFolder(ranks, 'indices.npy');
   const manifestPath = join(dirname(file), 'diffusion.json');
+  let diffusion: Record<string, unknown> | null = null;
   if (existsSync(manifestPath)) {
-    const mode = (JSON.parse(readFileSync(manifestPath, 'utf8')) as { mode?: string }).mode;
-    if (mode === 'query') {
+    diffusion = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
+    if (diffusion.mode === 'query') {
       throw new UserError(`${manifestPath}: this is a query re-ranking; triplets need a database self-ranking (run ddistill diffuse without --query)`);
     }
   }
@@ -38,8 +50,18 @@ export function tripletFiles(o: TripletFilesOptions): TripletManifest {
   if (arr.shape.length !== 2 || (arr.dtype !== 'int32' && arr.dtype !== 'int64')) {
     throw new UserError(`${file}: expected int32 neighbour lists (items × K), got ${arr.dtype} of shape (${arr.shape.join(', ')})`);
   }
-  const [rows] = arr.shape as [number, number];
-  const idx = arr.data instanceof Int32Array ? arr.data : Int32Array.from(arr.data as BigInt64Array, (v) => Number(v));
+  const [rows, length] = arr.shape as [number, number];
+  const neighbours = arr.data instanceof Int32Array ? arr.data : Int32Array.from(arr.data as BigInt64Array, (v) => Number(v));
+  for (let i = 0; i < neighbours.length; i++) {
+    const v = neighbours[i]!;
+    if (v < 0 || v >= rows) throw new UserError(`${file}: neighbour index ${v} is outside the ${rows} ranked items; is this a self-ranking of this database?`);
+  }
+  return { file, neighbours, rows, length, diffusion };
+}
+
+/** Mines triplets from a self-ranking on disk and writes them into `out`. */
+export function tripletFiles(o: TripletFilesOptions): TripletManifest {
+  const { file, neighbours: idx, rows } = readSelfRanking(o.ranks);
   const opts = { ...TRIPLET_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as TripletOptions;
   const t = mineTriplets(idx, rows, opts);
   writeNpy(join(o.out, 'triplets.npy'), { dtype: 'int32', shape: [t.count, 3], data: t.items });

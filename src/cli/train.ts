@@ -1,0 +1,202 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { EngineChoice } from '../backend/dense.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
+import { UserError } from '../errors.js';
+import { HEAD_INITS, HEAD_KINDS, type HeadInit, type HeadKind } from '../model/head.js';
+import type { PcaMethod } from '../model/pca.js';
+import { SCHEDULES, TRAIN_DEFAULTS, type Schedule } from '../train/loop.js';
+import { HEAD_DEFAULTS, readConfig, trainFiles } from '../train/run.js';
+import { duration, note, parsePositiveInt, print, progress } from './common.js';
+
+interface TrainFlags {
+  db: string;
+  ranks: string;
+  out: string;
+  head: HeadKind;
+  dim: number;
+  hidden: number;
+  init: HeadInit;
+  pcaMethod: PcaMethod;
+  k: number;
+  m0: number;
+  perAnchor: number;
+  batch: number;
+  lr: number;
+  schedule: Schedule;
+  momentum: number;
+  weightDecay: number;
+  epochs: number;
+  steps?: number;
+  seed: number;
+  normalize: boolean;
+  backend: BackendChoice;
+  engine: EngineChoice;
+  resume?: boolean;
+  config?: string;
+  queries?: string;
+  gnd?: string;
+  labels?: string;
+  queryLabels?: string;
+  groups?: string;
+  queryGroups?: string;
+  json?: boolean;
+}
+
+const number = (check: (x: number) => boolean, what: string) => (v: string) => {
+  const x = Number(v);
+  if (v.trim() === '' || !check(x)) throw new InvalidArgumentError(`expected ${what}.`);
+  return x;
+};
+const positive = number((x) => x > 0, 'a positive number');
+const nonNegative = number((x) => x >= 0, 'a non-negative number');
+const fraction = number((x) => x >= 0 && x < 1, 'a number in [0, 1)');
+const integer = number(Number.isInteger, 'an integer');
+
+/** Keys a config file may hold: every option of the command but the file itself. */
+const CONFIG_KEYS = [
+  'db', 'ranks', 'out', 'head', 'dim', 'hidden', 'init', 'pcaMethod', 'k', 'm0', 'perAnchor', 'batch', 'lr', 'schedule',
+  'momentum', 'weightDecay', 'epochs', 'steps', 'seed', 'normalize', 'backend', 'engine', 'queries', 'gnd', 'labels',
+  'queryLabels', 'groups', 'queryGroups',
+] as const;
+
+/** Applies a config file: its values replace defaults, never flags given on the command line. */
+function applyConfig(cmd: Command, path: string): void {
+  const config = readConfig(path);
+  for (const [key, value] of Object.entries(config)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
+      throw new UserError(`${path}: unknown option '${key}'; use the long flag names in camelCase (${CONFIG_KEYS.join(', ')})`);
+    }
+    const source = cmd.getOptionValueSource(key);
+    if (source === 'cli') continue;
+    const option = cmd.options.find((o) => o.attributeName() === key)!;
+    const takesValue = option.required || option.optional;
+    let parsed: unknown = value;
+    if (!takesValue) {
+      if (typeof value !== 'boolean') throw new UserError(`${path}: option '${key}' must be true or false, got ${JSON.stringify(value)}`);
+    } else if (typeof value !== 'string' && typeof value !== 'number') {
+      throw new UserError(`${path}: option '${key}' needs a value, got ${JSON.stringify(value)}`);
+    } else if (option.parseArg) {
+      try {
+        parsed = option.parseArg(String(value), undefined);
+      } catch (err) {
+        throw new UserError(`${path}: option '${key}': ${(err as Error).message}`);
+      }
+    } else {
+      parsed = String(value);
+    }
+    cmd.setOptionValueWithSource(key, parsed, 'config');
+  }
+}
+
+export function trainCommand(): Command {
+  const d = TRAIN_DEFAULTS;
+  return new Command('train')
+    .summary('train an embedding head on diffusion triplets (descriptor mode)')
+    .description(
+      'Distils a diffusion self-ranking into a network (Zhao et al., BMVC 2018): a\n' +
+        'head on the frozen descriptors is trained with soft-margin triplets mined\n' +
+        'afresh each epoch from the ranking (see `ddistill triplets`), loss\n' +
+        '[d(a,c) − d(a,f) + margin]₊ on L2-normalised outputs, SGD with momentum and\n' +
+        'weight decay. Defaults follow the paper (lr 0.01, batch 40, k 300, m0 0.1).\n\n' +
+        'Heads (--head):\n' +
+        '  residual  PCA projection plus a ReLU branch that starts at zero, so the\n' +
+        '            untrained head is exactly the PCA of the input (default)\n' +
+        '  linear    the PCA projection alone, trained\n' +
+        '  mlp       input → hidden (ReLU) → dim, random initialisation\n' +
+        '--init whiten starts from PCA-whitening instead; random from Glorot.\n\n' +
+        'Writes, in --out: model/ (tfjs model.json + weights.bin + manifest.json,\n' +
+        'loadable with tf.loadLayersModel), checkpoint/ (after every epoch; continue\n' +
+        'with --resume) and train.json (options and per-epoch loss, triplets/s and\n' +
+        'validation figures). Give --queries with --labels/--query-labels, --gnd or\n' +
+        '--groups to validate after every epoch.\n\n' +
+        'k must reach past an item\'s relevant set: ordering items inside one class\n' +
+        'teaches nothing that transfers to new queries (MNIST: k 3000, m0 0.5).\n' +
+        'All options can come from --config FILE.json (camelCase keys).',
+    )
+    .requiredOption('--db <file.npy>', 'database descriptors, n × d')
+    .requiredOption('--ranks <dir|indices.npy>', 'the database self-ranking (ddistill diffuse without --query)')
+    .requiredOption('--out <dir>', 'run folder (created if needed)')
+    .addOption(new Option('--head <kind>', 'network on the descriptors').choices(HEAD_KINDS).default(HEAD_DEFAULTS.kind))
+    .option('--dim <n>', 'embedding dimension', parsePositiveInt, HEAD_DEFAULTS.dim)
+    .option('--hidden <n>', 'hidden width (residual, mlp)', parsePositiveInt, HEAD_DEFAULTS.hidden)
+    .addOption(new Option('--init <how>', 'initial projection').choices(HEAD_INITS).default(HEAD_DEFAULTS.init))
+    .addOption(new Option('--pca-method <m>', 'eigenvectors: exact (ml-matrix) or subspace iteration').choices(['auto', 'exact', 'subspace']).default('auto'))
+    .option('-k, --k <n>', 'triplet range in the diffusion ranking', parsePositiveInt, d.triplets.k)
+    .option('--m0 <x>', 'margin scale', nonNegative, d.triplets.m0)
+    .option('--per-anchor <n>', 'triplets per anchor per epoch', parsePositiveInt, d.triplets.perAnchor)
+    .option('--batch <n>', 'triplets per step', parsePositiveInt, d.batch)
+    .option('--lr <x>', 'initial learning rate', positive, d.lr)
+    .addOption(new Option('--schedule <s>', 'learning-rate decay').choices(SCHEDULES).default(d.schedule))
+    .option('--momentum <x>', 'SGD momentum', fraction, d.momentum)
+    .option('--weight-decay <x>', 'L2 weight decay', nonNegative, d.weightDecay)
+    .option('--epochs <n>', 'passes over the mined triplets', parsePositiveInt, d.epochs)
+    .option('--steps <n>', 'total steps instead of --epochs', parsePositiveInt)
+    .option('--seed <n>', 'seed of initialisation, mining and shuffling', integer, d.seed)
+    .option('--no-normalize', 'do not L2-normalise the descriptors first')
+    .addOption(new Option('--backend <name>', 'tfjs backend (auto: tensorflow > wasm > cpu)').choices(BACKEND_CHOICES).default('auto'))
+    .addOption(new Option('--engine <name>', 'dense products (PCA, validation)').choices(['auto', 'onnxruntime', 'js']).default('auto'))
+    .option('--resume', 'continue from --out/checkpoint with the same options')
+    .option('--config <file.json>', 'options from a JSON file (flags given here win)')
+    .option('--queries <file.npy>', 'validation queries (with ground truth below)')
+    .option('--gnd <file>', 'validation: revisited ground truth (gnd_*.pkl/.json)')
+    .option('--labels <file>', 'validation: database class labels')
+    .option('--query-labels <file>', 'validation: query class labels')
+    .option('--groups <n|file>', 'validation: UKBench groups')
+    .option('--query-groups <file>', 'validation: query groups')
+    .option('--json', 'print the summary as one JSON line')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  ddistill diffuse --db db.npy --top-k 1000 --out teacher/\n' +
+        '  ddistill train --db db.npy --ranks teacher/ --out run/ --epochs 20\n' +
+        '  ddistill embed --model run/ --db db.npy --queries q.npy --out emb/\n' +
+        '  ddistill train --db db.npy --ranks teacher/ --out run/ --resume',
+    )
+    .hook('preAction', (cmd) => {
+      const path = cmd.getOptionValue('config') as string | undefined;
+      if (path) applyConfig(cmd, path);
+    })
+    .action(async (flags: TrainFlags) => {
+      const bar = progress('training');
+      let epochs = 0;
+      try {
+        const summary = await trainFiles({
+          db: flags.db,
+          ranks: flags.ranks,
+          out: flags.out,
+          head: { kind: flags.head, dim: flags.dim, hidden: flags.hidden, init: flags.init, pcaMethod: flags.pcaMethod },
+          train: {
+            batch: flags.batch, lr: flags.lr, schedule: flags.schedule, momentum: flags.momentum, weightDecay: flags.weightDecay,
+            epochs: flags.epochs, steps: flags.steps ?? null, seed: flags.seed,
+            triplets: { k: flags.k, m0: flags.m0, perAnchor: flags.perAnchor },
+          },
+          normalize: flags.normalize,
+          backend: flags.backend,
+          engine: flags.engine,
+          resume: flags.resume,
+          validation: { queries: flags.queries, gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups },
+          onBackend: (b) => note(`backend: ${b.backend} (${b.source}), tfjs ${b.tfjsVersion}`),
+          onStage: (m) => note(m),
+          onStep: (p) => {
+            epochs = Math.max(epochs, p.epoch + 1);
+            bar.update(p.step, p.totalSteps, `epoch ${p.epoch + 1}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tripletsPerSecond)} triplets/s`);
+          },
+          onEpoch: (r) => {
+            bar.done();
+            const val = r.validation ? `, validation ${Object.entries(r.validation).map(([k, v]) => `${k} ${v}`).join(' / ')}` : '';
+            note(`epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, active hinges ${(r.active * 100).toFixed(1)} %, ${Math.round(r.tripletsPerSecond)} triplets/s, ${duration(r.seconds)}${val}`);
+          },
+        });
+        if (flags.json) {
+          print(JSON.stringify({ out: summary.out, model: summary.model, backend: summary.backend.backend, steps: summary.steps, seconds: Number(summary.seconds.toFixed(3)), tripletRange: summary.tripletRange, history: summary.history }));
+          return;
+        }
+        const last = summary.history.at(-1);
+        print(`trained a ${summary.head.kind} head (${summary.head.dim}-d) for ${summary.steps} steps on ${summary.backend.backend} in ${duration(summary.seconds)}; triplet range k = ${summary.tripletRange}`);
+        if (last) print(`  final loss ${last.loss.toFixed(4)}${last.validation ? `, validation ${Object.entries(last.validation).map(([k, v]) => `${k} ${v}`).join(' / ')}` : ''}`);
+        print(`wrote ${summary.model} (tfjs model + manifest.json), checkpoint/ and train.json in ${summary.out}`);
+      } finally {
+        bar.done();
+      }
+    });
+}

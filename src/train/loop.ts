@@ -1,0 +1,266 @@
+/**
+ * The distillation training loop (Zhao et al., BMVC 2018, §2.3; ALGORITHMS.md §4): soft-margin
+ * triplets mined afresh each epoch from a diffusion self-ranking, loss
+ * mean over the batch of [d(a,c) − d(a,f) + margin]₊ with Euclidean d on L2-normalised outputs,
+ * SGD with momentum and weight decay (PyTorch's semantics), a decaying learning rate.
+ *
+ * Deterministic: epoch e mines with seed (seed, e) and shuffles with it, so a run resumed from the
+ * checkpoint at the end of an epoch ends exactly where an uninterrupted run ends.
+ */
+import { UserError } from '../errors.js';
+import { tf } from '../backend/tfjs.js';
+import type { Matrix } from '../matrix.js';
+import { l2Normalize } from '../model/head.js';
+import { mineTriplets, seededRandom, TRIPLET_DEFAULTS, type TripletOptions } from '../triplets/mining.js';
+
+export type Schedule = 'cosine' | 'linear' | 'step' | 'constant';
+export const SCHEDULES: readonly Schedule[] = ['cosine', 'linear', 'step', 'constant'];
+
+export interface TrainOptions {
+  /** Triplets per step (paper: 40). */
+  readonly batch: number;
+  /** Initial learning rate (paper: 0.01). */
+  readonly lr: number;
+  /** How it decays to the end of training (paper: "gradually attenuates"). */
+  readonly schedule: Schedule;
+  readonly momentum: number;
+  readonly weightDecay: number;
+  /** Passes over the mined triplets (n anchors × perAnchor each). */
+  readonly epochs: number;
+  /** If set, the total number of steps instead (epochs then count whole passes only). */
+  readonly steps: number | null;
+  readonly seed: number;
+  /** Triplet mining: k, m0 and triplets per anchor per epoch (its seed is ignored: see `seed`). */
+  readonly triplets: Omit<TripletOptions, 'seed'>;
+}
+
+export const TRAIN_DEFAULTS: TrainOptions = Object.freeze({
+  batch: 40,
+  lr: 0.01,
+  schedule: 'cosine',
+  momentum: 0.9,
+  weightDecay: 1e-4,
+  epochs: 10,
+  steps: null,
+  seed: 0,
+  triplets: { k: TRIPLET_DEFAULTS.k, m0: TRIPLET_DEFAULTS.m0, perAnchor: TRIPLET_DEFAULTS.perAnchor },
+});
+
+export interface EpochRecord {
+  readonly epoch: number;
+  readonly steps: number;
+  /** Mean triplet loss over the epoch's steps. */
+  readonly loss: number;
+  /** Fraction of triplets whose hinge was active (loss > 0). */
+  readonly active: number;
+  readonly lr: number;
+  readonly seconds: number;
+  readonly tripletsPerSecond: number;
+  /** Validation figure (mAP %, or N-S), when validation is configured. */
+  readonly validation?: Record<string, number>;
+}
+
+/** What a checkpoint restores: the finished epochs, the weights and the momentum buffers. */
+export interface TrainState {
+  readonly epochsDone: number;
+  readonly stepsDone: number;
+  readonly history: readonly EpochRecord[];
+}
+
+export interface StepProgress {
+  readonly step: number;
+  readonly totalSteps: number;
+  readonly epoch: number;
+  readonly loss: number;
+  readonly tripletsPerSecond: number;
+}
+
+export interface TrainHooks {
+  onStep?(p: StepProgress): void;
+  /** Validation after each epoch: figures to record (e.g. { mAP: 61.2 }). */
+  validate?(model: tf.LayersModel): Promise<Record<string, number>>;
+  /** Called after each epoch (after validation) with the state to checkpoint. */
+  onEpoch?(state: TrainState, momentum: readonly tf.Variable[]): Promise<void>;
+}
+
+/** The learning rate at `step` of `total`. */
+export function learningRate(o: Pick<TrainOptions, 'lr' | 'schedule'>, step: number, total: number): number {
+  const t = total > 0 ? step / total : 0;
+  switch (o.schedule) {
+    case 'cosine':
+      return o.lr * 0.5 * (1 + Math.cos(Math.PI * t));
+    case 'linear':
+      return o.lr * (1 - t);
+    case 'step':
+      return o.lr * 0.1 ** Math.floor(t * 3);
+    case 'constant':
+      return o.lr;
+  }
+}
+
+/** Steps in one epoch and in the whole run. */
+export function stepCounts(o: TrainOptions, anchors: number): { perEpoch: number; total: number; epochs: number } {
+  const perEpoch = Math.ceil((anchors * o.triplets.perAnchor) / o.batch);
+  const total = o.steps ?? perEpoch * o.epochs;
+  return { perEpoch, total, epochs: Math.ceil(total / perEpoch) };
+}
+
+/**
+ * The triplet loss of a batch: rows [0, B) are anchors, [B, 2B) closer, [2B, 3B) farther.
+ * Returns the mean hinge and the per-triplet hinges.
+ */
+export function tripletLoss(embeddings: tf.Tensor2D, margins: tf.Tensor1D): { loss: tf.Scalar; hinges: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const unit = l2Normalize(embeddings);
+    const [a, c, f] = tf.split(unit, 3, 0) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+    // sqrt(· + ε): the gradient of √ at 0 is infinite (a = c happens: duplicates).
+    const dc = tf.sqrt(tf.add(tf.sum(tf.square(tf.sub(a, c)), 1), 1e-12));
+    const df = tf.sqrt(tf.add(tf.sum(tf.square(tf.sub(a, f)), 1), 1e-12));
+    const hinges = tf.relu(tf.add(tf.sub(dc, df), margins)) as tf.Tensor1D;
+    return { loss: tf.mean(hinges) as tf.Scalar, hinges };
+  });
+}
+
+/** Momentum buffers, one per trainable weight, zero-initialised. */
+export function zeroMomentum(model: tf.LayersModel): tf.Variable[] {
+  return model.trainableWeights.map((w) => tf.variable(tf.zerosLike(w.read()), false));
+}
+
+/**
+ * One SGD step, PyTorch's rule: g ← ∇ + wd·w; v ← μ·v + g; w ← w − lr·v.
+ * Returns the batch loss and the number of active hinges.
+ */
+export function sgdStep(
+  model: tf.LayersModel,
+  momentum: readonly tf.Variable[],
+  x: tf.Tensor2D,
+  margins: tf.Tensor1D,
+  o: Pick<TrainOptions, 'momentum' | 'weightDecay'>,
+  lr: number,
+): { loss: number; active: number } {
+  const weights = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  let active = 0;
+  const { value, grads } = tf.variableGrads(() => {
+    const { loss, hinges } = tripletLoss(model.apply(x, { training: true }) as tf.Tensor2D, margins);
+    active = tf.tidy(() => tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')).dataSync()[0]!);
+    hinges.dispose();
+    return loss;
+  }, weights);
+  tf.tidy(() => {
+    weights.forEach((w, i) => {
+      let g = grads[w.name]!;
+      if (o.weightDecay > 0) g = tf.add(g, tf.mul(w, o.weightDecay));
+      const v = momentum[i]!;
+      v.assign(tf.add(tf.mul(v, o.momentum), g));
+      w.assign(tf.sub(w, tf.mul(v, lr)));
+    });
+  });
+  const loss = value.dataSync()[0]!;
+  tf.dispose([value, ...Object.values(grads)]);
+  return { loss, active };
+}
+
+/** The items (anchor, closer, farther) of epoch `epoch`, in shuffled order, and their margins. */
+export function epochTriplets(neighbours: Int32Array, rows: number, o: TrainOptions, epoch: number): { items: Int32Array; margins: Float32Array } {
+  const seed = (Math.imul(o.seed + 1, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0;
+  const t = mineTriplets(neighbours, rows, { ...o.triplets, seed });
+  const order = Int32Array.from({ length: t.count }, (_, i) => i);
+  const rand = seededRandom(seed ^ 0x5bd1e995);
+  for (let i = t.count - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    const s = order[i]!;
+    order[i] = order[j]!;
+    order[j] = s;
+  }
+  const items = new Int32Array(t.count * 3);
+  const margins = new Float32Array(t.count);
+  for (let i = 0; i < t.count; i++) {
+    const s = order[i]!;
+    items.set(t.items.subarray(3 * s, 3 * s + 3), 3 * i);
+    margins[i] = t.margins[s]!;
+  }
+  return { items, margins };
+}
+
+/**
+ * Trains `model` on triplets from `neighbours` (rows × length, a self-ranking of the rows of `x`,
+ * the model's preprocessed inputs). Starts from `resume` (weights already loaded into the model,
+ * momentum buffers given) when set. Returns the final state; the caller owns the model.
+ */
+export async function train(
+  model: tf.LayersModel,
+  x: Matrix,
+  neighbours: Int32Array,
+  o: TrainOptions,
+  hooks: TrainHooks = {},
+  resume?: { state: TrainState; momentum: tf.Variable[] },
+): Promise<TrainState> {
+  const n = x.rows;
+  if (neighbours.length % n !== 0 || neighbours.length / n < 2) {
+    throw new UserError(`the ranking has ${neighbours.length} entries, not a multiple (≥ 2 per item) of the ${n} database items; rank the same database`);
+  }
+  if (!Number.isInteger(o.batch) || o.batch < 1) throw new UserError(`batch size must be a positive integer, got ${o.batch}`);
+  if (!(o.lr > 0)) throw new UserError(`learning rate must be positive, got ${o.lr}`);
+  const counts = stepCounts(o, n);
+  const momentum = resume?.momentum ?? zeroMomentum(model);
+  const history = [...(resume?.state.history ?? [])];
+  let step = resume?.state.stepsDone ?? 0;
+  const d = x.cols;
+  const batchRows = new Float32Array(3 * o.batch * d);
+  try {
+    for (let epoch = resume?.state.epochsDone ?? 0; epoch < counts.epochs && step < counts.total; epoch++) {
+      const { items, margins } = epochTriplets(neighbours, n, o, epoch);
+      const count = margins.length;
+      const started = performance.now();
+      let lossSum = 0;
+      let activeSum = 0;
+      let stepsThisEpoch = 0;
+      let seen = 0;
+      let lr = o.lr;
+      for (let start = 0; start < count && step < counts.total; start += o.batch, step++, stepsThisEpoch++) {
+        const b = Math.min(o.batch, count - start);
+        // Gather the 3b input rows on the JS side: the database never has to fit the tfjs heap.
+        for (let part = 0; part < 3; part++) {
+          for (let i = 0; i < b; i++) {
+            const item = items[3 * (start + i) + part]!;
+            batchRows.set(x.data.subarray(item * d, (item + 1) * d), (part * b + i) * d);
+          }
+        }
+        lr = learningRate(o, step, counts.total);
+        const xt = tf.tensor2d(batchRows.subarray(0, 3 * b * d), [3 * b, d]);
+        const mt = tf.tensor1d(margins.subarray(start, start + b));
+        const r = sgdStep(model, momentum, xt, mt, o, lr);
+        tf.dispose([xt, mt]);
+        if (!Number.isFinite(r.loss)) {
+          throw new UserError(`training diverged at step ${step} (loss ${r.loss}); lower --lr (now ${o.lr})`);
+        }
+        lossSum += r.loss;
+        activeSum += r.active;
+        seen += b;
+        hooks.onStep?.({
+          step: step + 1,
+          totalSteps: counts.total,
+          epoch,
+          loss: lossSum / (stepsThisEpoch + 1),
+          tripletsPerSecond: seen / ((performance.now() - started) / 1000),
+        });
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const record: EpochRecord = {
+        epoch,
+        steps: stepsThisEpoch,
+        loss: lossSum / Math.max(stepsThisEpoch, 1),
+        active: activeSum / Math.max(seen, 1),
+        lr,
+        seconds,
+        tripletsPerSecond: seen / seconds,
+      };
+      const validation = hooks.validate ? await hooks.validate(model) : undefined;
+      history.push(validation ? { ...record, validation } : record);
+      await hooks.onEpoch?.({ epochsDone: epoch + 1, stepsDone: step, history }, momentum);
+    }
+    return { epochsDone: counts.epochs, stepsDone: step, history };
+  } finally {
+    if (!resume) tf.dispose(momentum);
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * The `train` stage on files: database descriptors (.npy) and their diffusion self-ranking in;
+ * a run folder out, holding `model/` (tfjs model + manifest), `checkpoint/` (after every epoch,
+ * for --resume) and `train.json` (options, per-epoch history, timings).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { EngineChoice } from '../backend/dense.js';
+import { initBackend, tf, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
+import { UserError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { evaluateFiles, type EvalReport } from '../eval/run.js';
+import { l2NormalizeRows, readMatrix, type Matrix } from '../matrix.js';
+import { buildHead, embedRows, type HeadKind, type HeadInit, type HeadSpec } from '../model/head.js';
+import { saveModelFolder, type ModelManifest } from '../model/io.js';
+import { learnPca, pcaProjection, type PcaMethod } from '../model/pca.js';
+import { readSelfRanking } from '../triplets/run.js';
+import { packageVersion } from '../version.js';
+import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { stepCounts, train, TRAIN_DEFAULTS, type EpochRecord, type StepProgress, type TrainOptions, type TrainState } from './loop.js';
+
+export interface HeadOptions {
+  readonly kind: HeadKind;
+  readonly dim: number;
+  readonly hidden: number;
+  readonly init: HeadInit;
+  readonly pcaMethod: PcaMethod;
+}
+
+export const HEAD_DEFAULTS: HeadOptions = Object.freeze({ kind: 'residual', dim: 128, hidden: 1024, init: 'pca', pcaMethod: 'auto' });
+
+/** Ground truth for a validation figure after every epoch (as for `ddistill eval`). */
+export interface ValidationOptions {
+  readonly queries?: string | Matrix;
+  readonly gnd?: string;
+  readonly labels?: string;
+  readonly queryLabels?: string;
+  readonly groups?: string;
+  readonly queryGroups?: string;
+}
+
+export interface TrainFilesOptions {
+  readonly db: string;
+  readonly ranks: string;
+  readonly out: string;
+  readonly head?: Partial<HeadOptions>;
+  readonly train?: Partial<Omit<TrainOptions, 'triplets'>> & { triplets?: Partial<TrainOptions['triplets']> };
+  /** L2-normalise the input descriptors (default true). */
+  readonly normalize?: boolean;
+  readonly backend?: BackendChoice;
+  readonly engine?: EngineChoice;
+  readonly resume?: boolean;
+  readonly validation?: ValidationOptions;
+  readonly onBackend?: (info: BackendInfo) => void;
+  readonly onStep?: (p: StepProgress) => void;
+  readonly onEpoch?: (r: EpochRecord) => void;
+  readonly onStage?: (message: string) => void;
+}
+
+export interface TrainSummary {
+  readonly out: string;
+  readonly model: string;
+  readonly backend: BackendInfo;
+  readonly head: HeadOptions;
+  readonly options: TrainOptions;
+  readonly tripletRange: number;
+  readonly history: readonly EpochRecord[];
+  readonly steps: number;
+  readonly seconds: number;
+  readonly resumedFrom: number | null;
+}
+
+/** The figures of an evaluation report, flat (for per-epoch records). */
+export function reportFigures(r: EvalReport): Record<string, number> {
+  if (r.protocol === 'revisited') return { ...r.mAP };
+  if (r.protocol === 'class') return { mAP: r.mAP };
+  return { NS: r.nsScore };
+}
+
+/** Merges partial training options over the defaults, field by field. */
+export function trainOptions(partial: TrainFilesOptions['train'] = {}): TrainOptions {
+  const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  const { triplets, ...rest } = partial;
+  return { ...TRAIN_DEFAULTS, ...defined(rest), triplets: { ...TRAIN_DEFAULTS.triplets, ...defined(triplets ?? {}) } } as TrainOptions;
+}
+
+/** Trains a descriptor-mode head; see the module comment for the run folder. */
+export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
+  const started = performance.now();
+  const head: HeadOptions = { ...HEAD_DEFAULTS, ...Object.fromEntries(Object.entries(o.head ?? {}).filter(([, v]) => v !== undefined)) };
+  const options = trainOptions(o.train);
+  const normalize = o.normalize ?? true;
+  const raw = readMatrix(o.db);
+  const ranking = readSelfRanking(o.ranks);
+  if (ranking.rows !== raw.rows) {
+    throw new UserError(`${ranking.file} ranks ${ranking.rows} items but ${o.db} has ${raw.rows} rows; run ddistill diffuse on this database (without --query)`);
+  }
+  const zeroRow = (file: string) => (row: number) => {
+    throw new UserError(`${file}: row ${row} is a zero vector and cannot be L2-normalised; remove it or pass --no-normalize`);
+  };
+  const x = normalize ? l2NormalizeRows(raw, zeroRow(o.db)) : raw;
+  const tripletRange = Math.min(options.triplets.k, ranking.length);
+  const checkpointDir = join(o.out, 'checkpoint');
+  if (o.resume && !hasCheckpoint(checkpointDir)) throw new UserError(`${checkpointDir}: no checkpoint to resume from; run without --resume`);
+  if (!o.resume && hasCheckpoint(checkpointDir)) {
+    throw new UserError(`${o.out} already holds a training checkpoint; add --resume to continue it, or choose another --out`);
+  }
+  const backend = await initBackend(o.backend ?? 'auto');
+  o.onBackend?.(backend);
+  mkdirSync(o.out, { recursive: true });
+
+  const spec: HeadSpec = { kind: head.kind, inputDim: x.cols, outputDim: head.dim, hidden: head.hidden, init: head.init, seed: options.seed };
+  const fingerprint = createHash('sha256')
+    .update(JSON.stringify({ db: resolve(o.db), dbSize: statSync(o.db).size, ranks: resolve(ranking.file), ranksSize: statSync(ranking.file).size, spec, options, normalize }))
+    .digest('hex');
+  let pcaInfo: Record<string, unknown> | null = null;
+  let projection;
+  if (!o.resume && head.kind !== 'mlp' && head.init !== 'random') {
+    o.onStage?.(`learning ${head.init === 'whiten' ? 'PCA-whitening' : 'PCA'} (${x.cols} → ${head.dim}) on ${x.rows} descriptors`);
+    if (head.dim > x.cols) throw new UserError(`a PCA-initialised head cannot output ${head.dim} dimensions from ${x.cols}-d descriptors; use --dim ≤ ${x.cols} or --init random`);
+    const t = performance.now();
+    const pca = await learnPca(x, head.dim, { method: head.pcaMethod, engine: o.engine, seed: options.seed });
+    projection = pcaProjection(pca, head.init === 'whiten');
+    let kept = 0;
+    let total = 0;
+    for (const v of pca.eigenvalues) kept += v;
+    for (let j = 0; j < x.cols; j++) {
+      let s = 0;
+      for (let i = 0; i < x.rows; i++) s += (x.data[i * x.cols + j]! - pca.mean[j]!) ** 2;
+      total += s / (x.rows - 1);
+    }
+    pcaInfo = { method: pca.method, seconds: Number(((performance.now() - t) / 1000).toFixed(3)), varianceKept: Number((kept / total).toFixed(4)) };
+  }
+  const model = buildHead(spec, projection);
+
+  let resumeFrom: { state: TrainState; momentum: tf.Variable[] } | undefined;
+  if (o.resume) {
+    resumeFrom = loadCheckpoint(checkpointDir, model, fingerprint);
+    o.onStage?.(`resuming after epoch ${resumeFrom.state.epochsDone} (step ${resumeFrom.state.stepsDone})`);
+  }
+
+  const v = o.validation;
+  const validating = v !== undefined && (v.gnd ?? v.labels ?? v.groups) !== undefined;
+  const queries = validating && v.queries !== undefined ? (typeof v.queries === 'string' ? readMatrix(v.queries) : v.queries) : null;
+  if (queries && queries.cols !== x.cols) throw new UserError(`${v!.queries as string} has ${queries.cols} dimensions but ${o.db} has ${x.cols}; use descriptors from the same extractor`);
+  const q = queries && normalize ? l2NormalizeRows(queries, zeroRow(String(v!.queries))) : queries;
+  const validate = validating
+    ? async (m: tf.LayersModel) =>
+        reportFigures(
+          await evaluateFiles({
+            db: embedRows(m, x),
+            query: q ? embedRows(m, q) : undefined,
+            metric: 'euclidean',
+            engine: o.engine,
+            gnd: v.gnd,
+            labels: v.labels,
+            queryLabels: v.queryLabels,
+            groups: v.groups,
+            queryGroups: v.queryGroups,
+          }),
+        )
+    : undefined;
+
+  const record = (history: readonly EpochRecord[], done: boolean) => ({
+    status: done ? 'done' : 'training',
+    db: o.db,
+    ranks: ranking.file,
+    diffusion: ranking.diffusion ? { method: ranking.diffusion.method, k: ranking.diffusion.k, parameters: ranking.diffusion.parameters } : null,
+    normalize,
+    head,
+    pca: pcaInfo,
+    options,
+    tripletRange,
+    steps: stepCounts(options, x.rows),
+    backend,
+    version: packageVersion(),
+    history,
+  });
+
+  const state = await train(
+    model,
+    x,
+    ranking.neighbours,
+    options,
+    {
+      onStep: o.onStep,
+      validate,
+      onEpoch: async (s, momentum) => {
+        o.onEpoch?.(s.history.at(-1)!);
+        await saveCheckpoint(checkpointDir, model, momentum, s, fingerprint);
+        writeFileAtomic(join(o.out, 'train.json'), JSON.stringify(record(s.history, false), null, 2) + '\n');
+      },
+    },
+    resumeFrom,
+  );
+  if (resumeFrom) tf.dispose(resumeFrom.momentum);
+
+  const seconds = (performance.now() - started) / 1000;
+  const manifest: ModelManifest = {
+    format: 'diffusion-distill-model',
+    version: 1,
+    inputKind: 'descriptors',
+    inputDim: x.cols,
+    embeddingDim: head.dim,
+    preprocess: { normalize: normalize ? 'l2' : 'none' },
+    postprocess: { normalize: 'l2' },
+    head: { ...head, seed: options.seed },
+    provenance: {
+      db: o.db,
+      databaseSize: x.rows,
+      ranks: ranking.file,
+      diffusion: record([], true).diffusion,
+      triplets: { ...options.triplets, k: tripletRange, kRequested: options.triplets.k },
+      optimiser: { ...options, triplets: undefined },
+      steps: state.stepsDone,
+      finalLoss: state.history.at(-1)?.loss ?? null,
+      validation: state.history.at(-1)?.validation ?? null,
+      backend: backend.backend,
+      tfjs: backend.tfjsVersion,
+      package: `diffusion-distill ${packageVersion()}`,
+      trainedAt: new Date().toISOString(),
+      seconds: Number(seconds.toFixed(3)),
+    },
+  };
+  const modelDir = join(o.out, 'model');
+  await saveModelFolder(model, modelDir, manifest);
+  writeFileAtomic(join(o.out, 'train.json'), JSON.stringify({ ...record(state.history, true), seconds: Number(seconds.toFixed(3)) }, null, 2) + '\n');
+  model.dispose();
+  return {
+    out: o.out,
+    model: modelDir,
+    backend,
+    head,
+    options,
+    tripletRange,
+    history: state.history,
+    steps: state.stepsDone,
+    seconds,
+    resumedFrom: resumeFrom ? resumeFrom.state.epochsDone : null,
+  };
+}
+
+/** Reads a JSON config file of train options (the CLI's flags, camelCased). */
+export function readConfig(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new UserError(`${path}: config file not found`);
+  try {
+    const c = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new Error('not an object');
+    return c as Record<string, unknown>;
+  } catch (err) {
+    throw new UserError(`${path}: not a JSON object of options (${(err as Error).message}); see ddistill train --help`);
+  }
+}
