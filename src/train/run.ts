@@ -132,7 +132,8 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
     }
     pcaInfo = { method: pca.method, seconds: Number(((performance.now() - t) / 1000).toFixed(3)), varianceKept: Number((kept / total).toFixed(4)) };
   }
-  const model = buildHead(spec, projection);
+  // Resuming: the checkpoint holds the weights, so the head starts from any initialisation.
+  const model = buildHead(o.resume ? { ...spec, init: 'random' } : spec, projection);
 
   let resumeFrom: { state: TrainState; momentum: tf.Variable[] } | undefined;
   if (o.resume) {

@@ -1,0 +1,315 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { initBackend, tf } from '../src/backend/tfjs.js';
+import { classMap } from '../src/eval/classLevel.js';
+import { writeNpy } from '../src/io/npy.js';
+import { l2NormalizeRows, type Matrix } from '../src/matrix.js';
+import { buildHead, embedRows } from '../src/model/head.js';
+import { fileHandler, loadModelFolder } from '../src/model/io.js';
+import { embedFiles, exportModel } from '../src/model/run.js';
+import { learnPca, pcaProjection } from '../src/model/pca.js';
+import { fullRanking } from '../src/search/exact.js';
+import { learningRate, sgdStep, train, TRAIN_DEFAULTS, tripletLoss, zeroMomentum, type TrainOptions } from '../src/train/loop.js';
+import { trainFiles } from '../src/train/run.js';
+import { gaussian, rng, withTempDir } from './helpers.js';
+
+/**
+ * Labelled toy data: the class is written in the first `signal` dimensions, weakly, and drowned
+ * by strong noise in the others, so Euclidean search on the raw vectors is poor, while a
+ * projection onto the signal dimensions is near perfect.
+ */
+function toy(seed: number, perClass: number, classes = 4, dim = 24, signal = 4): { x: Matrix; labels: Int32Array } {
+  const g = gaussian(rng(seed));
+  const centres = Array.from({ length: classes }, (_, c) => Array.from({ length: signal }, (_, j) => ((c >> j) & 1 ? 1 : -1) * (j < 2 ? 1 : 0)));
+  const rows = classes * perClass;
+  const data = new Float32Array(rows * dim);
+  const labels = new Int32Array(rows);
+  for (let i = 0; i < rows; i++) {
+    const c = i % classes;
+    labels[i] = c;
+    for (let j = 0; j < dim; j++) data[i * dim + j] = j < signal ? centres[c]![j]! + 0.3 * g() : 1.5 * g();
+  }
+  return { x: { rows, cols: dim, data }, labels };
+}
+
+/** A "diffusion" self-ranking that knows the classes: same class first, each part shuffled. */
+function oracleRanking(labels: Int32Array, seed: number): Int32Array {
+  const n = labels.length;
+  const r = rng(seed);
+  const out = new Int32Array(n * (n - 1));
+  for (let a = 0; a < n; a++) {
+    const same: number[] = [];
+    const other: number[] = [];
+    for (let b = 0; b < n; b++) if (b !== a) (labels[b] === labels[a] ? same : other).push(b);
+    for (const part of [same, other]) {
+      for (let i = part.length - 1; i > 0; i--) {
+        const j = Math.floor(r() * (i + 1));
+        [part[i], part[j]] = [part[j]!, part[i]!];
+      }
+    }
+    out.set([...same, ...other], a * (n - 1));
+  }
+  return out;
+}
+
+const mapOf = async (db: Matrix, q: Matrix, dbLabels: Int32Array, qLabels: Int32Array) =>
+  classMap(await fullRanking(db, q, 'euclidean', 'js'), qLabels, dbLabels).mAP;
+
+describe('PCA', () => {
+  it('finds eigenpairs of the covariance: C·v = λ·v, orthonormal, decreasing, λ sum ≤ trace', async () => {
+    const { x } = toy(1, 60, 4, 12, 4);
+    const pca = await learnPca(x, 5, { method: 'exact', engine: 'js' });
+    // Covariance in float64 by brute force.
+    const { rows: n, cols: d } = x;
+    const C = new Float64Array(d * d);
+    for (let i = 0; i < n; i++) {
+      for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) C[a * d + b]! += (x.data[i * d + a]! - pca.mean[a]!) * (x.data[i * d + b]! - pca.mean[b]!);
+    }
+    for (let i = 0; i < C.length; i++) C[i]! /= n - 1;
+    let trace = 0;
+    for (let a = 0; a < d; a++) trace += C[a * d + a]!;
+    for (let k = 0; k < 5; k++) {
+      const v = pca.components.subarray(k * d, (k + 1) * d);
+      let norm = 0;
+      for (let a = 0; a < d; a++) {
+        let cv = 0;
+        for (let b = 0; b < d; b++) cv += C[a * d + b]! * v[b]!;
+        expect(Math.abs(cv - pca.eigenvalues[k]! * v[a]!)).toBeLessThan(1e-4 * pca.eigenvalues[0]!);
+        norm += v[a]! ** 2;
+      }
+      expect(norm).toBeCloseTo(1, 5);
+      if (k > 0) expect(pca.eigenvalues[k]!).toBeLessThanOrEqual(pca.eigenvalues[k - 1]!);
+      for (let p = 0; p < k; p++) {
+        let dot = 0;
+        for (let a = 0; a < d; a++) dot += v[a]! * pca.components[p * d + a]!;
+        expect(Math.abs(dot)).toBeLessThan(1e-5);
+      }
+    }
+    expect(pca.eigenvalues.reduce((s, v) => s + v, 0)).toBeLessThanOrEqual(trace * (1 + 1e-6));
+  });
+
+  it('the subspace iteration agrees with the exact eigenvectors on a decaying spectrum', async () => {
+    const g = gaussian(rng(3));
+    const d = 120;
+    const n = 600;
+    const data = new Float32Array(n * d);
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) data[i * d + j] = g() * 0.93 ** j;
+    // A random rotation, so the axes are not the eigenvectors.
+    const x = { rows: n, cols: d, data };
+    const exact = await learnPca(x, 10, { method: 'exact', engine: 'js' });
+    const sub = await learnPca(x, 10, { method: 'subspace', engine: 'js' });
+    expect(sub.method).toBe('subspace');
+    for (let k = 0; k < 10; k++) {
+      expect(Math.abs(sub.eigenvalues[k]! - exact.eigenvalues[k]!) / exact.eigenvalues[k]!).toBeLessThan(1e-3);
+      let dot = 0;
+      for (let j = 0; j < d; j++) dot += sub.components[k * d + j]! * exact.components[k * d + j]!;
+      expect(Math.abs(dot)).toBeGreaterThan(0.99);
+    }
+  });
+
+  it('refuses more dimensions than the descriptors have', async () => {
+    const { x } = toy(1, 10, 4, 8);
+    await expect(learnPca(x, 9)).rejects.toThrow(/\[1, 8\]/);
+  });
+});
+
+describe('descriptor-mode heads', async () => {
+  await initBackend('wasm');
+  const { x } = toy(5, 40, 4, 16);
+
+  it('the untrained residual head is exactly the PCA projection W·(x − mean)', async () => {
+    const pca = await learnPca(x, 6, { engine: 'js' });
+    const model = buildHead({ kind: 'residual', inputDim: 16, outputDim: 6, hidden: 32, init: 'pca', seed: 0 }, pcaProjection(pca, false));
+    const y = tf.tidy(() => (model.predict(tf.tensor2d(x.data, [x.rows, 16])) as tf.Tensor).dataSync());
+    for (let i = 0; i < x.rows; i++) {
+      for (let k = 0; k < 6; k++) {
+        let want = 0;
+        for (let j = 0; j < 16; j++) want += pca.components[k * 16 + j]! * (x.data[i * 16 + j]! - pca.mean[j]!);
+        expect(y[i * 6 + k]).toBeCloseTo(want, 4);
+      }
+    }
+    model.dispose();
+  });
+
+  it('whitening gives unit variance on the leading components', async () => {
+    const pca = await learnPca(x, 4, { engine: 'js' });
+    const model = buildHead({ kind: 'linear', inputDim: 16, outputDim: 4, hidden: 1, init: 'whiten', seed: 0 }, pcaProjection(pca, true, 0));
+    const y = tf.tidy(() => (model.predict(tf.tensor2d(x.data, [x.rows, 16])) as tf.Tensor).dataSync());
+    for (let k = 0; k < 4; k++) {
+      let s = 0;
+      for (let i = 0; i < x.rows; i++) s += y[i * 4 + k]! ** 2;
+      expect(s / (x.rows - 1)).toBeCloseTo(1, 3);
+    }
+    model.dispose();
+  });
+
+  it('refuses a PCA head wider than its input', () => {
+    expect(() => buildHead({ kind: 'residual', inputDim: 8, outputDim: 9, hidden: 4, init: 'pca', seed: 0 })).toThrow(/--init random/);
+  });
+});
+
+describe('triplet loss and SGD', async () => {
+  await initBackend('wasm');
+
+  it('mean of [d(a,c) − d(a,f) + margin]₊ on L2-normalised rows (hand-worked)', () => {
+    // Triplet 1: a=(3,0) c=(0,1) f=(−1,0): √2 − 2 + 0.1 < 0 → 0.
+    // Triplet 2: a=(1,0) c=(−2,0) f=(0,5): 2 − √2 + 0.2 = 0.785786…
+    const e = tf.tensor2d([3, 0, 1, 0, 0, 1, -2, 0, -1, 0, 0, 5], [6, 2]);
+    const m = tf.tensor1d([0.1, 0.2]);
+    const { loss, hinges } = tripletLoss(e, m);
+    expect(Array.from(hinges.dataSync())).toEqual([0, expect.closeTo(2 - Math.SQRT2 + 0.2, 6)]);
+    expect(loss.dataSync()[0]).toBeCloseTo((2 - Math.SQRT2 + 0.2) / 2, 6);
+    tf.dispose([e, m, loss, hinges]);
+  });
+
+  it('the learning-rate schedules start at lr and decay as documented', () => {
+    const o = { lr: 0.1 };
+    expect(learningRate({ ...o, schedule: 'cosine' }, 0, 100)).toBeCloseTo(0.1, 12);
+    expect(learningRate({ ...o, schedule: 'cosine' }, 50, 100)).toBeCloseTo(0.05, 12);
+    expect(learningRate({ ...o, schedule: 'linear' }, 75, 100)).toBeCloseTo(0.025, 12);
+    expect(learningRate({ ...o, schedule: 'step' }, 70, 100)).toBeCloseTo(0.001, 12);
+    expect(learningRate({ ...o, schedule: 'constant' }, 99, 100)).toBe(0.1);
+  });
+
+  it('two steps follow PyTorch SGD: v ← μv + ∇ + wd·w; w ← w − lr·v', () => {
+    const model = buildHead({ kind: 'mlp', inputDim: 5, outputDim: 3, hidden: 4, init: 'random', seed: 2 });
+    const momentum = zeroMomentum(model);
+    const r = rng(4);
+    const xs = tf.tensor2d(Array.from({ length: 6 * 5 }, () => r() - 0.5), [6, 5]);
+    const ms = tf.tensor1d([0.5, 0.5]);
+    const o = { momentum: 0.9, weightDecay: 0.01 };
+    const weights = () => model.trainableWeights.map((w) => Array.from(w.read().dataSync()));
+    const gradients = () => {
+      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const { value, grads } = tf.variableGrads(() => tripletLoss(model.apply(xs) as tf.Tensor2D, ms).loss, vars);
+      const out = vars.map((v) => Array.from(grads[v.name]!.dataSync()));
+      tf.dispose([value, ...Object.values(grads)]);
+      return out;
+    };
+    let w = weights();
+    let v = w.map((a) => a.map(() => 0));
+    for (const lr of [0.3, 0.2]) {
+      const g = gradients();
+      expect(g.some((a) => a.some((x) => x !== 0))).toBe(true);
+      v = v.map((a, i) => a.map((vi, j) => 0.9 * vi + g[i]![j]! + 0.01 * w[i]![j]!));
+      w = w.map((a, i) => a.map((wi, j) => wi - lr * v[i]![j]!));
+      sgdStep(model, momentum, xs, ms, o, lr);
+      weights().forEach((a, i) => a.forEach((x, j) => expect(x).toBeCloseTo(w[i]![j]!, 5)));
+    }
+    tf.dispose([xs, ms, ...momentum]);
+    model.dispose();
+  });
+
+  it('learns a projection that transfers to unseen queries, without leaking tensors', async () => {
+    const db = toy(11, 50);
+    const q = toy(12, 10);
+    const baseline = await mapOf(db.x, q.x, db.labels, q.labels);
+    const model = buildHead({ kind: 'linear', inputDim: 24, outputDim: 8, hidden: 1, init: 'random', seed: 1 });
+    const before = await mapOf(embedRows(model, db.x), embedRows(model, q.x), db.labels, q.labels);
+    const o: TrainOptions = { ...TRAIN_DEFAULTS, batch: 32, lr: 0.2, epochs: 6, triplets: { k: 199, m0: 0.5, perAnchor: 10 } };
+    const counts: number[] = [];
+    const state = await train(model, db.x, oracleRanking(db.labels, 3), o, { onStep: () => counts.push(tf.memory().numTensors) });
+    const after = await mapOf(embedRows(model, db.x), embedRows(model, q.x), db.labels, q.labels);
+    // Euclidean on the raw vectors and on the random projection are poor; the trained one is not.
+    expect(baseline).toBeLessThan(0.5);
+    expect(before).toBeLessThan(0.5);
+    expect(after).toBeGreaterThan(0.9);
+    expect(state.history).toHaveLength(6);
+    expect(state.history.at(-1)!.loss).toBeLessThan(state.history[0]!.loss);
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    model.dispose();
+  });
+});
+
+/** Toy data and its oracle ranking written as a run's inputs. */
+function writeToyInputs(dir: string): { db: string; ranks: string; queries: string; labels: string; queryLabels: string } {
+  const db = toy(21, 30);
+  const q = toy(22, 5);
+  const paths = { db: join(dir, 'db.npy'), ranks: join(dir, 'teacher'), queries: join(dir, 'q.npy'), labels: join(dir, 'labels.txt'), queryLabels: join(dir, 'qlabels.txt') };
+  writeNpy(paths.db, { dtype: 'float32', shape: [db.x.rows, db.x.cols], data: db.x.data });
+  writeNpy(paths.queries, { dtype: 'float32', shape: [q.x.rows, q.x.cols], data: q.x.data });
+  writeNpy(join(paths.ranks, 'indices.npy'), { dtype: 'int32', shape: [db.x.rows, db.x.rows - 1], data: oracleRanking(db.labels, 5) });
+  writeFileSync(paths.labels, Array.from(db.labels).join('\n'));
+  writeFileSync(paths.queryLabels, Array.from(q.labels).join('\n'));
+  return paths;
+}
+
+describe('train, resume, embed and export on files', async () => {
+  const head = { kind: 'residual', dim: 6, hidden: 16 } as const;
+  const opts = { batch: 16, lr: 0.05, epochs: 3, triplets: { k: 100, m0: 0.3, perAnchor: 4 } };
+
+  it('a run resumed after a crash ends with the same weights as an uninterrupted run', async () => {
+    await withTempDir(async (dir) => {
+      const p = writeToyInputs(dir);
+      const straight = await trainFiles({ db: p.db, ranks: p.ranks, out: join(dir, 'a'), head, train: opts, backend: 'wasm', engine: 'js' });
+      expect(straight.history).toHaveLength(3);
+      // Crash in the second epoch (the first epoch's checkpoint is on disk).
+      await expect(
+        trainFiles({
+          db: p.db, ranks: p.ranks, out: join(dir, 'b'), head, train: opts, backend: 'wasm', engine: 'js',
+          onStep: (s) => {
+            if (s.epoch === 1) throw new Error('simulated crash');
+          },
+        }),
+      ).rejects.toThrow('simulated crash');
+      await expect(trainFiles({ db: p.db, ranks: p.ranks, out: join(dir, 'b'), head, train: opts, backend: 'wasm', engine: 'js' })).rejects.toThrow(/--resume/);
+      const resumed = await trainFiles({ db: p.db, ranks: p.ranks, out: join(dir, 'b'), head, train: opts, backend: 'wasm', engine: 'js', resume: true });
+      expect(resumed.resumedFrom).toBe(1);
+      expect(resumed.history.map((h) => h.loss)).toEqual(straight.history.map((h) => h.loss));
+      expect(readFileSync(join(dir, 'b', 'model', 'weights.bin'))).toEqual(readFileSync(join(dir, 'a', 'model', 'weights.bin')));
+      // Other options do not resume this checkpoint.
+      await expect(
+        trainFiles({ db: p.db, ranks: p.ranks, out: join(dir, 'b'), head, train: { ...opts, lr: 0.1 }, backend: 'wasm', engine: 'js', resume: true }),
+      ).rejects.toThrow(/other data or options/);
+    });
+  });
+
+  it('exported models load with tf.loadLayersModel and reproduce `embed` exactly', async () => {
+    await withTempDir(async (dir) => {
+      const p = writeToyInputs(dir);
+      const run = await trainFiles({
+        db: p.db, ranks: p.ranks, out: join(dir, 'run'), head, train: { ...opts, epochs: 2 }, backend: 'wasm', engine: 'js',
+        validation: { queries: p.queries, labels: p.labels, queryLabels: p.queryLabels },
+      });
+      expect(run.history[1]!.validation!.mAP).toBeGreaterThan(0);
+      await embedFiles({ model: join(dir, 'run'), db: p.db, queries: p.queries, out: join(dir, 'emb'), backend: 'wasm' });
+      await exportModel({ model: join(dir, 'run'), out: join(dir, 'exported'), backend: 'wasm' });
+      const json = JSON.parse(readFileSync(join(dir, 'exported', 'model.json'), 'utf8'));
+      expect(json.format).toBe('layers-model');
+      expect(json.weightsManifest[0].paths).toEqual(['weights.bin']);
+      const classes = new Set(json.modelTopology.config.layers.map((l: { class_name: string }) => l.class_name));
+      expect([...classes].sort()).toEqual(['Add', 'Dense', 'InputLayer']);
+      // Plain tfjs: load, predict, normalise as the manifest says.
+      const model = await tf.loadLayersModel(fileHandler(join(dir, 'exported', 'model.json')));
+      const manifest = JSON.parse(readFileSync(join(dir, 'exported', 'manifest.json'), 'utf8'));
+      expect(manifest).toMatchObject({ inputKind: 'descriptors', inputDim: 24, embeddingDim: 6, preprocess: { normalize: 'l2' }, postprocess: { normalize: 'l2' } });
+      expect(manifest.provenance).toMatchObject({ databaseSize: 120, steps: 2 * Math.ceil((120 * 4) / 16) });
+      const { readMatrix } = await import('../src/matrix.js');
+      for (const [input, output] of [[p.db, 'db.npy'], [p.queries, 'queries.npy']] as const) {
+        const x = l2NormalizeRows(readMatrix(input));
+        const y = tf.tidy(() => {
+          const out = model.predict(tf.tensor2d(x.data, [x.rows, x.cols])) as tf.Tensor2D;
+          return tf.div(out, tf.norm(out, 'euclidean', 1, true)).dataSync();
+        });
+        expect(Array.from(y)).toEqual(Array.from(readMatrix(join(dir, 'emb', output)).data));
+      }
+      model.dispose();
+      const loaded = await loadModelFolder(join(dir, 'run'));
+      expect(loaded.manifest.embeddingDim).toBe(6);
+      loaded.model.dispose();
+    });
+  });
+
+  it('refuses a ranking of another database and descriptors of another dimension', async () => {
+    await withTempDir(async (dir) => {
+      const p = writeToyInputs(dir);
+      writeNpy(join(dir, 'small.npy'), { dtype: 'float32', shape: [10, 24], data: new Float32Array(240).fill(1) });
+      await expect(trainFiles({ db: join(dir, 'small.npy'), ranks: p.ranks, out: join(dir, 'x'), backend: 'wasm' })).rejects.toThrow(/ranks 120 items but .*small\.npy has 10 rows/);
+      await trainFiles({ db: p.db, ranks: p.ranks, out: join(dir, 'run'), head, train: { ...opts, epochs: 1 }, backend: 'wasm', engine: 'js' });
+      writeNpy(join(dir, 'wide.npy'), { dtype: 'float32', shape: [3, 25], data: new Float32Array(75).fill(1) });
+      await expect(embedFiles({ model: join(dir, 'run'), db: join(dir, 'wide.npy'), out: join(dir, 'e'), backend: 'wasm' })).rejects.toThrow(/25 dimensions but the model expects 24/);
+      await expect(embedFiles({ model: dir, db: p.db, out: join(dir, 'e'), backend: 'wasm' })).rejects.toThrow(/no model\.json/);
+    });
+  });
+});
