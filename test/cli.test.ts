@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main, program } from '../src/cli/main.js';
@@ -167,6 +167,75 @@ describe('ddistill diffuse', () => {
       expect(await run('diffuse', '--db', join(dir, 'db.npy'), '--out', join(dir, 'o'))).toBe(1);
       expect(err.join('')).toMatch(/needs 70 neighbours per item but there are only 40 items; use the small preset/);
       expect(existsSync(join(dir, 'o'))).toBe(false);
+    });
+  });
+});
+
+describe('ddistill train, embed and export', () => {
+  /** Three clusters of 40 in 6-d (well separated), written with labels. */
+  function clusters(dir: string): void {
+    const g = gaussian(rng(8));
+    const data = Float32Array.from({ length: 120 * 6 }, (_, i) => (Math.floor(i / 6) % 3 === (i % 6) % 3 ? 3 : 0) + g() * 0.3 + 0.5);
+    writeNpy(join(dir, 'db.npy'), { dtype: 'float32', shape: [120, 6], data });
+    writeNpy(join(dir, 'q.npy'), { dtype: 'float32', shape: [12, 6], data: data.slice(0, 12 * 6) });
+    writeFileSync(join(dir, 'labels.txt'), Array.from({ length: 120 }, (_, i) => i % 3).join('\n'));
+    writeFileSync(join(dir, 'qlabels.txt'), Array.from({ length: 12 }, (_, i) => i % 3).join('\n'));
+  }
+
+  it('diffuse → train (config file, validation) → embed → eval, and export', async () => {
+    await withTempDir(async (dir) => {
+      clusters(dir);
+      expect(await run('diffuse', '--db', join(dir, 'db.npy'), '--preset', 'small', '--top-k', '60', '--out', join(dir, 'teacher'))).toBe(0);
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ dim: 4, hidden: 8, epochs: 2, batch: 16, k: 50, lr: 0.5, backend: 'wasm', engine: 'js' }));
+      out.length = 0;
+      err.length = 0;
+      const train = ['train', '--db', join(dir, 'db.npy'), '--ranks', join(dir, 'teacher'), '--out', join(dir, 'run'), '--config', join(dir, 'config.json')];
+      const validation = ['--queries', join(dir, 'q.npy'), '--labels', join(dir, 'labels.txt'), '--query-labels', join(dir, 'qlabels.txt')];
+      expect(await run(...train, '--lr', '0.05', ...validation, '--json')).toBe(0);
+      expect(err.join('')).toMatch(/^backend: wasm/);
+      expect(err.join('')).toMatch(/epoch 2: loss [\d.]+, active hinges [\d.]+ %, \d+ triplets\/s, .*validation mAP [\d.]+/);
+      const summary = JSON.parse(out[0]!);
+      expect(summary).toMatchObject({ backend: 'wasm', steps: 2 * Math.ceil(1200 / 16), tripletRange: 50 });
+      const record = JSON.parse(readFileSync(join(dir, 'run', 'train.json'), 'utf8'));
+      // The flag given on the command line wins over the config file; the rest come from it.
+      expect(record.options).toMatchObject({ lr: 0.05, batch: 16, epochs: 2, triplets: { k: 50, m0: 0.1, perAnchor: 10 } });
+      expect(record.head).toMatchObject({ kind: 'residual', dim: 4, hidden: 8 });
+      expect(readdirSync(join(dir, 'run')).sort()).toEqual(['checkpoint', 'model', 'train.json']);
+      expect(readdirSync(join(dir, 'run', 'model')).sort()).toEqual(['manifest.json', 'model.json', 'weights.bin']);
+      out.length = 0;
+      expect(await run('embed', '--model', join(dir, 'run'), '--db', join(dir, 'db.npy'), '--queries', join(dir, 'q.npy'), '--out', join(dir, 'emb'), '--backend', 'wasm')).toBe(0);
+      expect(readNpy(join(dir, 'emb', 'db.npy')).shape).toEqual([120, 4]);
+      out.length = 0;
+      expect(await run('eval', '--db', join(dir, 'emb', 'db.npy'), '--query', join(dir, 'emb', 'queries.npy'), '--metric', 'euclidean', '--labels', join(dir, 'labels.txt'), '--query-labels', join(dir, 'qlabels.txt'), '--json')).toBe(0);
+      expect(JSON.parse(out[0]!).mAP).toBeGreaterThan(90);
+      out.length = 0;
+      expect(await run('export', '--model', join(dir, 'run'), '--out', join(dir, 'exported'), '--backend', 'wasm')).toBe(0);
+      expect(out[0]).toMatch(/6-d descriptors → 4-d embeddings/);
+      // Training again into the same folder needs --resume; resuming a finished run only re-saves it.
+      expect(await run(...train)).toBe(1);
+      expect(err.join('')).toMatch(/already holds a training checkpoint; add --resume/);
+      expect(await run(...train, '--lr', '0.05', '--resume')).toBe(0);
+    });
+  });
+
+  it('rejects bad config files and mismatched inputs with one line', async () => {
+    await withTempDir(async (dir) => {
+      clusters(dir);
+      expect(await run('diffuse', '--db', join(dir, 'db.npy'), '--preset', 'small', '--top-k', '60', '--out', join(dir, 'teacher'))).toBe(0);
+      const train = ['train', '--db', join(dir, 'db.npy'), '--ranks', join(dir, 'teacher'), '--out', join(dir, 'run'), '--backend', 'wasm'];
+      writeFileSync(join(dir, 'bad.json'), JSON.stringify({ learningRate: 0.1 }));
+      err.length = 0;
+      expect(await run(...train, '--config', join(dir, 'bad.json'))).toBe(1);
+      expect(err.join('')).toMatch(/bad\.json: unknown option 'learningRate'; use the long flag names in camelCase/);
+      writeFileSync(join(dir, 'bad.json'), JSON.stringify({ head: 'cnn' }));
+      expect(await run(...train, '--config', join(dir, 'bad.json'))).toBe(1);
+      expect(err.join('')).toMatch(/option 'head'.*Allowed choices are residual, linear, mlp/);
+      expect(await run(...train, '--dim', '7')).toBe(1);
+      expect(err.join('')).toMatch(/cannot output 7 dimensions from 6-d descriptors; use --dim ≤ 6 or --init random/);
+      expect(existsSync(join(dir, 'run'))).toBe(false);
+      expect(await run('train', '--db', join(dir, 'q.npy'), '--ranks', join(dir, 'teacher'), '--out', join(dir, 'run2'))).toBe(1);
+      expect(err.join('')).toMatch(/ranks 120 items but .*q\.npy has 12 rows/);
+      expect(existsSync(join(dir, 'run2'))).toBe(false);
     });
   });
 });

@@ -106,6 +106,14 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   if (!o.resume && hasCheckpoint(checkpointDir)) {
     throw new UserError(`${o.out} already holds a training checkpoint; add --resume to continue it, or choose another --out`);
   }
+  if (head.kind !== 'mlp' && head.init !== 'random' && head.dim > x.cols) {
+    throw new UserError(`a PCA-initialised head cannot output ${head.dim} dimensions from ${x.cols}-d descriptors; use --dim ≤ ${x.cols} or --init random`);
+  }
+  const v = o.validation;
+  const validating = v !== undefined && (v.gnd ?? v.labels ?? v.groups) !== undefined;
+  const queries = validating && v.queries !== undefined ? (typeof v.queries === 'string' ? readMatrix(v.queries) : v.queries) : null;
+  if (queries && queries.cols !== x.cols) throw new UserError(`${String(v!.queries)} has ${queries.cols} dimensions but ${o.db} has ${x.cols}; use descriptors from the same extractor`);
+  const q = queries && normalize ? l2NormalizeRows(queries, zeroRow(String(v!.queries))) : queries;
   const backend = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(backend);
   mkdirSync(o.out, { recursive: true });
@@ -118,7 +126,6 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   let projection;
   if (!o.resume && head.kind !== 'mlp' && head.init !== 'random') {
     o.onStage?.(`learning ${head.init === 'whiten' ? 'PCA-whitening' : 'PCA'} (${x.cols} → ${head.dim}) on ${x.rows} descriptors`);
-    if (head.dim > x.cols) throw new UserError(`a PCA-initialised head cannot output ${head.dim} dimensions from ${x.cols}-d descriptors; use --dim ≤ ${x.cols} or --init random`);
     const t = performance.now();
     const pca = await learnPca(x, head.dim, { method: head.pcaMethod, engine: o.engine, seed: options.seed });
     projection = pcaProjection(pca, head.init === 'whiten');
@@ -141,11 +148,6 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
     o.onStage?.(`resuming after epoch ${resumeFrom.state.epochsDone} (step ${resumeFrom.state.stepsDone})`);
   }
 
-  const v = o.validation;
-  const validating = v !== undefined && (v.gnd ?? v.labels ?? v.groups) !== undefined;
-  const queries = validating && v.queries !== undefined ? (typeof v.queries === 'string' ? readMatrix(v.queries) : v.queries) : null;
-  if (queries && queries.cols !== x.cols) throw new UserError(`${v!.queries as string} has ${queries.cols} dimensions but ${o.db} has ${x.cols}; use descriptors from the same extractor`);
-  const q = queries && normalize ? l2NormalizeRows(queries, zeroRow(String(v!.queries))) : queries;
   const validate = validating
     ? async (m: tf.LayersModel) =>
         reportFigures(

@@ -1,0 +1,22 @@
+/**
+ * Measured training recipes. The paper's defaults (k 300, m0 0.1, batch 40, lr 0.01) suit
+ * landmark collections, whose relevant sets are tens to hundreds of items; MNIST's classes hold
+ * ~950 database digits each, so its triplet range must reach past them (ALGORITHMS.md §4).
+ */
+import type { TrainFilesOptions } from './run.js';
+
+export interface Recipe {
+  readonly description: string;
+  /** Neighbours kept by the teacher's self-ranking (≥ the triplet range). */
+  readonly teacherTopK: number;
+  readonly head: NonNullable<TrainFilesOptions['head']>;
+  readonly train: NonNullable<TrainFilesOptions['train']>;
+}
+
+/** MNIST (9,500 database digits): CAS teacher, residual head 784 → 128. See BENCHMARKS.md. */
+export const MNIST_RECIPE: Recipe = Object.freeze({
+  description: 'MNIST split: CAS self-ranking top-3000, residual head 784→1024→128 (PCA init), k 3000, m0 0.5, batch 256, lr 0.05 cosine, wd 1e-4',
+  teacherTopK: 3000,
+  head: { kind: 'residual', dim: 128, hidden: 1024, init: 'pca' } as const,
+  train: { batch: 256, lr: 0.05, schedule: 'cosine' as const, momentum: 0.9, weightDecay: 1e-4, steps: 1500, epochs: 10, triplets: { k: 3000, m0: 0.5, perAnchor: 10 } },
+});
