@@ -18,5 +18,5 @@ export const MNIST_RECIPE: Recipe = Object.freeze({
   description: 'MNIST split: CAS self-ranking top-3000, residual head 784→1024→128 (PCA init), k 3000, m0 0.5, batch 256, lr 0.05 cosine, wd 1e-4',
   teacherTopK: 3000,
   head: { kind: 'residual', dim: 128, hidden: 1024, init: 'pca' } as const,
-  train: { batch: 256, lr: 0.05, schedule: 'cosine' as const, momentum: 0.9, weightDecay: 1e-4, steps: 1500, epochs: 10, triplets: { k: 3000, m0: 0.5, perAnchor: 10 } },
+  train: { batch: 256, lr: 0.05, schedule: 'cosine' as const, momentum: 0.9, weightDecay: 1e-4, steps: 3000, epochs: 10, triplets: { k: 3000, m0: 0.5, perAnchor: 10 } },
 });
