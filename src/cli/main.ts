@@ -6,6 +6,8 @@ import { evalCommand } from './eval.js';
 import { searchCommand } from './search.js';
 import { tripletsCommand } from './triplets.js';
 import { trainCommand } from './train.js';
+import { bootstrapCommand } from './bootstrap.js';
+import { demoCommand } from './demo.js';
 import { embedCommand, exportCommand } from './embed.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -24,6 +26,8 @@ export function program(): Command {
     .addCommand(trainCommand())
     .addCommand(embedCommand())
     .addCommand(exportCommand())
+    .addCommand(bootstrapCommand())
+    .addCommand(demoCommand())
     .addCommand(evalCommand());
 }
 

@@ -5,13 +5,10 @@ import { UserError } from '../errors.js';
 import { HEAD_INITS, HEAD_KINDS, type HeadInit, type HeadKind } from '../model/head.js';
 import type { PcaMethod } from '../model/pca.js';
 import { SCHEDULES, TRAIN_DEFAULTS, type Schedule } from '../train/loop.js';
-import { HEAD_DEFAULTS, readConfig, trainFiles } from '../train/run.js';
+import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
 import { duration, note, parsePositiveInt, print, progress } from './common.js';
 
-interface TrainFlags {
-  db: string;
-  ranks: string;
-  out: string;
+export interface TrainingFlags {
   head: HeadKind;
   dim: number;
   hidden: number;
@@ -31,8 +28,14 @@ interface TrainFlags {
   normalize: boolean;
   backend: BackendChoice;
   engine: EngineChoice;
-  resume?: boolean;
   config?: string;
+}
+
+interface TrainFlags extends TrainingFlags {
+  db: string;
+  ranks: string;
+  out: string;
+  resume?: boolean;
   queries?: string;
   gnd?: string;
   labels?: string;
@@ -52,19 +55,13 @@ const nonNegative = number((x) => x >= 0, 'a non-negative number');
 const fraction = number((x) => x >= 0 && x < 1, 'a number in [0, 1)');
 const integer = number(Number.isInteger, 'an integer');
 
-/** Keys a config file may hold: every option of the command but the file itself. */
-const CONFIG_KEYS = [
-  'db', 'ranks', 'out', 'head', 'dim', 'hidden', 'init', 'pcaMethod', 'k', 'm0', 'perAnchor', 'batch', 'lr', 'schedule',
-  'momentum', 'weightDecay', 'epochs', 'steps', 'seed', 'normalize', 'backend', 'engine', 'queries', 'gnd', 'labels',
-  'queryLabels', 'groups', 'queryGroups',
-] as const;
-
 /** Applies a config file: its values replace defaults, never flags given on the command line. */
-function applyConfig(cmd: Command, path: string): void {
+export function applyConfig(cmd: Command, path: string): void {
   const config = readConfig(path);
+  const keys = cmd.options.map((o) => o.attributeName()).filter((k) => !['config', 'resume', 'json'].includes(k));
   for (const [key, value] of Object.entries(config)) {
-    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
-      throw new UserError(`${path}: unknown option '${key}'; use the long flag names in camelCase (${CONFIG_KEYS.join(', ')})`);
+    if (!keys.includes(key)) {
+      throw new UserError(`${path}: unknown option '${key}'; use the long flag names in camelCase (${keys.join(', ')})`);
     }
     const source = cmd.getOptionValueSource(key);
     if (source === 'cli') continue;
@@ -88,9 +85,45 @@ function applyConfig(cmd: Command, path: string): void {
   }
 }
 
-export function trainCommand(): Command {
+/** The head, triplet, optimiser and backend options, shared by `train` and `bootstrap`. */
+export function addTrainingOptions(cmd: Command): Command {
   const d = TRAIN_DEFAULTS;
-  return new Command('train')
+  return cmd
+    .addOption(new Option('--head <kind>', 'network on the descriptors').choices(HEAD_KINDS).default(HEAD_DEFAULTS.kind))
+    .option('--dim <n>', 'embedding dimension', parsePositiveInt, HEAD_DEFAULTS.dim)
+    .option('--hidden <n>', 'hidden width (residual, mlp)', parsePositiveInt, HEAD_DEFAULTS.hidden)
+    .addOption(new Option('--init <how>', 'initial projection').choices(HEAD_INITS).default(HEAD_DEFAULTS.init))
+    .addOption(new Option('--pca-method <m>', 'eigenvectors: exact (ml-matrix) or subspace iteration').choices(['auto', 'exact', 'subspace']).default('auto'))
+    .option('-k, --k <n>', 'triplet range in the diffusion ranking', parsePositiveInt, d.triplets.k)
+    .option('--m0 <x>', 'margin scale', nonNegative, d.triplets.m0)
+    .option('--per-anchor <n>', 'triplets per anchor per epoch', parsePositiveInt, d.triplets.perAnchor)
+    .option('--batch <n>', 'triplets per step', parsePositiveInt, d.batch)
+    .option('--lr <x>', 'initial learning rate', positive, d.lr)
+    .addOption(new Option('--schedule <s>', 'learning-rate decay').choices(SCHEDULES).default(d.schedule))
+    .option('--momentum <x>', 'SGD momentum', fraction, d.momentum)
+    .option('--weight-decay <x>', 'L2 weight decay', nonNegative, d.weightDecay)
+    .option('--epochs <n>', 'passes over the mined triplets', parsePositiveInt, d.epochs)
+    .option('--steps <n>', 'total steps instead of --epochs', parsePositiveInt)
+    .option('--seed <n>', 'seed of initialisation, mining and shuffling', integer, d.seed)
+    .option('--no-normalize', 'do not L2-normalise the descriptors first')
+    .addOption(new Option('--backend <name>', 'tfjs backend (auto: tensorflow > wasm > cpu)').choices(BACKEND_CHOICES).default('auto'))
+    .addOption(new Option('--engine <name>', 'dense products (PCA, validation)').choices(['auto', 'onnxruntime', 'js']).default('auto'));
+}
+
+/** The head and training options out of parsed flags. */
+export function trainingFromFlags(flags: TrainingFlags): { head: HeadOptions; train: NonNullable<TrainFilesOptions['train']> } {
+  return {
+    head: { kind: flags.head, dim: flags.dim, hidden: flags.hidden, init: flags.init, pcaMethod: flags.pcaMethod },
+    train: {
+      batch: flags.batch, lr: flags.lr, schedule: flags.schedule, momentum: flags.momentum, weightDecay: flags.weightDecay,
+      epochs: flags.epochs, steps: flags.steps ?? null, seed: flags.seed,
+      triplets: { k: flags.k, m0: flags.m0, perAnchor: flags.perAnchor },
+    },
+  };
+}
+
+export function trainCommand(): Command {
+  const cmd = new Command('train')
     .summary('train an embedding head on diffusion triplets (descriptor mode)')
     .description(
       'Distils a diffusion self-ranking into a network (Zhao et al., BMVC 2018): a\n' +
@@ -115,26 +148,8 @@ export function trainCommand(): Command {
     )
     .requiredOption('--db <file.npy>', 'database descriptors, n × d')
     .requiredOption('--ranks <dir|indices.npy>', 'the database self-ranking (ddistill diffuse without --query)')
-    .requiredOption('--out <dir>', 'run folder (created if needed)')
-    .addOption(new Option('--head <kind>', 'network on the descriptors').choices(HEAD_KINDS).default(HEAD_DEFAULTS.kind))
-    .option('--dim <n>', 'embedding dimension', parsePositiveInt, HEAD_DEFAULTS.dim)
-    .option('--hidden <n>', 'hidden width (residual, mlp)', parsePositiveInt, HEAD_DEFAULTS.hidden)
-    .addOption(new Option('--init <how>', 'initial projection').choices(HEAD_INITS).default(HEAD_DEFAULTS.init))
-    .addOption(new Option('--pca-method <m>', 'eigenvectors: exact (ml-matrix) or subspace iteration').choices(['auto', 'exact', 'subspace']).default('auto'))
-    .option('-k, --k <n>', 'triplet range in the diffusion ranking', parsePositiveInt, d.triplets.k)
-    .option('--m0 <x>', 'margin scale', nonNegative, d.triplets.m0)
-    .option('--per-anchor <n>', 'triplets per anchor per epoch', parsePositiveInt, d.triplets.perAnchor)
-    .option('--batch <n>', 'triplets per step', parsePositiveInt, d.batch)
-    .option('--lr <x>', 'initial learning rate', positive, d.lr)
-    .addOption(new Option('--schedule <s>', 'learning-rate decay').choices(SCHEDULES).default(d.schedule))
-    .option('--momentum <x>', 'SGD momentum', fraction, d.momentum)
-    .option('--weight-decay <x>', 'L2 weight decay', nonNegative, d.weightDecay)
-    .option('--epochs <n>', 'passes over the mined triplets', parsePositiveInt, d.epochs)
-    .option('--steps <n>', 'total steps instead of --epochs', parsePositiveInt)
-    .option('--seed <n>', 'seed of initialisation, mining and shuffling', integer, d.seed)
-    .option('--no-normalize', 'do not L2-normalise the descriptors first')
-    .addOption(new Option('--backend <name>', 'tfjs backend (auto: tensorflow > wasm > cpu)').choices(BACKEND_CHOICES).default('auto'))
-    .addOption(new Option('--engine <name>', 'dense products (PCA, validation)').choices(['auto', 'onnxruntime', 'js']).default('auto'))
+    .requiredOption('--out <dir>', 'run folder (created if needed)');
+  return addTrainingOptions(cmd)
     .option('--resume', 'continue from --out/checkpoint with the same options')
     .option('--config <file.json>', 'options from a JSON file (flags given here win)')
     .option('--queries <file.npy>', 'validation queries (with ground truth below)')
@@ -164,12 +179,7 @@ export function trainCommand(): Command {
           db: flags.db,
           ranks: flags.ranks,
           out: flags.out,
-          head: { kind: flags.head, dim: flags.dim, hidden: flags.hidden, init: flags.init, pcaMethod: flags.pcaMethod },
-          train: {
-            batch: flags.batch, lr: flags.lr, schedule: flags.schedule, momentum: flags.momentum, weightDecay: flags.weightDecay,
-            epochs: flags.epochs, steps: flags.steps ?? null, seed: flags.seed,
-            triplets: { k: flags.k, m0: flags.m0, perAnchor: flags.perAnchor },
-          },
+          ...trainingFromFlags(flags),
           normalize: flags.normalize,
           backend: flags.backend,
           engine: flags.engine,

@@ -10,6 +10,7 @@ import { fileOrInFolder } from '../io/paths.js';
 import { readMatrix, toMatrix, type Matrix } from '../matrix.js';
 import { fullRanking, type Metric } from '../search/exact.js';
 import { classMap, nsScore } from './classLevel.js';
+import { meanPrecisionRecall, type QueryRelevance } from './pr.js';
 import { ranking, rankingFromScores, type Ranking } from './ranking.js';
 import { PROTOCOLS, REVISITED_KAPPAS, revisitedMap, type Protocol } from './revisited.js';
 
@@ -22,6 +23,8 @@ export interface EvalFilesOptions {
   readonly engine?: EngineChoice;
   /** Ranked neighbour lists: int32/int64 queries × K (.npy), or a folder holding indices.npy. */
   readonly ranks?: string;
+  /** A ranking already in memory (e.g. a diffusion result). */
+  readonly ranking?: Ranking;
   /** Dense queries × n score matrix (.npy). */
   readonly scores?: string;
   /** How to read `scores`: larger is better (similarity) or smaller is better (distance). */
@@ -34,6 +37,8 @@ export interface EvalFilesOptions {
   /** UKBench groups: a group size (consecutive items) or a file of group ids per item. */
   readonly groups?: string;
   readonly queryGroups?: string;
+  /** Also compute the mean interpolated precision–recall curve (11 points; revisited: Medium). */
+  readonly curve?: boolean;
 }
 
 type Percent = number;
@@ -45,16 +50,21 @@ export type EvalReport =
       readonly databaseSize: number;
       readonly mAP: Readonly<Record<Protocol, Percent>>;
       readonly mP: Readonly<Record<Protocol, Readonly<Record<string, Percent>>>>;
+      readonly pr?: number[];
     }
-  | { readonly protocol: 'class'; readonly queries: number; readonly databaseSize: number; readonly mAP: Percent }
-  | { readonly protocol: 'ns'; readonly queries: number; readonly databaseSize: number; readonly nsScore: number };
+  | { readonly protocol: 'class'; readonly queries: number; readonly databaseSize: number; readonly mAP: Percent; readonly pr?: number[] }
+  | { readonly protocol: 'ns'; readonly queries: number; readonly databaseSize: number; readonly nsScore: number; readonly pr?: number[] };
 
 const pct = (x: number) => Number((x * 100).toFixed(2));
 
 /** The ranking a set of options describes, for a database of `dbSize` items (if known). */
 async function loadRanking(o: EvalFilesOptions, dbSize: number | null): Promise<Ranking> {
-  const sources = [o.db, o.ranks, o.scores].filter((s) => s !== undefined).length;
+  const sources = [o.db, o.ranks, o.scores, o.ranking].filter((s) => s !== undefined).length;
   if (sources !== 1) throw new UserError('give exactly one of --db (descriptors), --ranks (neighbour lists) or --scores (score matrix)');
+  if (o.ranking) {
+    if (dbSize !== null && o.ranking.dbSize !== dbSize) throw new UserError(`the ranking covers ${o.ranking.dbSize} items but the ground truth describes ${dbSize}`);
+    return o.ranking;
+  }
   if (o.db) {
     const db = typeof o.db === 'string' ? readMatrix(o.db) : o.db;
     const q: Matrix | null = o.query === undefined ? null : typeof o.query === 'string' ? readMatrix(o.query) : o.query;
@@ -96,6 +106,15 @@ function checkQueryCount(r: Ranking, expected: number, what: string): void {
   if (r.queries !== expected) throw new UserError(`the ranking has ${r.queries} query rows but ${what} describes ${expected} queries; give one row per query, in order`);
 }
 
+/** The items labelled `label` (but `self`) as positives, `self` ignored. */
+function membersOf(labels: Int32Array, label: number, self: number): QueryRelevance {
+  const positives: number[] = [];
+  labels.forEach((l, i) => {
+    if (l === label && i !== self) positives.push(i);
+  });
+  return { positives, ignored: self >= 0 ? [self] : [] };
+}
+
 /** Evaluates according to the options; exactly one kind of ground truth must be given. */
 export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
   const kinds = [o.gnd, o.labels, o.groups].filter((s) => s !== undefined).length;
@@ -113,7 +132,13 @@ export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
       mAP[p] = pct(res[p].mAP);
       mP[p] = Object.fromEntries(REVISITED_KAPPAS.map((k) => [String(k), pct(res[p].mP[k]!)]));
     }
-    return { protocol: 'revisited', queries: r.queries, databaseSize: r.dbSize, mAP, mP };
+    const pr = o.curve
+      ? meanPrecisionRecall(r, (q) => {
+          const g = gt.gnd[q]!;
+          return { positives: [...g.easy, ...g.hard], ignored: g.junk };
+        })
+      : undefined;
+    return { protocol: 'revisited', queries: r.queries, databaseSize: r.dbSize, mAP, mP, ...(pr ? { pr } : {}) };
   }
 
   if (o.labels) {
@@ -126,7 +151,8 @@ export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
     checkQueryCount(r, qLabels.length, separate ? o.queryLabels! : o.labels);
     const self = separate ? undefined : Int32Array.from({ length: r.queries }, (_, i) => i);
     const res = classMap(r, qLabels, dbLabels.ids, self);
-    return { protocol: 'class', queries: r.queries, databaseSize: r.dbSize, mAP: pct(res.mAP) };
+    const pr = o.curve ? meanPrecisionRecall(r, (q) => membersOf(dbLabels.ids, qLabels[q]!, self ? q : -1)) : undefined;
+    return { protocol: 'class', queries: r.queries, databaseSize: r.dbSize, mAP: pct(res.mAP), ...(pr ? { pr } : {}) };
   }
 
   const dict = new Map<string, number>();
@@ -143,7 +169,8 @@ export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
   const dbGroups = fileGroups ?? groupsOf(o.groups!, r.dbSize);
   const qGroups = o.queryGroups ? groupsOf(o.queryGroups, r.queries) : dbGroups;
   checkQueryCount(r, qGroups.length, o.queryGroups ?? o.groups!);
-  return { protocol: 'ns', queries: r.queries, databaseSize: r.dbSize, nsScore: Number(nsScore(r, qGroups, dbGroups).toFixed(4)) };
+  const pr = o.curve ? meanPrecisionRecall(r, (q) => membersOf(dbGroups, qGroups[q]!, -1)) : undefined;
+  return { protocol: 'ns', queries: r.queries, databaseSize: r.dbSize, nsScore: Number(nsScore(r, qGroups, dbGroups).toFixed(4)), ...(pr ? { pr } : {}) };
 }
 
 /** One line for people: "E 28.89 / M 21.13 / H 4.60", "class mAP 44.84", "N-S 3.21". */

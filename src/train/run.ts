@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { evaluateFiles, type EvalReport } from '../eval/run.js';
 import { l2NormalizeRows, readMatrix, type Matrix } from '../matrix.js';
 import { buildHead, embedRows, type HeadKind, type HeadInit, type HeadSpec } from '../model/head.js';
-import { saveModelFolder, type ModelManifest } from '../model/io.js';
+import { loadModelFolder, saveModelFolder, type ModelManifest } from '../model/io.js';
 import { learnPca, pcaProjection, type PcaMethod } from '../model/pca.js';
 import { readSelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
@@ -51,6 +51,8 @@ export interface TrainFilesOptions {
   readonly backend?: BackendChoice;
   readonly engine?: EngineChoice;
   readonly resume?: boolean;
+  /** Start from the weights of this model folder (same head options) instead of PCA/random. */
+  readonly initFrom?: string;
   readonly validation?: ValidationOptions;
   readonly onBackend?: (info: BackendInfo) => void;
   readonly onStep?: (p: StepProgress) => void;
@@ -120,11 +122,11 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
 
   const spec: HeadSpec = { kind: head.kind, inputDim: x.cols, outputDim: head.dim, hidden: head.hidden, init: head.init, seed: options.seed };
   const fingerprint = createHash('sha256')
-    .update(JSON.stringify({ db: resolve(o.db), dbSize: statSync(o.db).size, ranks: resolve(ranking.file), ranksSize: statSync(ranking.file).size, spec, options, normalize }))
+    .update(JSON.stringify({ db: resolve(o.db), dbSize: statSync(o.db).size, ranks: resolve(ranking.file), ranksSize: statSync(ranking.file).size, spec, options, normalize, initFrom: o.initFrom ?? null }))
     .digest('hex');
   let pcaInfo: Record<string, unknown> | null = null;
   let projection;
-  if (!o.resume && head.kind !== 'mlp' && head.init !== 'random') {
+  if (!o.resume && !o.initFrom && head.kind !== 'mlp' && head.init !== 'random') {
     o.onStage?.(`learning ${head.init === 'whiten' ? 'PCA-whitening' : 'PCA'} (${x.cols} → ${head.dim}) on ${x.rows} descriptors`);
     const t = performance.now();
     const pca = await learnPca(x, head.dim, { method: head.pcaMethod, engine: o.engine, seed: options.seed });
@@ -140,7 +142,8 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
     pcaInfo = { method: pca.method, seconds: Number(((performance.now() - t) / 1000).toFixed(3)), varianceKept: Number((kept / total).toFixed(4)) };
   }
   // Resuming: the checkpoint holds the weights, so the head starts from any initialisation.
-  const model = buildHead(o.resume ? { ...spec, init: 'random' } : spec, projection);
+  const model = buildHead(o.resume || o.initFrom ? { ...spec, init: 'random' } : spec, projection);
+  if (o.initFrom && !o.resume) await copyWeights(o.initFrom, model);
 
   let resumeFrom: { state: TrainState; momentum: tf.Variable[] } | undefined;
   if (o.resume) {
@@ -213,6 +216,7 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
       db: o.db,
       databaseSize: x.rows,
       ranks: ranking.file,
+      initFrom: o.initFrom ?? null,
       diffusion: record([], true).diffusion,
       triplets: { ...options.triplets, k: tripletRange, kRequested: options.triplets.k },
       optimiser: { ...options, triplets: undefined },
@@ -242,6 +246,21 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
     seconds,
     resumedFrom: resumeFrom ? resumeFrom.state.epochsDone : null,
   };
+}
+
+/** Loads the weights of the model folder `from` into `model` (same architecture). */
+async function copyWeights(from: string, model: tf.LayersModel): Promise<void> {
+  const { model: source } = await loadModelFolder(from);
+  try {
+    const weights = source.getWeights();
+    const target = model.getWeights();
+    if (weights.length !== target.length || weights.some((w, i) => w.shape.join() !== target[i]!.shape.join())) {
+      throw new UserError(`${from}: its weights do not fit this head; continue with the same --head, --dim and --hidden`);
+    }
+    model.setWeights(weights);
+  } finally {
+    source.dispose();
+  }
 }
 
 /** Reads a JSON config file of train options (the CLI's flags, camelCased). */

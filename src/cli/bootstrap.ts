@@ -1,0 +1,142 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import { DIFFUSION_METHODS, type DiffusionMethod } from '../diffusion/index.js';
+import { parseParams } from '../diffusion/run.js';
+import { UserError } from '../errors.js';
+import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
+import { resultTable } from '../pipeline/table.js';
+import { duration, note, parsePositiveInt, print, progress } from './common.js';
+import { addTrainingOptions, applyConfig, trainingFromFlags, type TrainingFlags } from './train.js';
+
+interface BootstrapFlags extends TrainingFlags {
+  db: string;
+  queries?: string;
+  out: string;
+  iterations: number;
+  trainFraction: number;
+  method: DiffusionMethod;
+  params?: string;
+  topK?: number;
+  compare: boolean;
+  resume?: boolean;
+  gnd?: string;
+  labels?: string;
+  queryLabels?: string;
+  groups?: string;
+  queryGroups?: string;
+  json?: boolean;
+}
+
+const fraction = (v: string) => {
+  const x = Number(v);
+  if (!(x > 0 && x <= 1)) throw new InvalidArgumentError('expected a fraction in (0, 1].');
+  return x;
+};
+
+/** Progress of a pipeline: stage lines on stderr and a training bar. */
+export function pipelineHooks() {
+  let bar = progress('training');
+  return {
+    onStage: (iteration: number, stage: string, message: string) => {
+      bar.done();
+      bar = progress(`iteration ${iteration}: training`);
+      note(iteration > 0 ? `[iteration ${iteration}] ${stage}: ${message}` : `[${stage}] ${message}`);
+    },
+    onStep: (p: { step: number; totalSteps: number; epoch: number; loss: number; tripletsPerSecond: number }) =>
+      bar.update(p.step, p.totalSteps, `epoch ${p.epoch + 1}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tripletsPerSecond)} triplets/s`),
+    onEpoch: (r: { epoch: number; loss: number; tripletsPerSecond: number; seconds: number }) => {
+      bar.done();
+      note(`  epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, ${Math.round(r.tripletsPerSecond)} triplets/s, ${duration(r.seconds)}`);
+    },
+    done: () => bar.done(),
+  };
+}
+
+/** One JSON line: baseline, diffusion re-ranking and per-iteration figures. */
+export function summaryJson(m: RunManifest): Record<string, unknown> {
+  const main = (metrics: Record<string, number> | undefined) => (metrics ? (metrics.mAP ?? metrics.medium ?? metrics.NS ?? null) : null);
+  return {
+    baseline: main(m.baseline?.metrics),
+    [m.reranking?.method ?? 'reranking']: main(m.reranking?.metrics),
+    iterations: m.iterations.map((r) => ({ iteration: r.iteration, mAP: main(r.metrics), metrics: r.metrics, querySeconds: r.querySeconds, seconds: r.seconds })),
+    queries: m.baseline?.queries ?? null,
+    querySeconds: { baseline: m.baseline?.querySeconds ?? null, reranking: m.reranking?.querySeconds ?? null },
+    seconds: m.seconds,
+  };
+}
+
+export function bootstrapCommand(): Command {
+  const cmd = new Command('bootstrap')
+    .summary('diffuse → train → re-embed, repeated: the whole distillation')
+    .description(
+      'The paper\'s bootstrapping loop. Each iteration: a diffusion self-ranking of\n' +
+        'the database (input descriptors first, then the previous embeddings) →\n' +
+        'triplets and training of the head (continuing from the previous weights) →\n' +
+        're-embedding of database and queries → evaluation when ground truth is given.\n' +
+        'With queries and ground truth it also measures the Euclidean baseline and\n' +
+        'diffusion query re-ranking (mAP and query time) for comparison.\n\n' +
+        'The run folder holds manifest.json (all options, versions, per-stage timings,\n' +
+        'per-iteration metrics) and iter-N/ (teacher/, train/, emb/, eval.json). A run\n' +
+        'killed at any point continues with --resume and ends with the same result.\n' +
+        '--train-fraction f trains on a seeded fraction of the database and embeds and\n' +
+        'searches all of it (the paper\'s insertion experiment).\n' +
+        'Options can come from --config FILE.json (camelCase keys).',
+    )
+    .requiredOption('--db <file.npy>', 'database descriptors, n × d')
+    .option('--queries <file.npy>', 'query descriptors (evaluation and latency)')
+    .requiredOption('--out <dir>', 'run folder (created if needed)')
+    .option('--iterations <n>', 'bootstrap iterations', parsePositiveInt, 2)
+    .option('--train-fraction <f>', 'fraction of the database to train on', fraction, 1)
+    .addOption(new Option('--method <name>', 'diffusion teacher').choices(DIFFUSION_METHODS).default('cas'))
+    .option('--params <json|file.json>', 'diffusion parameters as JSON (see ddistill diffuse --help)')
+    .option('--top-k <n>', 'teacher ranking length (default: the triplet range -k)', parsePositiveInt)
+    .option('--no-compare', 'skip the baseline and query re-ranking measurements')
+    .option('--gnd <file>', 'revisited ground truth (gnd_*.pkl/.json)')
+    .option('--labels <file>', 'database class labels')
+    .option('--query-labels <file>', 'query class labels')
+    .option('--groups <n|file>', 'UKBench groups')
+    .option('--query-groups <file>', 'query groups');
+  return addTrainingOptions(cmd)
+    .option('--resume', 'continue the run in --out')
+    .option('--config <file.json>', 'options from a JSON file (flags given here win)')
+    .option('--json', 'print the summary as one JSON line')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  ddistill bootstrap --db db.npy --queries q.npy --gnd gnd_roxford5k.pkl --out run/\n' +
+        '  ddistill bootstrap --db db.npy --queries q.npy --labels l.txt --query-labels ql.txt \\\n' +
+        '      --iterations 3 -k 3000 --m0 0.5 --batch 256 --lr 0.05 --steps 3000 --out run/\n' +
+        '  ddistill bootstrap ... --out run/ --resume      # after an interruption',
+    )
+    .hook('preAction', (c) => {
+      const path = c.getOptionValue('config') as string | undefined;
+      if (path) applyConfig(c, path);
+    })
+    .action(async (flags: BootstrapFlags) => {
+      let params: Record<string, unknown> | undefined;
+      if (flags.params) {
+        const isFile = !flags.params.trim().startsWith('{') && existsSync(flags.params);
+        if (!isFile && !flags.params.trim().startsWith('{')) throw new UserError(`--params: ${flags.params}: no such file; give a JSON object or a file holding one`);
+        params = parseParams(flags.method, isFile ? readFileSync(flags.params, 'utf8') : flags.params, isFile ? flags.params : '--params') as unknown as Record<string, unknown>;
+      }
+      const hooks = pipelineHooks();
+      let manifest: RunManifest;
+      try {
+        manifest = await bootstrap({
+          db: flags.db, queries: flags.queries, out: flags.out, iterations: flags.iterations, trainFraction: flags.trainFraction,
+          method: flags.method, params, topK: flags.topK, compare: flags.compare, resume: flags.resume,
+          gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups,
+          ...trainingFromFlags(flags), normalize: flags.normalize, backend: flags.backend, engine: flags.engine,
+          ...hooks,
+        });
+      } finally {
+        hooks.done();
+      }
+      if (flags.json) {
+        print(JSON.stringify(summaryJson(manifest)));
+        return;
+      }
+      for (const line of resultTable(manifest)) print(line);
+      print(`run folder: ${flags.out} (manifest.json, iter-*/); ${duration(manifest.seconds)} in all`);
+    });
+}

@@ -1,0 +1,308 @@
+/**
+ * The bootstrap pipeline (Zhao et al., BMVC 2018; ALGORITHMS.md §4 steps 2–8): for each
+ * iteration, a diffusion self-ranking of the current database representation → triplets and
+ * training of the head (continuing from the previous iteration's weights) → re-embedding of the
+ * database and queries → evaluation. The next iteration diffuses the new embeddings.
+ *
+ * Run folder:
+ *   manifest.json       options, versions, per-stage timings, per-iteration metrics, status
+ *   subset/             the training items when --train-fraction < 1 (indices.npy, db.npy)
+ *   iter-N/teacher/     the diffusion self-ranking (ddistill diffuse)
+ *   iter-N/train/       the training run (ddistill train: model/, checkpoint/, train.json)
+ *   iter-N/emb/         embeddings of all database items and queries (ddistill embed)
+ *   iter-N/eval.json    metrics and query latency
+ *   report.html         the self-contained report (table and plots), rewritten after every stage
+ * Every stage's output is complete once its marker file exists; `resume` skips finished stages
+ * and continues training from its last checkpoint, so a run killed at any point ends with the
+ * same result as an uninterrupted one.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EngineChoice } from '../backend/dense.js';
+import { initBackend, type BackendChoice } from '../backend/tfjs.js';
+import { diffuse, type DiffusionMethod } from '../diffusion/index.js';
+import { diffuseFiles } from '../diffusion/run.js';
+import { UserError } from '../errors.js';
+import { ranking as rankingOf } from '../eval/ranking.js';
+import { evaluateFiles, type EvalFilesOptions } from '../eval/run.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { readNpy, writeNpy } from '../io/npy.js';
+import { l2NormalizeRows, readMatrix, type Matrix } from '../matrix.js';
+import { embedFiles } from '../model/run.js';
+import { exactSearch } from '../search/exact.js';
+import type { EpochRecord, StepProgress } from '../train/loop.js';
+import { seededRandom } from '../triplets/mining.js';
+import { HEAD_DEFAULTS, reportFigures, trainFiles, trainOptions, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
+import { packageVersion } from '../version.js';
+import { renderReport } from '../report/html.js';
+
+export interface GroundTruthOptions {
+  readonly gnd?: string;
+  readonly labels?: string;
+  readonly queryLabels?: string;
+  readonly groups?: string;
+  readonly queryGroups?: string;
+}
+
+export interface BootstrapOptions extends GroundTruthOptions {
+  readonly db: string;
+  readonly queries?: string;
+  readonly out: string;
+  readonly iterations: number;
+  /** Train on this fraction of the database (seeded subset), embed and search all of it. */
+  readonly trainFraction?: number;
+  readonly method?: DiffusionMethod;
+  readonly params?: Record<string, unknown>;
+  /** Length of the teacher's rankings (default: the triplet range k). */
+  readonly topK?: number;
+  readonly head?: Partial<HeadOptions>;
+  readonly train?: TrainFilesOptions['train'];
+  readonly normalize?: boolean;
+  readonly backend?: BackendChoice;
+  readonly engine?: EngineChoice;
+  /** Also measure the Euclidean baseline and diffusion query re-ranking (needs queries and ground truth). */
+  readonly compare?: boolean;
+  readonly resume?: boolean;
+  readonly onStage?: (iteration: number, stage: string, message: string) => void;
+  readonly onStep?: (p: StepProgress) => void;
+  readonly onEpoch?: (r: EpochRecord) => void;
+}
+
+/** Metrics of one ranking and the time its queries took. */
+export interface Measured {
+  readonly metrics: Record<string, number>;
+  /** Mean interpolated precision at recall 0, 0.1, …, 1 (revisited: Medium). */
+  readonly pr?: number[];
+  /** Wall time to answer all queries (embedding included for distilled embeddings). */
+  readonly querySeconds: number | null;
+  readonly queries: number | null;
+}
+
+export interface IterationRecord extends Measured {
+  readonly iteration: number;
+  readonly seconds: Record<string, number>;
+  readonly loss: readonly number[];
+}
+
+export interface RunManifest {
+  readonly format: 'diffusion-distill-run';
+  readonly version: 1;
+  status: 'running' | 'done';
+  readonly options: Record<string, unknown>;
+  readonly fingerprint: string;
+  versions: Record<string, string>;
+  readonly databaseSize: number;
+  readonly trainItems: number;
+  baseline: Measured | null;
+  reranking: (Measured & { readonly method: DiffusionMethod }) | null;
+  iterations: IterationRecord[];
+  seconds: number;
+}
+
+const MANIFEST = 'manifest.json';
+
+/** The options that define the result (hooks and resume left out), for the manifest. */
+function definingOptions(o: BootstrapOptions): Record<string, unknown> {
+  const { onStage: _s, onStep: _p, onEpoch: _e, resume: _r, ...rest } = o;
+  return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
+}
+
+/** Seeded subset of round(f·n) items (at least 2), in increasing order. */
+export function trainingSubset(n: number, fraction: number, seed: number): Int32Array {
+  const size = Math.max(2, Math.round(fraction * n));
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  const rand = seededRandom((seed ^ 0x2545f491) >>> 0);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  return order.subarray(0, size).sort();
+}
+
+function rowsOf(m: Matrix, rows: Int32Array): Matrix {
+  const data = new Float32Array(rows.length * m.cols);
+  rows.forEach((r, i) => data.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols));
+  return { rows: rows.length, cols: m.cols, data };
+}
+
+const writeMatrix = (path: string, m: Matrix) => writeNpy(path, { dtype: 'float32', shape: [m.rows, m.cols], data: m.data });
+const secondsSince = (t0: number) => Number(((performance.now() - t0) / 1000).toFixed(3));
+
+/** Runs (or resumes) a bootstrap; returns the final manifest. */
+export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
+  const started = performance.now();
+  if (!Number.isInteger(o.iterations) || o.iterations < 1) throw new UserError(`--iterations must be a positive integer, got ${o.iterations}`);
+  const fraction = o.trainFraction ?? 1;
+  if (!(fraction > 0 && fraction <= 1)) throw new UserError(`--train-fraction must be in (0, 1], got ${fraction}`);
+  const gt: GroundTruthOptions = { gnd: o.gnd, labels: o.labels, queryLabels: o.queryLabels, groups: o.groups, queryGroups: o.queryGroups };
+  const hasGt = [o.gnd, o.labels, o.groups].some((x) => x !== undefined);
+  if (o.gnd && !o.queries) throw new UserError('revisited ground truth (--gnd) needs --queries');
+  const compare = (o.compare ?? true) && hasGt && o.queries !== undefined;
+  const method = o.method ?? 'cas';
+  const options = trainOptions(o.train);
+  const head = { ...HEAD_DEFAULTS, ...Object.fromEntries(Object.entries(o.head ?? {}).filter(([, v]) => v !== undefined)) } as HeadOptions;
+
+  const db = readMatrix(o.db);
+  const queries = o.queries ? readMatrix(o.queries) : null;
+  if (queries && queries.cols !== db.cols) throw new UserError(`${o.queries} has ${queries.cols} dimensions but ${o.db} has ${db.cols}; use descriptors from the same extractor`);
+  const defining = definingOptions(o);
+  const fingerprint = createHash('sha256').update(JSON.stringify({ defining, dbSize: db.rows, dbCols: db.cols })).digest('hex');
+  const manifestPath = join(o.out, MANIFEST);
+  let manifest: RunManifest;
+  if (existsSync(manifestPath)) {
+    if (!o.resume) throw new UserError(`${o.out} already holds a bootstrap run; add --resume to continue it, or choose another --out`);
+    manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as RunManifest;
+    if (manifest.fingerprint !== fingerprint) {
+      throw new UserError(`${manifestPath}: the run was started with other data or options; resume with the same ones (they are in its manifest), or choose another --out`);
+    }
+  } else {
+    if (o.resume) throw new UserError(`${o.out}: no bootstrap run to resume (no ${MANIFEST}); run without --resume`);
+    const subsetSize = fraction < 1 ? Math.max(2, Math.round(fraction * db.rows)) : db.rows;
+    manifest = {
+      format: 'diffusion-distill-run', version: 1, status: 'running', options: defining, fingerprint, versions: {},
+      databaseSize: db.rows, trainItems: subsetSize, baseline: null, reranking: null, iterations: [], seconds: 0,
+    };
+  }
+  const backend = await initBackend(o.backend ?? 'auto');
+  manifest.versions = { package: packageVersion(), tfjs: backend.tfjsVersion, backend: `${backend.backend} (${backend.source})`, node: process.version };
+  mkdirSync(o.out, { recursive: true });
+  const save = () => {
+    manifest.seconds = Number((manifest.seconds + secondsSince(lastSave)).toFixed(3));
+    lastSave = performance.now();
+    writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
+    writeFileAtomic(join(o.out, 'report.html'), renderReport(manifest, `diffusion-distill: ${o.db}`));
+  };
+  let lastSave = started;
+  save();
+  const stage = (iteration: number, name: string, message: string) => o.onStage?.(iteration, name, message);
+  const evaluate = async (source: Pick<EvalFilesOptions, 'db' | 'query' | 'ranking'>): Promise<{ metrics: Record<string, number>; pr?: number[] }> => {
+    const rep = await evaluateFiles({ ...source, metric: 'euclidean', engine: o.engine, curve: true, ...gt } as EvalFilesOptions);
+    return { metrics: reportFigures(rep), pr: rep.pr };
+  };
+
+  const normalize = o.normalize ?? true;
+  const unit = (m: Matrix, file: string) =>
+    normalize
+      ? l2NormalizeRows(m, (row) => {
+          throw new UserError(`${file}: row ${row} is a zero vector and cannot be L2-normalised; remove it or pass --no-normalize`);
+        })
+      : m;
+
+  // Comparisons: Euclidean search on the input descriptors, and diffusion query re-ranking.
+  if (compare && !manifest.baseline) {
+    stage(0, 'baseline', 'Euclidean search on the input descriptors');
+    const d = unit(db, o.db);
+    const q = unit(queries!, o.queries!);
+    const search = { k: Math.min(100, db.rows), metric: 'euclidean' as const, engine: o.engine };
+    await exactSearch(d, rowsOf(q, Int32Array.of(0)), search); // warm-up: engine start-up is not query time
+    const t0 = performance.now();
+    await exactSearch(d, q, search);
+    const querySeconds = secondsSince(t0);
+    manifest.baseline = { ...(await evaluate({ db: d, query: q })), querySeconds, queries: q.rows };
+    save();
+  }
+  if (compare && !manifest.reranking) {
+    stage(0, 'reranking', `${method} query re-ranking of the ${queries!.rows} queries`);
+    const t0 = performance.now();
+    const res = await diffuse(method, db, queries, o.params ?? {}, { topK: db.rows, normalize, engine: o.engine });
+    const querySeconds = secondsSince(t0);
+    const r = rankingOf(res.indices, res.rows, db.rows);
+    manifest.reranking = { method, ...(await evaluate({ ranking: r })), querySeconds, queries: queries!.rows };
+    save();
+  }
+
+  // The training items.
+  let subset: Int32Array | null = null;
+  let trainDb = o.db;
+  if (fraction < 1) {
+    const dir = join(o.out, 'subset');
+    if (!existsSync(join(dir, 'db.npy'))) {
+      subset = trainingSubset(db.rows, fraction, options.seed);
+      writeNpy(join(dir, 'indices.npy'), { dtype: 'int32', shape: [subset.length], data: subset });
+      writeMatrix(join(dir, 'db.npy'), rowsOf(db, subset));
+    }
+    subset = readNpy(join(dir, 'indices.npy')).data as Int32Array;
+    trainDb = join(dir, 'db.npy');
+  }
+
+  for (let it = 1; it <= o.iterations; it++) {
+    const dir = join(o.out, `iter-${it}`);
+    const done = manifest.iterations.find((r) => r.iteration === it);
+    if (done) continue;
+    const seconds: Record<string, number> = {};
+    // 1. Diffusion self-ranking of the current representation of the training items.
+    const teacher = join(dir, 'teacher');
+    if (!existsSync(join(teacher, 'diffusion.json'))) {
+      let input = trainDb;
+      if (it > 1) {
+        const previous = join(o.out, `iter-${it - 1}`, 'emb', 'db.npy');
+        input = previous;
+        if (subset) {
+          input = join(dir, 'teacher-input.npy');
+          writeMatrix(input, rowsOf(readMatrix(previous), subset));
+        }
+      }
+      stage(it, 'diffuse', `${method} self-ranking of ${manifest.trainItems} items (${it === 1 ? 'input descriptors' : `embeddings of iteration ${it - 1}`})`);
+      const t0 = performance.now();
+      await diffuseFiles({ method, db: input, out: teacher, topK: o.topK ?? options.triplets.k, params: o.params, engine: o.engine });
+      seconds.diffuse = secondsSince(t0);
+    }
+    // 2–3. Triplets and training (continuing from the previous iteration's head).
+    const trainDir = join(dir, 'train');
+    if (!existsSync(join(trainDir, 'model', 'manifest.json'))) {
+      const resumeTraining = existsSync(join(trainDir, 'checkpoint', 'checkpoint.json'));
+      stage(it, 'train', resumeTraining ? 'training (resumed from its checkpoint)' : 'training');
+      const t0 = performance.now();
+      await trainFiles({
+        db: trainDb, ranks: teacher, out: trainDir, head, train: o.train, normalize, backend: o.backend, engine: o.engine,
+        resume: resumeTraining, initFrom: it > 1 ? join(o.out, `iter-${it - 1}`, 'train') : undefined,
+        onStep: o.onStep, onEpoch: o.onEpoch,
+      });
+      seconds.train = secondsSince(t0);
+    }
+    // 4. Re-embedding of all database items and the queries.
+    const embDir = join(dir, 'emb');
+    if (!existsSync(join(embDir, 'embed.json'))) {
+      stage(it, 'embed', `embedding ${db.rows} database items${queries ? ` and ${queries.rows} queries` : ''}`);
+      const t0 = performance.now();
+      await embedFiles({ model: trainDir, db: o.db, queries: o.queries, out: embDir, backend: o.backend });
+      seconds.embed = secondsSince(t0);
+    }
+    // 5. Evaluation and query latency (embedding the queries + exact Euclidean search).
+    let metrics: Record<string, number> = {};
+    let pr: number[] | undefined;
+    let querySeconds: number | null = null;
+    if (hasGt) {
+      stage(it, 'eval', 'evaluation');
+      const t0 = performance.now();
+      const embDb = readMatrix(join(embDir, 'db.npy'));
+      const embQ = queries ? readMatrix(join(embDir, 'queries.npy')) : null;
+      ({ metrics, pr } = await evaluate({ db: embDb, query: embQ ?? undefined }));
+      seconds.eval = secondsSince(t0);
+      if (queries) {
+        const { loadModelFolder } = await import('../model/io.js');
+        const { embedDescriptors } = await import('../model/run.js');
+        const { model, manifest: mm } = await loadModelFolder(trainDir);
+        const search = { k: Math.min(100, db.rows), metric: 'euclidean' as const, engine: o.engine };
+        await exactSearch(embDb, embedDescriptors(model, mm, rowsOf(queries, Int32Array.of(0)), o.queries), search); // warm-up
+        const t1 = performance.now();
+        const q = embedDescriptors(model, mm, queries, o.queries);
+        await exactSearch(embDb, q, search);
+        querySeconds = secondsSince(t1);
+        model.dispose();
+      }
+    }
+    const train = JSON.parse(readFileSync(join(trainDir, 'train.json'), 'utf8')) as { history: EpochRecord[]; seconds?: number };
+    if (seconds.train === undefined && train.seconds !== undefined) seconds.train = train.seconds;
+    const record: IterationRecord = { iteration: it, metrics, ...(pr ? { pr } : {}), querySeconds, queries: queries?.rows ?? null, seconds, loss: train.history.map((h) => h.loss) };
+    writeFileAtomic(join(dir, 'eval.json'), JSON.stringify(record, null, 2) + '\n');
+    manifest.iterations.push(record);
+    save();
+  }
+  manifest.status = 'done';
+  save();
+  return manifest;
+}
