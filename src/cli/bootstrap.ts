@@ -1,16 +1,13 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
 import { DIFFUSION_METHODS, type DiffusionMethod } from '../diffusion/index.js';
-import { parseParams } from '../diffusion/run.js';
-import { UserError } from '../errors.js';
 import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
 import { resultTable } from '../pipeline/table.js';
 import { duration, note, parsePositiveInt, print, progress } from './common.js';
-import { addTrainingOptions, applyConfig, trainingFromFlags, type TrainingFlags } from './train.js';
+import { paramsFlag } from './diffuse.js';
+import { addRunOptions, addTrainingOptions, trainingFromFlags, type GroundTruthFlags, type TrainingFlags } from './train.js';
 
-interface BootstrapFlags extends TrainingFlags {
+interface BootstrapFlags extends TrainingFlags, GroundTruthFlags {
   db: string;
-  queries?: string;
   out: string;
   iterations: number;
   trainFraction: number;
@@ -19,11 +16,6 @@ interface BootstrapFlags extends TrainingFlags {
   topK?: number;
   compare: boolean;
   resume?: boolean;
-  gnd?: string;
-  labels?: string;
-  queryLabels?: string;
-  groups?: string;
-  queryGroups?: string;
   json?: boolean;
 }
 
@@ -96,10 +88,7 @@ export function bootstrapCommand(): Command {
     .option('--query-labels <file>', 'query class labels')
     .option('--groups <n|file>', 'UKBench groups')
     .option('--query-groups <file>', 'query groups');
-  return addTrainingOptions(cmd)
-    .option('--resume', 'continue the run in --out')
-    .option('--config <file.json>', 'options from a JSON file (flags given here win)')
-    .option('--json', 'print the summary as one JSON line')
+  return addRunOptions(addTrainingOptions(cmd), 'continue the run in --out')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -108,17 +97,8 @@ export function bootstrapCommand(): Command {
         '      --iterations 3 -k 3000 --m0 0.5 --batch 256 --lr 0.05 --steps 3000 --out run/\n' +
         '  ddistill bootstrap ... --out run/ --resume      # after an interruption',
     )
-    .hook('preAction', (c) => {
-      const path = c.getOptionValue('config') as string | undefined;
-      if (path) applyConfig(c, path);
-    })
     .action(async (flags: BootstrapFlags) => {
-      let params: Record<string, unknown> | undefined;
-      if (flags.params) {
-        const isFile = !flags.params.trim().startsWith('{') && existsSync(flags.params);
-        if (!isFile && !flags.params.trim().startsWith('{')) throw new UserError(`--params: ${flags.params}: no such file; give a JSON object or a file holding one`);
-        params = parseParams(flags.method, isFile ? readFileSync(flags.params, 'utf8') : flags.params, isFile ? flags.params : '--params') as unknown as Record<string, unknown>;
-      }
+      const params = flags.params ? (paramsFlag(flags.method, flags.params) as unknown as Record<string, unknown>) : undefined;
       const hooks = pipelineHooks();
       let manifest: RunManifest;
       try {

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { EngineChoice } from '../backend/dense.js';
 import { UserError } from '../errors.js';
 import { CAS_DEFAULTS } from '../diffusion/cas.js';
-import { DIFFUSION_METHODS, type DiffusionMethod } from '../diffusion/index.js';
+import { DIFFUSION_METHODS, type DiffusionMethod, type DiffusionParams } from '../diffusion/index.js';
 import { ISCEN_DEFAULTS } from '../diffusion/iscen.js';
 import { LCDP_DEFAULTS } from '../diffusion/lcdp.js';
 import { diffuseFiles, parseParams } from '../diffusion/run.js';
@@ -39,6 +39,13 @@ function wrapList(prefix: string, o: object): string {
   }
   lines.push(line);
   return lines.join('\n') + '\n';
+}
+
+/** --params: a JSON object, or a file holding one, checked against the method's parameters. */
+export function paramsFlag(method: DiffusionMethod, value: string): DiffusionParams {
+  const inline = value.trim().startsWith('{');
+  if (!inline && !existsSync(value)) throw new UserError(`--params: ${value}: no such file; give a JSON object or a file holding one`);
+  return parseParams(method, inline ? value : readFileSync(value, 'utf8'), inline ? '--params' : value);
 }
 
 export function diffuseCommand(): Command {
@@ -92,12 +99,7 @@ export function diffuseCommand(): Command {
         topK = Number(flags.topK);
         if (!Number.isInteger(topK) || topK < 1) throw new UserError(`--top-k must be a positive integer or 'all', got '${flags.topK}'`);
       }
-      let params = {};
-      if (flags.params) {
-        const isFile = !flags.params.trim().startsWith('{') && existsSync(flags.params);
-        if (!isFile && !flags.params.trim().startsWith('{')) throw new UserError(`--params: ${flags.params}: no such file; give a JSON object or a file holding one`);
-        params = parseParams(flags.method, isFile ? readFileSync(flags.params, 'utf8') : flags.params, isFile ? flags.params : '--params');
-      }
+      let params: DiffusionParams | {} = flags.params ? paramsFlag(flags.method, flags.params) : {};
       if (flags.method === 'cas') {
         if (!flags.geodesic) params = { ...params, geodesic: false };
         if (flags.converged) params = { ...params, converged: true };

@@ -31,17 +31,21 @@ export interface TrainingFlags {
   config?: string;
 }
 
-interface TrainFlags extends TrainingFlags {
-  db: string;
-  ranks: string;
-  out: string;
-  resume?: boolean;
+/** Ground truth for evaluation (validation in train, per-iteration metrics in bootstrap). */
+export interface GroundTruthFlags {
   queries?: string;
   gnd?: string;
   labels?: string;
   queryLabels?: string;
   groups?: string;
   queryGroups?: string;
+}
+
+interface TrainFlags extends TrainingFlags, GroundTruthFlags {
+  db: string;
+  ranks: string;
+  out: string;
+  resume?: boolean;
   json?: boolean;
 }
 
@@ -110,6 +114,18 @@ export function addTrainingOptions(cmd: Command): Command {
     .addOption(new Option('--engine <name>', 'dense products (PCA, validation)').choices(['auto', 'onnxruntime', 'js']).default('auto'));
 }
 
+/** --resume, --config (applied before the action) and --json. */
+export function addRunOptions(cmd: Command, resumeHelp: string): Command {
+  return cmd
+    .option('--resume', resumeHelp)
+    .option('--config <file.json>', 'options from a JSON file (flags given here win)')
+    .option('--json', 'print the summary as one JSON line')
+    .hook('preAction', (c) => {
+      const path = c.getOptionValue('config') as string | undefined;
+      if (path) applyConfig(c, path);
+    });
+}
+
 /** The head and training options out of parsed flags. */
 export function trainingFromFlags(flags: TrainingFlags): { head: HeadOptions; train: NonNullable<TrainFilesOptions['train']> } {
   return {
@@ -149,16 +165,14 @@ export function trainCommand(): Command {
     .requiredOption('--db <file.npy>', 'database descriptors, n × d')
     .requiredOption('--ranks <dir|indices.npy>', 'the database self-ranking (ddistill diffuse without --query)')
     .requiredOption('--out <dir>', 'run folder (created if needed)');
-  return addTrainingOptions(cmd)
-    .option('--resume', 'continue from --out/checkpoint with the same options')
-    .option('--config <file.json>', 'options from a JSON file (flags given here win)')
+  addTrainingOptions(cmd)
     .option('--queries <file.npy>', 'validation queries (with ground truth below)')
     .option('--gnd <file>', 'validation: revisited ground truth (gnd_*.pkl/.json)')
     .option('--labels <file>', 'validation: database class labels')
     .option('--query-labels <file>', 'validation: query class labels')
     .option('--groups <n|file>', 'validation: UKBench groups')
-    .option('--query-groups <file>', 'validation: query groups')
-    .option('--json', 'print the summary as one JSON line')
+    .option('--query-groups <file>', 'validation: query groups');
+  return addRunOptions(cmd, 'continue from --out/checkpoint with the same options')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -167,13 +181,8 @@ export function trainCommand(): Command {
         '  ddistill embed --model run/ --db db.npy --queries q.npy --out emb/\n' +
         '  ddistill train --db db.npy --ranks teacher/ --out run/ --resume',
     )
-    .hook('preAction', (cmd) => {
-      const path = cmd.getOptionValue('config') as string | undefined;
-      if (path) applyConfig(cmd, path);
-    })
     .action(async (flags: TrainFlags) => {
       const bar = progress('training');
-      let epochs = 0;
       try {
         const summary = await trainFiles({
           db: flags.db,
@@ -188,7 +197,6 @@ export function trainCommand(): Command {
           onBackend: (b) => note(`backend: ${b.backend} (${b.source}), tfjs ${b.tfjsVersion}`),
           onStage: (m) => note(m),
           onStep: (p) => {
-            epochs = Math.max(epochs, p.epoch + 1);
             bar.update(p.step, p.totalSteps, `epoch ${p.epoch + 1}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tripletsPerSecond)} triplets/s`);
           },
           onEpoch: (r) => {

@@ -22,7 +22,7 @@ export function lineChart(title: string, series: readonly Series[], xLabel: stri
   const width = opts.width ?? 520;
   const height = opts.height ?? 300;
   const legendRows = Math.ceil(series.length / 3);
-  const m = { left: 56, right: 16, top: 30, bottom: 52 + 14 * legendRows };
+  const m = { left: 66, right: 16, top: 30, bottom: 52 + 14 * legendRows };
   const all = series.flatMap((s) => s.points);
   if (all.length === 0) return '';
   let [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
@@ -47,7 +47,7 @@ export function lineChart(title: string, series: readonly Series[], xLabel: stri
   out.push(`<line x1="${m.left}" x2="${width - m.right}" y1="${height - m.bottom}" y2="${height - m.bottom}" stroke="#333"/>`);
   out.push(`<line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${height - m.bottom}" stroke="#333"/>`);
   out.push(`<text x="${(m.left + width - m.right) / 2}" y="${height - m.bottom + 34}" text-anchor="middle" font-size="12">${escapeHtml(xLabel)}</text>`);
-  out.push(`<text transform="translate(14 ${(m.top + height - m.bottom) / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeHtml(yLabel)}</text>`);
+  out.push(`<text transform="translate(13 ${(m.top + height - m.bottom) / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeHtml(yLabel)}</text>`);
   series.forEach((s, i) => {
     const color = s.color ?? COLORS[i % COLORS.length]!;
     const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(' ');
