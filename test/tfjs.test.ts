@@ -82,6 +82,39 @@ describe('tfjs backend choice and wasm kernel replacements', async () => {
     expect(await on('wasm', g)).toEqual(await on('cpu', g));
   });
 
+  const convCases = [1, 3, 7].flatMap((k) => [1, 2].flatMap((stride) => (['same', 'valid'] as const).map((pad) => [k, stride, pad] as const)));
+
+  it.each(convCases)('conv2d gradients (Conv2DBackpropFilter/Input) match cpu: kernel %i, stride %i, %s', async (k, stride, pad) => {
+    const x = values(2 * 11 * 10 * 3);
+    const f = values(k * k * 3 * 4);
+    const shapeOut = tf.conv2d(tf.zeros([2, 11, 10, 3]) as tf.Tensor4D, tf.zeros([k, k, 3, 4]) as tf.Tensor4D, stride, pad).shape;
+    const weights = values(shapeOut.reduce((p, d) => p * d, 1));
+    const grads = () => {
+      const g = tf.grads((X: tf.Tensor, F: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(X as tf.Tensor4D, F as tf.Tensor4D, stride, pad), tf.tensor(weights, shapeOut))));
+      const [gx, gf] = g([tf.tensor4d(x, [2, 11, 10, 3]), tf.tensor4d(f, [k, k, 3, 4])]);
+      return tf.concat([gx!.flatten(), gf!.flatten()]);
+    };
+    expect(relativeError(await on('wasm', grads), await on('cpu', grads))).toBeLessThanOrEqual(1e-5);
+  });
+
+  // (tfjs refuses gradients of dilated depthwise convolutions on every backend.)
+  it.each(convCases)(
+    'depthwise conv gradients (DepthwiseConv2dNativeBackpropFilter/Input) match cpu: kernel %i, stride %i, %s',
+    async (k, stride, pad) => {
+      const dilation = 1;
+      const x = values(2 * 11 * 10 * 3);
+      const f = values(k * k * 3 * 2);
+      const shapeOut = tf.depthwiseConv2d(tf.zeros([2, 11, 10, 3]) as tf.Tensor4D, tf.zeros([k, k, 3, 2]) as tf.Tensor4D, stride, pad, 'NHWC', dilation).shape;
+      const weights = values(shapeOut.reduce((p, d) => p * d, 1));
+      const grads = () => {
+        const g = tf.grads((X: tf.Tensor, F: tf.Tensor) => tf.sum(tf.mul(tf.depthwiseConv2d(X as tf.Tensor4D, F as tf.Tensor4D, stride, pad, 'NHWC', dilation), tf.tensor(weights, shapeOut))));
+        const [gx, gf] = g([tf.tensor4d(x, [2, 11, 10, 3]), tf.tensor4d(f, [k, k, 3, 2])]);
+        return tf.concat([gx!.flatten(), gf!.flatten()]);
+      };
+      expect(relativeError(await on('wasm', grads), await on('cpu', grads))).toBeLessThanOrEqual(1e-5);
+    },
+  );
+
   it('leaks no tensors', async () => {
     await tf.setBackend('wasm');
     const a = tf.tensor2d(values(64), [8, 8]);

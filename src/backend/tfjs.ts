@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
+import { registerWasmConvKernels } from './wasmConv.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -145,6 +146,7 @@ function tile({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backe
 /** Registers the kernels wasm lacks and replaces its slow ones (idempotent). */
 export function registerWasmKernels(): void {
   registerWasmKernelFixes();
+  registerWasmConvKernels();
   if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
     tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as tf.KernelFunc });
   }

@@ -1,0 +1,183 @@
+/**
+ * Convolution gradient kernels for the wasm backend, which lacks Conv2DBackpropFilter and the
+ * depthwise backprops and whose Conv2DBackpropInput is slow. The dense convolutions go through
+ * im2col/col2im (plain loops over the wasm heap) and one call of wasm's fast BatchMatMul; the
+ * depthwise ones are direct loops (their work is small). NHWC only, as the layers use.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): tf.TypedArray;
+  disposeData(dataId: object): boolean;
+}
+
+type Info = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown };
+
+function convInfo(xShape: number[], filterShape: number[], a: { strides: number | [number, number]; pad: unknown; dimRoundingMode?: 'floor' | 'round' | 'ceil'; dilations?: number | [number, number]; dataFormat?: string }, depthwise: boolean): Info {
+  if (a.dataFormat !== undefined && a.dataFormat !== 'NHWC') throw new Error(`wasm convolution gradients support NHWC only, not ${a.dataFormat}`);
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    a.strides,
+    a.dilations ?? 1,
+    a.pad as 'same',
+    a.dimRoundingMode,
+    depthwise,
+  );
+}
+
+/**
+ * Calls fn(row, n, oh, ow, kh, kw, ih, iw) for every output position and filter tap that lands
+ * inside the input (row = (n·OH + oh)·OW + ow): the shared index walk of all four kernels.
+ */
+function forEachTap(c: Info, fn: (row: number, kk: number, pixel: number) => void): void {
+  const { batchSize: N, inHeight: H, inWidth: W, outHeight: OH, outWidth: OW, filterHeight: KH, filterWidth: KW } = c;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = c;
+  const top = c.padInfo.top;
+  const left = c.padInfo.left;
+  for (let n = 0; n < N; n++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const row = (n * OH + oh) * OW + ow;
+        for (let kh = 0; kh < KH; kh++) {
+          const ih = oh * sh - top + kh * dh;
+          if (ih < 0 || ih >= H) continue;
+          for (let kw = 0; kw < KW; kw++) {
+            const iw = ow * sw - left + kw * dw;
+            if (iw < 0 || iw >= W) continue;
+            fn(row, kh * KW + kw, (n * H + ih) * W + iw);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** wasm's BatchMatMul (with this project's transpose fix) on 2-d heap views, result as a new output. */
+function matMul(backend: unknown, a: tf.TensorInfo, aShape: [number, number], b: tf.TensorInfo, bShape: [number, number], transposeA: boolean, transposeB: boolean): tf.TensorInfo {
+  const kernel = tf.getKernel('BatchMatMul', 'wasm')!;
+  return kernel.kernelFunc({
+    inputs: { a: { ...a, shape: [1, ...aShape] }, b: { ...b, shape: [1, ...bShape] } },
+    backend: backend as tf.KernelBackend,
+    attrs: { transposeA, transposeB },
+  }) as tf.TensorInfo;
+}
+
+/** dW = im2col(x)ᵀ · dy: [KH·KW·CI, N·OH·OW] × [N·OH·OW, CO]. */
+function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const wasm = backend as WasmBackend;
+  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  const c = convInfo(x.shape, a.filterShape, a, false);
+  const CI = c.inChannels;
+  const rows = c.batchSize * c.outHeight * c.outWidth;
+  const width = c.filterHeight * c.filterWidth * CI;
+  const cols = wasm.makeOutput([rows, width], 'float32');
+  const P = wasm.typedArrayFromHeap(cols) as Float32Array;
+  P.fill(0);
+  const X = wasm.typedArrayFromHeap(x) as Float32Array;
+  forEachTap(c, (row, kk, pixel) => P.set(X.subarray(pixel * CI, pixel * CI + CI), row * width + kk * CI));
+  const product = matMul(backend, cols, [rows, width], dy, [rows, c.outChannels], true, false);
+  wasm.disposeData(cols.dataId);
+  const out = wasm.makeOutput(a.filterShape, 'float32');
+  (wasm.typedArrayFromHeap(out) as Float32Array).set(wasm.typedArrayFromHeap(product) as Float32Array);
+  wasm.disposeData(product.dataId);
+  return out;
+}
+
+/** dx = col2im(dy · Wᵀ): [N·OH·OW, CO] × [CO, KH·KW·CI], scattered back onto the input grid. */
+function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const wasm = backend as WasmBackend;
+  const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const a = attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  const c = convInfo(a.inputShape, filter.shape, a, false);
+  const CI = c.inChannels;
+  const rows = c.batchSize * c.outHeight * c.outWidth;
+  const width = c.filterHeight * c.filterWidth * CI;
+  const product = matMul(backend, dy, [rows, c.outChannels], filter, [width, c.outChannels], false, true);
+  const G = wasm.typedArrayFromHeap(product) as Float32Array;
+  const out = wasm.makeOutput(a.inputShape, 'float32');
+  const DX = wasm.typedArrayFromHeap(out) as Float32Array;
+  DX.fill(0);
+  forEachTap(c, (row, kk, pixel) => {
+    const from = row * width + kk * CI;
+    const to = pixel * CI;
+    for (let ci = 0; ci < CI; ci++) DX[to + ci]! += G[from + ci]!;
+  });
+  wasm.disposeData(product.dataId);
+  return out;
+}
+
+/** dW[kh, kw, c, m] = Σ x[n, ih, iw, c] · dy[n, oh, ow, c·M + m]. */
+function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const wasm = backend as WasmBackend;
+  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
+  const c = convInfo(x.shape, a.filterShape, a, true);
+  const C = c.inChannels;
+  const M = c.outChannels / C;
+  const X = wasm.typedArrayFromHeap(x) as Float32Array;
+  const DY = wasm.typedArrayFromHeap(dy) as Float32Array;
+  const out = wasm.makeOutput(a.filterShape, 'float32');
+  const DW = wasm.typedArrayFromHeap(out) as Float32Array;
+  DW.fill(0);
+  const CM = C * M;
+  forEachTap(c, (row, kk, pixel) => {
+    const xo = pixel * C;
+    const yo = row * CM;
+    const wo = kk * CM;
+    for (let ch = 0; ch < C; ch++) {
+      const xv = X[xo + ch]!;
+      for (let m = 0; m < M; m++) DW[wo + ch * M + m]! += xv * DY[yo + ch * M + m]!;
+    }
+  });
+  return out;
+}
+
+/** dx[n, ih, iw, c] = Σ W[kh, kw, c, m] · dy[n, oh, ow, c·M + m]. */
+function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const wasm = backend as WasmBackend;
+  const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
+  const c = convInfo(a.inputShape, filter.shape, a, true);
+  const C = c.inChannels;
+  const M = c.outChannels / C;
+  const F = wasm.typedArrayFromHeap(filter) as Float32Array;
+  const DY = wasm.typedArrayFromHeap(dy) as Float32Array;
+  const out = wasm.makeOutput(a.inputShape, 'float32');
+  const DX = wasm.typedArrayFromHeap(out) as Float32Array;
+  DX.fill(0);
+  const CM = C * M;
+  forEachTap(c, (row, kk, pixel) => {
+    const xo = pixel * C;
+    const yo = row * CM;
+    const wo = kk * CM;
+    for (let ch = 0; ch < C; ch++) {
+      let s = 0;
+      for (let m = 0; m < M; m++) s += F[wo + ch * M + m]! * DY[yo + ch * M + m]!;
+      DX[xo + ch]! += s;
+    }
+  });
+  return out;
+}
+
+let registered = false;
+
+/** Registers (or replaces) the four convolution gradient kernels on wasm. Idempotent. */
+export function registerWasmConvKernels(): void {
+  if (registered) return;
+  const kernels: [string, (args: KernelArgs) => tf.TensorInfo][] = [
+    ['Conv2DBackpropFilter', conv2DBackpropFilter],
+    ['Conv2DBackpropInput', conv2DBackpropInput],
+    ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
+    ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
+  ];
+  for (const [kernelName, fn] of kernels) {
+    if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as tf.KernelFunc });
+  }
+  registered = true;
+}

@@ -1,0 +1,134 @@
+/**
+ * Image input with `sharp`: a folder or a list file of images (JPEG, PNG, WebP, GIF, TIFF, AVIF…),
+ * decoded, optionally cropped (revisitop query boxes), resized and returned as float RGB in
+ * [0, 1], in batches so that memory stays bounded. Unreadable files are reported by name and
+ * either skipped or fatal, never silently dropped.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { UserError } from '../errors.js';
+
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp'];
+
+/** The images of a folder (sorted by name, recursively) or of a list file (one path per line). */
+export function listImages(source: string): string[] {
+  if (!existsSync(source)) throw new UserError(`${source}: no such folder or list file; give a folder of images or a text file listing them`);
+  if (statSync(source).isDirectory()) {
+    const out: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+        const p = join(dir, entry.name);
+        if (entry.isDirectory()) walk(p);
+        else if (IMAGE_EXTENSIONS.includes(extname(entry.name).toLowerCase())) out.push(p);
+      }
+    };
+    walk(source);
+    if (out.length === 0) throw new UserError(`${source}: no images (${IMAGE_EXTENSIONS.join(', ')}) in this folder`);
+    return out;
+  }
+  const lines = readFileSync(source, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  if (lines.length === 0) throw new UserError(`${source}: the list is empty; write one image path per line`);
+  return lines.map((l) => (isAbsolute(l) ? l : resolve(dirname(source), l)));
+}
+
+export type ResizeMode = 'square' | 'longer';
+
+export interface ImageOptions {
+  /** Target size: the side of the square, or the longer side. */
+  readonly size: number;
+  /** 'square': squash to size × size (batches stack); 'longer': keep the aspect ratio. */
+  readonly mode?: ResizeMode;
+  /** Crop box [x1, y1, x2, y2] in original pixels, applied before resizing. */
+  readonly crop?: readonly number[] | null;
+}
+
+export interface DecodedImage {
+  readonly height: number;
+  readonly width: number;
+  /** height × width × 3, RGB in [0, 1]. */
+  readonly data: Float32Array;
+}
+
+type SharpModule = typeof import('sharp');
+let sharpModule: Promise<SharpModule['default']> | null = null;
+async function loadSharp(): Promise<SharpModule['default']> {
+  sharpModule ??= import('sharp').then(
+    (m) => m.default,
+    () => {
+      throw new UserError('the npm package `sharp` is not installed; run `npm install` in the project (it ships prebuilt libvips)');
+    },
+  );
+  return sharpModule;
+}
+
+/** Decodes one image. Throws a UserError naming the file when it cannot be read. */
+export async function loadImage(path: string, o: ImageOptions): Promise<DecodedImage> {
+  const sharp = await loadSharp();
+  try {
+    let img = sharp(path, { failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb');
+    if (o.crop) {
+      const meta = await sharp(path).metadata();
+      const [x1, y1, x2, y2] = o.crop.map((v) => Math.round(v)) as [number, number, number, number];
+      const left = Math.max(0, Math.min(x1, (meta.width ?? 1) - 1));
+      const top = Math.max(0, Math.min(y1, (meta.height ?? 1) - 1));
+      const width = Math.max(1, Math.min(x2, meta.width ?? x2) - left);
+      const height = Math.max(1, Math.min(y2, meta.height ?? y2) - top);
+      img = img.extract({ left, top, width, height });
+    }
+    img = o.mode === 'longer' ? img.resize(o.size, o.size, { fit: 'inside' }) : img.resize(o.size, o.size, { fit: 'fill' });
+    const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
+    const out = new Float32Array(data.length);
+    for (let i = 0; i < data.length; i++) out[i] = data[i]! / 255;
+    return { height: info.height, width: info.width, data: out };
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${path}: cannot decode this image (${(err as Error).message.split('\n')[0]}); remove or replace it, or pass --skip-bad-images`);
+  }
+}
+
+export interface ImageBatch {
+  /** Positions in the input list of the images in this batch (skipped ones left out). */
+  readonly indices: number[];
+  readonly images: DecodedImage[];
+}
+
+/**
+ * Decodes `paths` in batches of `batch` (the next batch is decoded while the caller works on the
+ * current one). With `skipBad`, unreadable files are reported through `onSkip` and left out.
+ */
+export async function* imageBatches(
+  paths: readonly string[],
+  batch: number,
+  o: ImageOptions & { readonly crops?: readonly (readonly number[] | null)[]; readonly skipBad?: boolean; readonly onSkip?: (path: string, message: string) => void },
+): AsyncGenerator<ImageBatch> {
+  const decode = async (start: number): Promise<ImageBatch> => {
+    const indices: number[] = [];
+    const images: DecodedImage[] = [];
+    const end = Math.min(paths.length, start + batch);
+    const results = await Promise.allSettled(paths.slice(start, end).map((p, i) => loadImage(p, { ...o, crop: o.crops?.[start + i] ?? o.crop })));
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') {
+        indices.push(start + i);
+        images.push(r.value);
+      } else if (o.skipBad) {
+        o.onSkip?.(paths[start + i]!, (r.reason as Error).message);
+      } else {
+        throw r.reason;
+      }
+    });
+    return { indices, images };
+  };
+  // A failure of the prefetched batch surfaces when it is awaited, not as an unhandled rejection.
+  const prefetch = (start: number) => {
+    const p = decode(start);
+    p.catch(() => undefined);
+    return p;
+  };
+  let next = paths.length > 0 ? prefetch(0) : null;
+  for (let start = 0; next; start += batch) {
+    const current = await next;
+    next = start + batch < paths.length ? prefetch(start + batch) : null;
+    yield current;
+  }
+}

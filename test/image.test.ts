@@ -1,0 +1,99 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { initBackend, tf } from '../src/backend/tfjs.js';
+import { imageBatches, listImages, loadImage } from '../src/io/images.js';
+import { buildResNet, GeM } from '../src/model/resnet.js';
+import { rng, withTempDir } from './helpers.js';
+
+/** A w × h PNG: left half red, right half blue. */
+async function halves(path: string, w: number, h: number): Promise<void> {
+  const data = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data.set(x < w / 2 ? [255, 0, 0] : [0, 0, 255], (y * w + x) * 3);
+  await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(path);
+}
+
+describe('image loading with sharp', () => {
+  it('lists a folder, resizes, crops, and names unreadable files', async () => {
+    await withTempDir(async (dir) => {
+      await halves(join(dir, 'a.png'), 40, 20);
+      await sharp({ create: { width: 30, height: 30, channels: 4, background: { r: 0, g: 255, b: 0, alpha: 0.5 } } }).webp().toFile(join(dir, 'b.webp'));
+      writeFileSync(join(dir, 'c.jpg'), 'not a jpeg');
+      writeFileSync(join(dir, 'notes.txt'), 'ignored');
+      const paths = listImages(dir);
+      expect(paths.map((p) => p.slice(dir.length + 1))).toEqual(['a.png', 'b.webp', 'c.jpg']);
+
+      const square = await loadImage(paths[0]!, { size: 16 });
+      expect([square.height, square.width, square.data.length]).toEqual([16, 16, 16 * 16 * 3]);
+      expect(Math.max(...square.data)).toBeLessThanOrEqual(1);
+      const longer = await loadImage(paths[0]!, { size: 16, mode: 'longer' });
+      expect([longer.height, longer.width]).toEqual([8, 16]);
+      // The right half of the picture is blue: crop it and every pixel is (0, 0, 1).
+      const crop = await loadImage(paths[0]!, { size: 4, crop: [20, 0, 40, 20] });
+      for (let i = 0; i < 16; i++) expect(Array.from(crop.data.subarray(3 * i, 3 * i + 3))).toEqual([0, 0, 1]);
+
+      await expect(loadImage(paths[2]!, { size: 8 })).rejects.toThrow(/c\.jpg: cannot decode this image/);
+      const skipped: string[] = [];
+      const batches = [];
+      for await (const b of imageBatches(paths, 2, { size: 8, skipBad: true, onSkip: (p) => skipped.push(p) })) batches.push(b.indices);
+      expect(batches).toEqual([[0, 1], []]);
+      expect(skipped).toEqual([paths[2]]);
+      const failing = async () => {
+        for await (const _ of imageBatches(paths, 2, { size: 8 })) void _;
+      };
+      await expect(failing()).rejects.toThrow(/c\.jpg/);
+      writeFileSync(join(dir, 'list.txt'), 'b.webp\n# comment\na.png\n');
+      expect(listImages(join(dir, 'list.txt'))).toEqual([join(dir, 'b.webp'), join(dir, 'a.png')]);
+    });
+  });
+});
+
+describe('image-mode networks', async () => {
+  await initBackend('wasm');
+
+  it('GeM pooling: (mean x^p)^(1/p) (hand-worked), with a learnable p', () => {
+    const layer = new GeM();
+    // One image, 1 × 2 pixels, channels (1, 8) and (2, 2): ((1³ + 8³)/2)^(1/3) and 2.
+    const x = tf.tensor4d([1, 2, 8, 2], [1, 1, 2, 2]);
+    const y = layer.apply(x) as tf.Tensor;
+    expect(Array.from(y.dataSync())).toEqual([expect.closeTo(256.5 ** (1 / 3), 4), expect.closeTo(2, 5)]);
+    expect(layer.trainableWeights.map((w) => w.shape)).toEqual([[1]]);
+    tf.dispose([x, y]);
+  });
+
+  it('ResNet-18 and -50 have torchvision\'s parameter counts (without the classifier) plus GeM\'s p', () => {
+    const count = (m: tf.LayersModel) => m.trainableWeights.reduce((s, w) => s + (w.shape as number[]).reduce((p, d) => p * d, 1), 0);
+    const r18 = buildResNet({ arch: 'resnet18', size: 32, channels: 3, whiten: null, seed: 0 });
+    expect(count(r18)).toBe(11_689_512 - 513_000 + 1);
+    expect(r18.outputs[0]!.shape).toEqual([null, 512]);
+    r18.dispose();
+    const r50 = buildResNet({ arch: 'resnet50', size: 32, channels: 3, whiten: 256, seed: 0 });
+    expect(count(r50)).toBe(25_557_032 - 2_049_000 + 1 + 2048 * 256 + 256);
+    expect(r50.outputs[0]!.shape).toEqual([null, 256]);
+    r50.dispose();
+  });
+
+  it('a small ResNet\'s gradients on wasm match cpu', async () => {
+    const model = buildResNet({ arch: 'small', size: 12, channels: 1, widths: [4, 8], whiten: 6, seed: 1 });
+    const r = rng(2);
+    const x = Array.from({ length: 3 * 144 }, () => r());
+    const weights = model.getWeights().map((w) => w.clone());
+    const gradsOn = async (backend: string) => {
+      await tf.setBackend(backend);
+      model.setWeights(weights);
+      const { grads, value } = tf.variableGrads(() => tf.sum(tf.square(model.apply(tf.tensor2d(x, [3, 144]), { training: true }) as tf.Tensor)) as tf.Scalar);
+      const flat = Array.from(tf.concat(Object.values(grads).map((g) => g.flatten())).dataSync());
+      tf.dispose([value, ...Object.values(grads)]);
+      return flat;
+    };
+    const wasm = await gradsOn('wasm');
+    const cpu = await gradsOn('cpu');
+    await tf.setBackend('wasm');
+    const scale = Math.max(...cpu.map(Math.abs));
+    const worst = Math.max(...wasm.map((v, i) => Math.abs(v - cpu[i]!)));
+    expect(worst / scale).toBeLessThanOrEqual(1e-4);
+    tf.dispose(weights);
+    model.dispose();
+  });
+});
