@@ -23,6 +23,7 @@ import { ranking } from '../src/eval/ranking.js';
 import { evaluateFiles } from '../src/eval/run.js';
 import { writeNpy } from '../src/io/npy.js';
 import { loadMnistSplit } from '../src/io/mnist.js';
+import { l2NormalizeRows } from '../src/matrix.js';
 import { embedFiles } from '../src/model/run.js';
 import { fullRanking } from '../src/search/exact.js';
 import { MNIST_RECIPE } from '../src/train/presets.js';
@@ -37,7 +38,8 @@ const seconds = (t0: number) => Number(((performance.now() - t0) / 1000).toFixed
 const dir = mkdtempSync(join(tmpdir(), 'ddistill-bench-mnist-'));
 try {
   let t0 = performance.now();
-  const baseline = mAP(await fullRanking(split.db, split.queries, 'euclidean'));
+  // Euclidean search on L2-normalised pixels (the protocol's descriptors).
+  const baseline = mAP(await fullRanking(l2NormalizeRows(split.db), l2NormalizeRows(split.queries), 'euclidean'));
   const tBaseline = seconds(t0);
   t0 = performance.now();
   const casRes = await diffuse('cas', split.db, split.queries, {}, { topK: split.db.rows });

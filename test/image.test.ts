@@ -1,10 +1,15 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/backend/tfjs.js';
 import { imageBatches, listImages, loadImage } from '../src/io/images.js';
 import { buildResNet, GeM } from '../src/model/resnet.js';
+import { chain, splitAt } from '../src/model/compose.js';
+import { fileHandler } from '../src/model/io.js';
+import { embedFiles, exportModel } from '../src/model/run.js';
+import { readNpy, writeNpy } from '../src/io/npy.js';
+import { trainImages } from '../src/train/images.js';
 import { rng, withTempDir } from './helpers.js';
 
 /** A w × h PNG: left half red, right half blue. */
@@ -95,5 +100,85 @@ describe('image-mode networks', async () => {
     expect(worst / scale).toBeLessThanOrEqual(1e-4);
     tf.dispose(weights);
     model.dispose();
+  });
+});
+
+describe('image-mode training, embedding and export', async () => {
+  await initBackend('wasm');
+
+  it('splits a network at a block output and joins it back to the same function', () => {
+    const model = buildResNet({ arch: 'small', size: 12, channels: 1, widths: [4, 8], whiten: null, seed: 3 });
+    const { front, back } = splitAt(model, 'conv2_block1_out');
+    const joined = chain([front, back], 'joined');
+    const r = rng(4);
+    const x = tf.tensor2d(Array.from({ length: 2 * 144 }, () => r()), [2, 144]);
+    const a = (model.predict(x) as tf.Tensor).dataSync();
+    const b = (joined.predict(x) as tf.Tensor).dataSync();
+    expect(Array.from(b)).toEqual(Array.from(a));
+    expect(() => splitAt(model, 'conv3_block1_1_conv')).toThrow(/cut at a block output/);
+    x.dispose();
+    model.dispose();
+  });
+
+  it('trains from images on disk, and the exported model reproduces `embed` exactly', async () => {
+    await withTempDir(async (dir) => {
+      // 4 classes × 6 images, 16 × 16: a bright square in quadrant c, over noise.
+      const r = rng(9);
+      const labels: number[] = [];
+      mkdirSync(join(dir, 'img'));
+      for (let i = 0; i < 24; i++) {
+        const c = i % 4;
+        labels.push(c);
+        const data = Buffer.alloc(16 * 16 * 3);
+        for (let y = 0; y < 16; y++) {
+          for (let x = 0; x < 16; x++) {
+            const inside = (y < 8) === (c < 2) && (x < 8) === (c % 2 === 0);
+            for (let k = 0; k < 3; k++) data[(y * 16 + x) * 3 + k] = Math.round((inside ? 160 : 40) + 60 * r());
+          }
+        }
+        await sharp(data, { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(join(dir, 'img', `${String(i).padStart(2, '0')}.png`));
+      }
+      const ranks = new Int32Array(24 * 23);
+      for (let a = 0; a < 24; a++) {
+        const order = [...Array(24).keys()].filter((b) => b !== a).sort((p, q) => Number(labels[q] === labels[a]) - Number(labels[p] === labels[a]) || p - q);
+        ranks.set(order, a * 23);
+      }
+      writeNpy(join(dir, 'teacher', 'indices.npy'), { dtype: 'int32', shape: [24, 23], data: ranks });
+      const run = await trainImages({
+        images: join(dir, 'img'), backbone: 'small', widths: [4, 8], size: 16, whiten: 6, freezeUntil: 'conv2_block1_out',
+        ranks: join(dir, 'teacher'), out: join(dir, 'run'), backend: 'wasm',
+        train: { batch: 8, lr: 0.05, epochs: 2, microBatch: 3, triplets: { k: 12, m0: 0.2, perAnchor: 4 } },
+      });
+      expect(run.history).toHaveLength(2);
+      await embedFiles({ model: join(dir, 'run'), images: join(dir, 'img'), out: join(dir, 'emb'), backend: 'wasm' });
+      await exportModel({ model: join(dir, 'run'), out: join(dir, 'exported'), backend: 'wasm' });
+      const embedded = readNpy(join(dir, 'emb', 'images.npy'));
+      expect(embedded.shape).toEqual([24, 6]);
+      const manifest = JSON.parse(readFileSync(join(dir, 'exported', 'manifest.json'), 'utf8'));
+      expect(manifest).toMatchObject({ inputKind: 'images', inputDim: 16 * 16 * 3, embeddingDim: 6, preprocess: { image: { size: 16, channels: 3, resize: 'square' } } });
+      // Plain tfjs (with the GeM layer class registered): decode, flatten, predict, normalise.
+      const model = await tf.loadLayersModel(fileHandler(join(dir, 'exported', 'model.json')));
+      const paths = listImages(join(dir, 'img'));
+      const pixels = new Float32Array(24 * 768);
+      for (let i = 0; i < 24; i++) pixels.set((await loadImage(paths[i]!, { size: 16 })).data, i * 768);
+      const y = tf.tidy(() => {
+        const out = model.predict(tf.tensor2d(pixels, [24, 768])) as tf.Tensor2D;
+        return tf.div(out, tf.norm(out, 'euclidean', 1, true));
+      });
+      expect(Array.from(y.dataSync())).toEqual(Array.from(embedded.data as Float32Array));
+      y.dispose();
+      model.dispose();
+    });
+  });
+
+  it('refuses a step that would not fit the wasm heap, and says what to do', async () => {
+    await withTempDir(async (dir) => {
+      writeNpy(join(dir, 'teacher', 'indices.npy'), { dtype: 'int32', shape: [4, 3], data: Int32Array.from([1, 2, 3, 0, 2, 3, 0, 1, 3, 0, 1, 2]) });
+      const pixels = { rows: 4, cols: 512 * 512 * 3, data: new Float32Array(4 * 512 * 512 * 3) };
+      await expect(
+        trainImages({ pixels, backbone: 'resnet50', size: 512, ranks: join(dir, 'teacher'), out: join(dir, 'run'), backend: 'wasm', train: { batch: 40, triplets: { k: 3, m0: 0.1, perAnchor: 1 } } }),
+      ).rejects.toThrow(/GiB of activations, more than the wasm backend's 4 GiB heap allows; use --micro-batch \d+/);
+      expect(existsSync(join(dir, 'run'))).toBe(false);
+    });
   });
 });

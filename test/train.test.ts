@@ -203,6 +203,32 @@ describe('triplet loss and SGD', async () => {
     model.dispose();
   });
 
+  it('gradient accumulation over micro-batches gives the whole batch\'s step', () => {
+    const r = rng(6);
+    const xs = tf.tensor2d(Array.from({ length: 15 * 5 }, () => r() - 0.5), [15, 5]);
+    const ms = tf.tensor1d([0.5, 0.1, 0.3, 0.2, 0.4]);
+    const run = (microBatch: number | null) => {
+      const model = buildHead({ kind: 'mlp', inputDim: 5, outputDim: 3, hidden: 4, init: 'random', seed: 2 });
+      const momentum = zeroMomentum(model);
+      const before = tf.memory().numTensors;
+      const results = [0.3, 0.2].map((lr) => sgdStep(model, momentum, xs, ms, { momentum: 0.9, weightDecay: 0.01, microBatch }, lr));
+      expect(tf.memory().numTensors).toBe(before);
+      const w = model.getWeights().flatMap((t) => Array.from(t.dataSync()));
+      tf.dispose(momentum);
+      model.dispose();
+      return { results, w };
+    };
+    const whole = run(null);
+    const micro = run(2);
+    // Float32 sums in another order: equal to a few ulps (relative 1e-6).
+    micro.w.forEach((v, i) => expect(Math.abs(v - whole.w[i]!) / Math.max(1, Math.abs(whole.w[i]!))).toBeLessThan(1e-6));
+    micro.results.forEach((m, i) => {
+      expect(m.loss).toBeCloseTo(whole.results[i]!.loss, 6);
+      expect(m.active).toBe(whole.results[i]!.active);
+    });
+    tf.dispose([xs, ms]);
+  });
+
   it('learns a projection that transfers to unseen queries, without leaking tensors', async () => {
     const db = toy(11, 50);
     const q = toy(12, 10);

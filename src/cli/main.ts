@@ -8,7 +8,7 @@ import { tripletsCommand } from './triplets.js';
 import { trainCommand } from './train.js';
 import { bootstrapCommand } from './bootstrap.js';
 import { demoCommand } from './demo.js';
-import { embedCommand, exportCommand } from './embed.js';
+import { embedCommand, exportCommand, featuresCommand } from './embed.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -23,6 +23,7 @@ export function program(): Command {
     .addCommand(searchCommand())
     .addCommand(diffuseCommand())
     .addCommand(tripletsCommand())
+    .addCommand(featuresCommand())
     .addCommand(trainCommand())
     .addCommand(embedCommand())
     .addCommand(exportCommand())

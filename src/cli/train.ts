@@ -1,10 +1,11 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { EngineChoice } from '../backend/dense.js';
-import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
+import { BACKEND_CHOICES, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
 import { HEAD_INITS, HEAD_KINDS, type HeadInit, type HeadKind } from '../model/head.js';
 import type { PcaMethod } from '../model/pca.js';
-import { SCHEDULES, TRAIN_DEFAULTS, type Schedule } from '../train/loop.js';
+import { SCHEDULES, TRAIN_DEFAULTS, type EpochRecord, type Schedule, type StepProgress } from '../train/loop.js';
+import { trainImages } from '../train/images.js';
 import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
 import { duration, note, parsePositiveInt, print, progress } from './common.js';
 
@@ -42,7 +43,15 @@ export interface GroundTruthFlags {
 }
 
 interface TrainFlags extends TrainingFlags, GroundTruthFlags {
-  db: string;
+  db?: string;
+  images?: string;
+  backbone: string;
+  cut?: string;
+  imageSize: number;
+  freezeUntil?: string;
+  whiten?: number;
+  microBatch?: number;
+  batchNorm?: 'train' | 'frozen';
   ranks: string;
   out: string;
   resume?: boolean;
@@ -158,11 +167,19 @@ export function trainCommand(): Command {
         'with --resume) and train.json (options and per-epoch loss, triplets/s and\n' +
         'validation figures). Give --queries with --labels/--query-labels, --gnd or\n' +
         '--groups to validate after every epoch.\n\n' +
+        'Image mode (--images DIR|list instead of --db): the network is --backbone\n' +
+        '(resnet18/34/50 or small, trained from scratch, or a tfjs model.json cut at\n' +
+        '--cut, e.g. an ImageNet MobileNet) with GeM pooling and an optional --whiten\n' +
+        'layer; images are resized to --image-size squares. --freeze-until LAYER runs\n' +
+        'the layers up to LAYER once and trains the rest; --micro-batch accumulates\n' +
+        'gradients when a batch does not fit the 4 GiB wasm heap. The ranking comes\n' +
+        'from `ddistill features` + `ddistill diffuse` on the same images.\n\n' +
         'k must reach past an item\'s relevant set: ordering items inside one class\n' +
         'teaches nothing that transfers to new queries (MNIST: k 3000, m0 0.5).\n' +
         'All options can come from --config FILE.json (camelCase keys).',
     )
-    .requiredOption('--db <file.npy>', 'database descriptors, n × d')
+    .option('--db <file.npy>', 'database descriptors, n × d (descriptor mode)')
+    .option('--images <dir|list>', 'database images instead (image mode; see below)')
     .requiredOption('--ranks <dir|indices.npy>', 'the database self-ranking (ddistill diffuse without --query)')
     .requiredOption('--out <dir>', 'run folder (created if needed)');
   addTrainingOptions(cmd)
@@ -171,7 +188,14 @@ export function trainCommand(): Command {
     .option('--labels <file>', 'validation: database class labels')
     .option('--query-labels <file>', 'validation: query class labels')
     .option('--groups <n|file>', 'validation: UKBench groups')
-    .option('--query-groups <file>', 'validation: query groups');
+    .option('--query-groups <file>', 'validation: query groups')
+    .option('--backbone <name|model.json>', 'image mode: resnet18/34/50, small, or a tfjs model', 'resnet18')
+    .option('--cut <layer>', 'image mode: layer of a model.json backbone to pool')
+    .option('--image-size <px>', 'image mode: images are resized to this square', parsePositiveInt, 224)
+    .option('--freeze-until <layer>', 'image mode: train only the layers after this one')
+    .option('--whiten <n>', 'image mode: a whitening layer of n outputs after GeM', parsePositiveInt)
+    .option('--micro-batch <n>', 'triplets per forward pass (gradient accumulation)', parsePositiveInt)
+    .addOption(new Option('--batch-norm <mode>', 'image mode: batch statistics (train) or stored (frozen)').choices(['train', 'frozen']));
   return addRunOptions(cmd, 'continue from --out/checkpoint with the same options')
     .addHelpText(
       'after',
@@ -182,28 +206,48 @@ export function trainCommand(): Command {
         '  ddistill train --db db.npy --ranks teacher/ --out run/ --resume',
     )
     .action(async (flags: TrainFlags) => {
+      if (!flags.db === !flags.images) throw new UserError('give either --db (descriptors) or --images (image mode)');
       const bar = progress('training');
+      const onStep = (p: StepProgress) =>
+        bar.update(p.step, p.totalSteps, `epoch ${p.epoch + 1}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tripletsPerSecond)} triplets/s`);
+      const onEpoch = (r: EpochRecord) => {
+        bar.done();
+        const val = r.validation ? `, validation ${Object.entries(r.validation).map(([k, v]) => `${k} ${v}`).join(' / ')}` : '';
+        note(`epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, active hinges ${(r.active * 100).toFixed(1)} %, ${Math.round(r.tripletsPerSecond)} triplets/s, ${duration(r.seconds)}${val}`);
+      };
+      const onBackend = (b: BackendInfo) => note(`backend: ${b.backend} (${b.source}), tfjs ${b.tfjsVersion}`);
+      const training = trainingFromFlags(flags);
+      const train = { ...training.train, microBatch: flags.microBatch ?? null, ...(flags.batchNorm ? { batchNorm: flags.batchNorm } : {}) };
+      if (flags.images) {
+        try {
+          const r = await trainImages({
+            images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, freezeUntil: flags.freezeUntil,
+            whiten: flags.whiten ?? null, ranks: flags.ranks, out: flags.out, train, backend: flags.backend, resume: flags.resume,
+            onBackend, onStage: (m) => note(m), onStep, onEpoch,
+          });
+          if (flags.json) print(JSON.stringify({ model: r.model, backend: r.backend.backend, steps: r.steps, seconds: Number(r.seconds.toFixed(3)), history: r.history }));
+          else print(`trained ${flags.backbone} for ${r.steps} steps on ${r.backend.backend} in ${duration(r.seconds)}; wrote ${r.model}`);
+        } finally {
+          bar.done();
+        }
+        return;
+      }
       try {
         const summary = await trainFiles({
-          db: flags.db,
+          db: flags.db!,
           ranks: flags.ranks,
           out: flags.out,
-          ...trainingFromFlags(flags),
+          head: training.head,
+          train,
           normalize: flags.normalize,
           backend: flags.backend,
           engine: flags.engine,
           resume: flags.resume,
           validation: { queries: flags.queries, gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups },
-          onBackend: (b) => note(`backend: ${b.backend} (${b.source}), tfjs ${b.tfjsVersion}`),
+          onBackend,
           onStage: (m) => note(m),
-          onStep: (p) => {
-            bar.update(p.step, p.totalSteps, `epoch ${p.epoch + 1}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tripletsPerSecond)} triplets/s`);
-          },
-          onEpoch: (r) => {
-            bar.done();
-            const val = r.validation ? `, validation ${Object.entries(r.validation).map(([k, v]) => `${k} ${v}`).join(' / ')}` : '';
-            note(`epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, active hinges ${(r.active * 100).toFixed(1)} %, ${Math.round(r.tripletsPerSecond)} triplets/s, ${duration(r.seconds)}${val}`);
-          },
+          onStep,
+          onEpoch,
         });
         if (flags.json) {
           print(JSON.stringify({ out: summary.out, model: summary.model, backend: summary.backend.backend, steps: summary.steps, seconds: Number(summary.seconds.toFixed(3)), tripletRange: summary.tripletRange, history: summary.history }));

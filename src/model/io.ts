@@ -8,6 +8,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { tempPathFor } from '../io/atomic.js';
+// Registers the custom GeM layer, so that image models load.
+import './resnet.js';
 import { tf } from '../backend/tfjs.js';
 
 export const MODEL_FILE = 'model.json';
@@ -22,7 +24,11 @@ export interface ModelManifest {
   readonly inputDim: number;
   readonly embeddingDim: number;
   /** Applied to each input row before the model: 'l2' (unit length) or 'none'. */
-  readonly preprocess: { readonly normalize: 'l2' | 'none' };
+  readonly preprocess: {
+    readonly normalize: 'l2' | 'none';
+    /** Images: decode, convert to RGB, resize to size × size (squash), values in [0, 1], flatten HWC. */
+    readonly image?: { readonly size: number; readonly channels: number; readonly resize: 'square'; readonly range: readonly [number, number] };
+  };
   /** Applied to each output row: always 'l2'; search embeddings by Euclidean distance. */
   readonly postprocess: { readonly normalize: 'l2' };
   readonly head: Record<string, unknown>;

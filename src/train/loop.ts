@@ -30,6 +30,14 @@ export interface TrainOptions {
   /** If set, the total number of steps instead (epochs then count whole passes only). */
   readonly steps: number | null;
   readonly seed: number;
+  /** Triplets per forward pass (gradient accumulation up to `batch`); null: the whole batch. */
+  readonly microBatch?: number | null;
+  /**
+   * Batch normalisation during training: 'train' uses batch statistics and updates the moving
+   * averages; 'frozen' keeps the stored statistics (fine-tuning a pretrained backbone on small
+   * batches). Layers without batch normalisation are unaffected.
+   */
+  readonly batchNorm?: 'train' | 'frozen';
   /** Triplet mining: k, m0 and triplets per anchor per epoch (its seed is ignored: see `seed`). */
   readonly triplets: Omit<TripletOptions, 'seed'>;
 }
@@ -135,17 +143,47 @@ export function sgdStep(
   momentum: readonly tf.Variable[],
   x: tf.Tensor2D,
   margins: tf.Tensor1D,
-  o: Pick<TrainOptions, 'momentum' | 'weightDecay'>,
+  o: Pick<TrainOptions, 'momentum' | 'weightDecay'> & { microBatch?: number | null; batchNorm?: 'train' | 'frozen' },
   lr: number,
 ): { loss: number; active: number } {
   const weights = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const b = margins.shape[0];
+  const micro = Math.min(b, o.microBatch ?? b);
+  // Gradient accumulation: the mean loss over b triplets is the (count-weighted) mean of the
+  // micro-batches' mean losses, so their gradients add with weights count / b.
+  let loss = 0;
   let active = 0;
-  const { value, grads } = tf.variableGrads(() => {
-    const { loss, hinges } = tripletLoss(model.apply(x, { training: true }) as tf.Tensor2D, margins);
-    active = tf.tidy(() => tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')).dataSync()[0]!);
-    hinges.dispose();
-    return loss;
-  }, weights);
+  let total: tf.NamedTensorMap | null = null;
+  for (let start = 0; start < b; start += micro) {
+    const count = Math.min(micro, b - start);
+    const part =
+      count === b
+        ? { x, m: margins }
+        : tf.tidy(() => ({
+            x: tf.concat([0, 1, 2].map((p) => tf.slice(x, [p * b + start, 0], [count, -1]))) as tf.Tensor2D,
+            m: tf.slice(margins, [start], [count]) as tf.Tensor1D,
+          }));
+    let activeCount: tf.Tensor | null = null;
+    const { value, grads } = tf.variableGrads(() => {
+      const { loss: l, hinges } = tripletLoss(model.apply(part.x, { training: o.batchNorm !== 'frozen' }) as tf.Tensor2D, part.m);
+      activeCount = tf.keep(tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')));
+      hinges.dispose();
+      return tf.mul(l, count / b) as tf.Scalar;
+    }, weights);
+    if (count !== b) tf.dispose([part.x, part.m]);
+    // Read back outside any tidy scope: on wasm a dataSync inside a scope is several times slower.
+    active += (activeCount as tf.Tensor | null)!.dataSync()[0]!;
+    (activeCount as tf.Tensor | null)!.dispose();
+    loss += value.dataSync()[0]!;
+    value.dispose();
+    if (total === null) total = grads;
+    else {
+      const previous: tf.NamedTensorMap = total;
+      total = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.add(previous[k]!, g)]));
+      tf.dispose([...Object.values(previous), ...Object.values(grads)]);
+    }
+  }
+  const grads = total!;
   tf.tidy(() => {
     weights.forEach((w, i) => {
       let g = grads[w.name]!;
@@ -155,8 +193,7 @@ export function sgdStep(
       w.assign(tf.sub(w, tf.mul(v, lr)));
     });
   });
-  const loss = value.dataSync()[0]!;
-  tf.dispose([value, ...Object.values(grads)]);
+  tf.dispose(Object.values(grads));
   return { loss, active };
 }
 
