@@ -66,8 +66,43 @@ function matMul(backend: unknown, a: tf.TensorInfo, aShape: [number, number], b:
   }) as tf.TensorInfo;
 }
 
+/**
+ * dW as a plain convolution on transposed tensors, so that wasm's fast Conv2D does the work:
+ * x viewed as CI images of H × W with N channels, dy as an OH × OW filter from N to CO channels,
+ * dilated by the stride: dW[kh, kw, ci, co] = Σ x[n, oh·s + kh − pad, ow·s + kw − pad, ci] ·
+ * dy[n, oh, ow, co]. Falls back to im2col + BatchMatMul when the padding would be negative.
+ */
+function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const wasm = backend as WasmBackend;
+  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  const c = convInfo(x.shape, a.filterShape, a, false);
+  const { inHeight: H, inWidth: W, outHeight: OH, outWidth: OW, filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = c;
+  const top = c.padInfo.top;
+  const left = c.padInfo.left;
+  const bottom = KH - 1 + (OH - 1) * sh + 1 - H - top;
+  const right = KW - 1 + (OW - 1) * sw + 1 - W - left;
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) return conv2DBackpropFilterIm2col(args);
+  const transpose = tf.getKernel('Transpose', 'wasm')!;
+  const conv = tf.getKernel('Conv2D', 'wasm')!;
+  const kb = backend as tf.KernelBackend;
+  const xt = transpose.kernelFunc({ inputs: { x }, backend: kb, attrs: { perm: [3, 1, 2, 0] } }) as tf.TensorInfo; // CI, H, W, N
+  const dyt = transpose.kernelFunc({ inputs: { x: dy }, backend: kb, attrs: { perm: [1, 2, 0, 3] } }) as tf.TensorInfo; // OH, OW, N, CO
+  const out = conv.kernelFunc({
+    inputs: { x: xt, filter: dyt },
+    backend: kb,
+    attrs: { strides: [1, 1], pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dataFormat: 'NHWC', dilations: [sh, sw] },
+  }) as tf.TensorInfo; // CI, KH, KW, CO
+  wasm.disposeData(xt.dataId);
+  wasm.disposeData(dyt.dataId);
+  const result = transpose.kernelFunc({ inputs: { x: out }, backend: kb, attrs: { perm: [1, 2, 0, 3] } }) as tf.TensorInfo; // KH, KW, CI, CO
+  wasm.disposeData(out.dataId);
+  return result;
+}
+
 /** dW = im2col(x)ᵀ · dy: [KH·KW·CI, N·OH·OW] × [N·OH·OW, CO]. */
-function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+function conv2DBackpropFilterIm2col({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const wasm = backend as WasmBackend;
   const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
@@ -79,7 +114,11 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.Tensor
   const P = wasm.typedArrayFromHeap(cols) as Float32Array;
   P.fill(0);
   const X = wasm.typedArrayFromHeap(x) as Float32Array;
-  forEachTap(c, (row, kk, pixel) => P.set(X.subarray(pixel * CI, pixel * CI + CI), row * width + kk * CI));
+  forEachTap(c, (row, kk, pixel) => {
+    const to = row * width + kk * CI;
+    const from = pixel * CI;
+    for (let ci = 0; ci < CI; ci++) P[to + ci] = X[from + ci]!;
+  });
   const product = matMul(backend, cols, [rows, width], dy, [rows, c.outChannels], true, false);
   wasm.disposeData(cols.dataId);
   const out = wasm.makeOutput(a.filterShape, 'float32');
@@ -88,26 +127,58 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.Tensor
   return out;
 }
 
-/** dx = col2im(dy · Wᵀ): [N·OH·OW, CO] × [CO, KH·KW·CI], scattered back onto the input grid. */
+/**
+ * dx as a plain convolution, so that wasm's fast (XNNPACK) Conv2D does the work: dy is dilated by
+ * the stride and padded (one pass over the heap), then convolved ('valid', stride 1) with the
+ * filter flipped in space and with its channel axes swapped:
+ * dx[i, j, ci] = Σ dy_padded[i + a, j + b, co] · W[KH−1−a, KW−1−b, ci, co].
+ */
 function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const wasm = backend as WasmBackend;
   const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
   const a = attrs as unknown as tf.Conv2DBackpropInputAttrs;
   const c = convInfo(a.inputShape, filter.shape, a, false);
-  const CI = c.inChannels;
-  const rows = c.batchSize * c.outHeight * c.outWidth;
-  const width = c.filterHeight * c.filterWidth * CI;
-  const product = matMul(backend, dy, [rows, c.outChannels], filter, [width, c.outChannels], false, true);
-  const G = wasm.typedArrayFromHeap(product) as Float32Array;
-  const out = wasm.makeOutput(a.inputShape, 'float32');
-  const DX = wasm.typedArrayFromHeap(out) as Float32Array;
-  DX.fill(0);
-  forEachTap(c, (row, kk, pixel) => {
-    const from = row * width + kk * CI;
-    const to = pixel * CI;
-    for (let ci = 0; ci < CI; ci++) DX[to + ci]! += G[from + ci]!;
-  });
-  wasm.disposeData(product.dataId);
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: CI, outHeight: OH, outWidth: OW, outChannels: CO, filterHeight: KH, filterWidth: KW } = c;
+  const { strideHeight: sh, strideWidth: sw } = c;
+  const top = KH - 1 - c.padInfo.top;
+  const left = KW - 1 - c.padInfo.left;
+  const HP = H + KH - 1;
+  const WP = W + KW - 1;
+  const padded = wasm.makeOutput([N, HP, WP, CO], 'float32');
+  const P = wasm.typedArrayFromHeap(padded) as Float32Array;
+  P.fill(0);
+  const DY = wasm.typedArrayFromHeap(dy) as Float32Array;
+  for (let n = 0; n < N; n++) {
+    for (let oh = 0; oh < OH; oh++) {
+      const i = oh * sh + top;
+      if (i < 0 || i >= HP) continue;
+      for (let ow = 0; ow < OW; ow++) {
+        const j = ow * sw + left;
+        if (j < 0 || j >= WP) continue;
+        const from = ((n * OH + oh) * OW + ow) * CO;
+        P.set(DY.subarray(from, from + CO), ((n * HP + i) * WP + j) * CO);
+      }
+    }
+  }
+  // Flipped filter, [KH, KW, CO, CI].
+  const flipped = wasm.makeOutput([KH, KW, CO, CI], 'float32');
+  const F = wasm.typedArrayFromHeap(filter) as Float32Array;
+  const G = wasm.typedArrayFromHeap(flipped) as Float32Array;
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0; kw < KW; kw++) {
+      const src = ((KH - 1 - kh) * KW + (KW - 1 - kw)) * CI * CO;
+      const dst = (kh * KW + kw) * CO * CI;
+      for (let ci = 0; ci < CI; ci++) for (let co = 0; co < CO; co++) G[dst + co * CI + ci] = F[src + ci * CO + co]!;
+    }
+  }
+  const conv = tf.getKernel('Conv2D', 'wasm')!;
+  const out = conv.kernelFunc({
+    inputs: { x: padded, filter: flipped },
+    backend: backend as tf.KernelBackend,
+    attrs: { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] },
+  }) as tf.TensorInfo;
+  wasm.disposeData(padded.dataId);
+  wasm.disposeData(flipped.dataId);
   return out;
 }
 

@@ -1,0 +1,66 @@
+/**
+ * Image-mode speed on the available backend: forward pass and training step (forward, backward
+ * through every layer, SGD with momentum) of ResNet-18 (built in, + GeM) and of the ImageNet
+ * MobileNet v1 0.75 (`../shared/models`, cut at conv_pw_13_relu, + GeM), at 224 px, batch 8.
+ *
+ *   npm run bench:image [-- --backend wasm|cpu|tensorflow] [-- --steps 3]
+ *
+ * MobileNet is skipped with a message when ../shared is absent.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { initBackend, tf, type BackendChoice } from '../src/backend/tfjs.js';
+import { buildImageModel } from '../src/model/image.js';
+import { l2Normalize } from '../src/model/head.js';
+import { zeroMomentum } from '../src/train/loop.js';
+
+const arg = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : fallback;
+};
+const steps = Number(arg('steps', '3'));
+const info = await initBackend(arg('backend', 'auto') as BackendChoice);
+console.log(`backend: ${info.backend} (${info.source}), tfjs ${info.tfjsVersion}`);
+const mobilenet = join(resolve(import.meta.dirname, '..', '..', 'shared'), 'models', 'mobilenet_v1_0.75_224', 'model.json');
+const size = 224;
+const batch = 8;
+
+const rows: string[] = [];
+for (const backbone of ['resnet18', mobilenet]) {
+  const name = backbone === 'resnet18' ? 'ResNet-18 + GeM' : 'MobileNet v1 0.75 + GeM';
+  if (backbone !== 'resnet18' && !existsSync(backbone)) {
+    console.log(`${name}: skipped (${backbone} is absent)`);
+    continue;
+  }
+  const model = await buildImageModel({ backbone, size, channels: 3, scale: backbone === 'resnet18' ? 'unit' : 'symmetric', whiten: null, seed: 0 });
+  const x = tf.randomUniform([batch, size * size * 3]) as tf.Tensor2D;
+  const time = (fn: () => void, n: number) => {
+    fn(); // warm-up
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) fn();
+    return (performance.now() - t0) / n;
+  };
+  const forward = time(() => {
+    const y = tf.tidy(() => model.predict(x) as tf.Tensor);
+    y.dataSync();
+    y.dispose();
+  }, steps);
+  const weights = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const momentum = zeroMomentum(model);
+  const step = time(() => {
+    const { value, grads } = tf.variableGrads(() => tf.mean(tf.sum(tf.square(l2Normalize(model.apply(x, { training: true }) as tf.Tensor2D)), 1)) as tf.Scalar, weights);
+    tf.tidy(() => weights.forEach((w, i) => {
+      momentum[i]!.assign(tf.add(tf.mul(momentum[i]!, 0.9), grads[w.name]!));
+      w.assign(tf.sub(w, tf.mul(momentum[i]!, 0.01)));
+    }));
+    value.dataSync();
+    tf.dispose([value, ...Object.values(grads)]);
+  }, steps);
+  rows.push(`| ${name} | ${(forward / 1000).toFixed(2)} s | ${(step / 1000).toFixed(2)} s |`);
+  tf.dispose([x, ...momentum]);
+  model.dispose();
+}
+console.log(`\n${size} px, batch ${batch}, mean of ${steps} after one warm-up:`);
+console.log('| network | forward | training step |');
+console.log('|---|---|---|');
+for (const r of rows) console.log(r);
