@@ -7,7 +7,7 @@ import { imageBatches, listImages, loadImage } from '../src/io/images.js';
 import { buildResNet, GeM } from '../src/model/resnet.js';
 import { chain, splitAt } from '../src/model/compose.js';
 import { fileHandler } from '../src/model/io.js';
-import { embedFiles, exportModel } from '../src/model/run.js';
+import { embedFiles, exportModel, featureFiles } from '../src/model/run.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { trainImages } from '../src/train/images.js';
 import { rng, withTempDir } from './helpers.js';
@@ -179,6 +179,33 @@ describe('image-mode training, embedding and export', async () => {
         trainImages({ pixels, backbone: 'resnet50', size: 512, ranks: join(dir, 'teacher'), out: join(dir, 'run'), backend: 'wasm', train: { batch: 40, triplets: { k: 3, m0: 0.1, perAnchor: 1 } } }),
       ).rejects.toThrow(/GiB of activations, more than the wasm backend's 4 GiB heap allows; use --micro-batch \d+/);
       expect(existsSync(join(dir, 'run'))).toBe(false);
+    });
+  });
+});
+
+describe('ddistill features', async () => {
+  await initBackend('wasm');
+
+  it('crops query images to their ground-truth boxes, and names the images in row order', async () => {
+    await withTempDir(async (dir) => {
+      mkdirSync(join(dir, 'q'));
+      await halves(join(dir, 'q', 'a.png'), 40, 20);
+      await halves(join(dir, 'q', 'b.png'), 40, 20);
+      // The right half of a.png, saved as its own file: the crop must give the same features.
+      await sharp(join(dir, 'q', 'a.png')).extract({ left: 20, top: 0, width: 20, height: 20 }).toFile(join(dir, 'right.png'));
+      const gnd = { imlist: ['x'], qimlist: ['a', 'b'], gnd: [{ easy: [], hard: [], junk: [], bbx: [20, 0, 40, 20] }, { easy: [], hard: [], junk: [], bbx: null }] };
+      writeFileSync(join(dir, 'gnd.json'), JSON.stringify(gnd));
+      const common = { backbone: 'small', size: 16, backend: 'wasm' as const };
+      const cropped = await featureFiles({ ...common, images: join(dir, 'q'), crops: join(dir, 'gnd.json'), out: join(dir, 'q.npy') });
+      expect(cropped).toMatchObject({ rows: 2, dim: 64, skipped: [] });
+      writeFileSync(join(dir, 'right.txt'), 'right.png\n');
+      await featureFiles({ ...common, images: join(dir, 'right.txt'), out: join(dir, 'r.npy') });
+      const q = readNpy(join(dir, 'q.npy')).data as Float32Array;
+      const r = readNpy(join(dir, 'r.npy')).data as Float32Array;
+      expect(Array.from(q.subarray(0, 64))).toEqual(Array.from(r));
+      expect(JSON.parse(readFileSync(join(dir, 'q.json'), 'utf8')).images).toEqual([join(dir, 'q', 'a.png'), join(dir, 'q', 'b.png')]);
+      writeFileSync(join(dir, 'gnd1.json'), JSON.stringify({ ...gnd, qimlist: ['a'], gnd: gnd.gnd.slice(0, 1) }));
+      await expect(featureFiles({ ...common, images: join(dir, 'q'), crops: join(dir, 'gnd1.json'), out: join(dir, 'x.npy') })).rejects.toThrow(/1 query boxes but .* holds 2 images/);
     });
   });
 });

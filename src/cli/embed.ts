@@ -72,13 +72,14 @@ export function featuresCommand(): Command {
     .option('--image-size <px>', 'square size the images are resized to', parsePositiveInt, 224)
     .option('--weights <model.json>', 'Keras-converted weights for a built-in ResNet')
     .option('--skip-bad-images', 'report unreadable images and leave them out instead of failing')
+    .option('--crops <gnd.pkl|json>', 'crop each image to its query box (revisitop bbx), in order')
     .requiredOption('--out <file.npy>', 'output descriptors')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
-    .action(async (flags: { images: string; backbone: string; cut?: string; imageSize: number; weights?: string; skipBadImages?: boolean; out: string; backend: BackendChoice }) => {
+    .action(async (flags: { images: string; backbone: string; cut?: string; imageSize: number; weights?: string; skipBadImages?: boolean; crops?: string; out: string; backend: BackendChoice }) => {
       const bar = progress('features');
       try {
         const r = await featureFiles({
-          images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, weights: flags.weights, skipBad: flags.skipBadImages,
+          images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, weights: flags.weights, skipBad: flags.skipBadImages, crops: flags.crops,
           out: flags.out, backend: flags.backend,
           onBackend: (b) => note(`backend: ${b.backend} (${b.source})`),
           onSkip: (p, m) => {

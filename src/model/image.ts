@@ -99,6 +99,6 @@ export async function buildImageModel(spec: ImageModelSpec): Promise<tf.LayersMo
   x = reapply(backbone, x, cut);
   if ((x.shape as number[]).length !== 4) throw new UserError(`layer '${cut}' outputs shape ${JSON.stringify(x.shape)}, not a feature map; cut at a convolutional layer`);
   let out = new GeM({ name: 'gem' }).apply(x) as tf.SymbolicTensor;
-  if (spec.whiten !== null) out = tf.layers.dense({ units: spec.whiten, kernelInitializer: tf.initializers.glorotUniform({ seed: spec.seed }), name: 'whiten' }).apply(out) as tf.SymbolicTensor;
+  if (spec.whiten !== null) out = tf.layers.dense({ units: spec.whiten, kernelInitializer: tf.initializers.glorotUniform({ seed: spec.seed * 7919 + 7907 }), name: 'whiten' }).apply(out) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: out, name: 'image_embedder' });
 }

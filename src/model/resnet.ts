@@ -71,7 +71,8 @@ export function buildResNet(spec: ImageNetSpec): tf.LayersModel {
   const { size, channels, seed } = spec;
   if (!Number.isInteger(size) || size < 8) throw new UserError(`image size must be an integer ≥ 8, got ${size}`);
   let counter = 0;
-  const init = () => tf.initializers.heNormal({ seed: seed * 7919 + counter++ });
+  // Seeds start at 1: tfjs initialisers treat a seed of 0 as "no seed" (random).
+  const init = () => tf.initializers.heNormal({ seed: seed * 7919 + 1 + counter++ });
   const conv = (x: tf.SymbolicTensor, filters: number, kernel: number, stride: number, name: string) =>
     tf.layers.conv2d({ filters, kernelSize: kernel, strides: stride, padding: 'same', useBias: false, kernelInitializer: init(), name }).apply(x) as tf.SymbolicTensor;
   const bn = (x: tf.SymbolicTensor, name: string) => tf.layers.batchNormalization({ axis: 3, epsilon: 1.001e-5, name }).apply(x) as tf.SymbolicTensor;
@@ -115,7 +116,7 @@ export function buildResNet(spec: ImageNetSpec): tf.LayersModel {
     });
   }
   let out = new GeM({ name: 'gem' }).apply(x) as tf.SymbolicTensor;
-  if (spec.whiten !== null) out = tf.layers.dense({ units: spec.whiten, kernelInitializer: tf.initializers.glorotUniform({ seed }), name: 'whiten' }).apply(out) as tf.SymbolicTensor;
+  if (spec.whiten !== null) out = tf.layers.dense({ units: spec.whiten, kernelInitializer: tf.initializers.glorotUniform({ seed: seed * 7919 + 7907 }), name: 'whiten' }).apply(out) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: out, name: spec.arch });
 }
 

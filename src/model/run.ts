@@ -119,6 +119,8 @@ export interface FeatureFilesOptions {
   readonly weights?: string;
   readonly out: string;
   readonly skipBad?: boolean;
+  /** Revisited ground truth whose query boxes (bbx) crop the images, in order (query images). */
+  readonly crops?: string;
   readonly batch?: number;
   readonly backend?: BackendChoice;
   readonly onBackend?: (info: BackendInfo) => void;
@@ -136,6 +138,13 @@ export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: numb
   const { listImages, imageBatches } = await import('../io/images.js');
   const { buildImageModel, isBuiltInBackbone } = await import('./image.js');
   const paths = listImages(o.images);
+  let crops: (readonly number[] | null)[] | undefined;
+  if (o.crops) {
+    const { loadRevisitedGroundTruth } = await import('../io/groundTruth.js');
+    const gt = loadRevisitedGroundTruth(o.crops);
+    if (gt.gnd.length !== paths.length) throw new UserError(`${o.crops} has ${gt.gnd.length} query boxes but ${o.images} holds ${paths.length} images; give the query images, in ground-truth order`);
+    crops = gt.gnd.map((g) => g.bbx);
+  }
   const info = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(info);
   const model = await buildImageModel({
@@ -147,7 +156,7 @@ export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: numb
   const skipped: string[] = [];
   try {
     for await (const b of imageBatches(paths, o.batch ?? 8, {
-      size: o.size, skipBad: o.skipBad, onSkip: (p, m) => {
+      size: o.size, crops, skipBad: o.skipBad, onSkip: (p, m) => {
         skipped.push(p);
         o.onSkip?.(p, m);
       },
