@@ -5,6 +5,7 @@
  * the back trains, on the cached feature maps (the usual CPU economy; frozen batch-norm layers
  * then keep their ImageNet statistics, as in fine-tuning practice).
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend, tf, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
@@ -13,7 +14,6 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { imageBatches, listImages } from '../io/images.js';
 import type { Matrix } from '../matrix.js';
 import { chain, splitAt } from '../model/compose.js';
-import { embedRows } from '../model/head.js';
 import { buildImageModel, isBuiltInBackbone, type ImageModelSpec } from '../model/image.js';
 import { saveModelFolder, type ModelManifest } from '../model/io.js';
 import { readSelfRanking } from '../triplets/run.js';
@@ -21,7 +21,6 @@ import { packageVersion } from '../version.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { stepCounts, train, type EpochRecord, type StepProgress, type TrainState } from './loop.js';
 import { trainOptions, type TrainFilesOptions } from './run.js';
-import { createHash } from 'node:crypto';
 
 /** The wasm heap's limit, less room for weights and the runtime. */
 export const WASM_ACTIVATION_BUDGET = 3 * 2 ** 30;
@@ -200,6 +199,3 @@ export function embedRowsRaw(model: tf.LayersModel, m: Matrix, batch: number): M
   }
   return { rows: m.rows, cols, data: out };
 }
-
-/** L2-normalised embeddings of image rows (small batches: images are large). */
-export const embedImages = (model: tf.LayersModel, images: Matrix, batch = 16): Matrix => embedRows(model, images, batch);
