@@ -138,6 +138,8 @@ describe('bootstrap', () => {
       try {
         expect(await main(['node', 'ddistill', ...args, '--out', killed, '--resume'])).toBe(0);
         expect(await main(['node', 'ddistill', ...args, '--out', join(dir, 'straight')])).toBe(0);
+        // The run's config.json is a --config file that runs it again.
+        expect(await main(['node', 'ddistill', 'bootstrap', '--config', join(dir, 'straight', 'config.json'), '--out', join(dir, 'again')])).toBe(0);
       } finally {
         process.stderr.write = quiet.write;
         process.stdout.write = quiet.out;
@@ -148,6 +150,9 @@ describe('bootstrap', () => {
       expect(resumed.iterations.map((r) => r.metrics)).toEqual(straight.iterations.map((r) => r.metrics));
       expect(resumed.iterations.map((r) => r.loss)).toEqual(straight.iterations.map((r) => r.loss));
       expect(readFileSync(join(killed, 'iter-2', 'emb', 'queries.npy'))).toEqual(readFileSync(join(dir, 'straight', 'iter-2', 'emb', 'queries.npy')));
+      const again = JSON.parse(readFileSync(join(dir, 'again', 'manifest.json'), 'utf8')) as RunManifest;
+      expect(again.iterations.map((r) => r.metrics)).toEqual(straight.iterations.map((r) => r.metrics));
+      expect(JSON.parse(readFileSync(join(dir, 'straight', 'config.json'), 'utf8'))).toMatchObject({ db: files.db, iterations: 2, dim: 8, hidden: 16, k: 150, lr: 0.05 });
     });
   });
 });

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DIFFUSION_METHODS, type DiffusionMethod } from '../diffusion/index.js';
+import { UserError } from '../errors.js';
 import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
 import { resultTable } from '../pipeline/table.js';
 import { duration, note, parsePositiveInt, print, progress } from './common.js';
@@ -7,7 +8,7 @@ import { paramsFlag } from './diffuse.js';
 import { addRunOptions, addTrainingOptions, trainingFromFlags, type GroundTruthFlags, type TrainingFlags } from './train.js';
 
 interface BootstrapFlags extends TrainingFlags, GroundTruthFlags {
-  db: string;
+  db?: string;
   out: string;
   iterations: number;
   trainFraction: number;
@@ -74,7 +75,7 @@ export function bootstrapCommand(): Command {
         'searches all of it (the paper\'s insertion experiment).\n' +
         'Options can come from --config FILE.json (camelCase keys).',
     )
-    .requiredOption('--db <file.npy>', 'database descriptors, n × d')
+    .option('--db <file.npy>', 'database descriptors, n × d (required; may come from --config)')
     .option('--queries <file.npy>', 'query descriptors (evaluation and latency)')
     .requiredOption('--out <dir>', 'run folder (created if needed)')
     .option('--iterations <n>', 'bootstrap iterations', parsePositiveInt, 2)
@@ -97,14 +98,21 @@ export function bootstrapCommand(): Command {
         '      --iterations 3 -k 3000 --m0 0.5 --batch 256 --lr 0.05 --steps 3000 --out run/\n' +
         '  ddistill bootstrap ... --out run/ --resume      # after an interruption',
     )
-    .action(async (flags: BootstrapFlags) => {
+    .action(async (flags: BootstrapFlags, command: Command) => {
+      if (!flags.db) throw new UserError('--db is required (on the command line or in the --config file)');
+      // Every option that defines the run, as a --config file (config.json in the run folder).
+      const config = Object.fromEntries(
+        command.options
+          .map((o) => [o.attributeName(), command.getOptionValue(o.attributeName())] as const)
+          .filter(([k, v]) => v !== undefined && !['config', 'resume', 'json', 'out'].includes(k)),
+      );
       const params = flags.params ? (paramsFlag(flags.method, flags.params) as unknown as Record<string, unknown>) : undefined;
       const hooks = pipelineHooks();
       let manifest: RunManifest;
       try {
         manifest = await bootstrap({
           db: flags.db, queries: flags.queries, out: flags.out, iterations: flags.iterations, trainFraction: flags.trainFraction,
-          method: flags.method, params, topK: flags.topK, compare: flags.compare, resume: flags.resume,
+          method: flags.method, params, topK: flags.topK, compare: flags.compare, resume: flags.resume, config,
           gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups,
           ...trainingFromFlags(flags), normalize: flags.normalize, backend: flags.backend, engine: flags.engine,
           ...hooks,

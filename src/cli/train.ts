@@ -45,6 +45,7 @@ export interface GroundTruthFlags {
 interface TrainFlags extends TrainingFlags, GroundTruthFlags {
   db?: string;
   images?: string;
+  ranks?: string;
   backbone: string;
   cut?: string;
   imageSize: number;
@@ -52,7 +53,6 @@ interface TrainFlags extends TrainingFlags, GroundTruthFlags {
   whiten?: number;
   microBatch?: number;
   batchNorm?: 'train' | 'frozen';
-  ranks: string;
   out: string;
   resume?: boolean;
   json?: boolean;
@@ -180,7 +180,7 @@ export function trainCommand(): Command {
     )
     .option('--db <file.npy>', 'database descriptors, n × d (descriptor mode)')
     .option('--images <dir|list>', 'database images instead (image mode; see below)')
-    .requiredOption('--ranks <dir|indices.npy>', 'the database self-ranking (ddistill diffuse without --query)')
+    .option('--ranks <dir|indices.npy>', 'the database self-ranking (ddistill diffuse without --query; required)')
     .requiredOption('--out <dir>', 'run folder (created if needed)');
   addTrainingOptions(cmd)
     .option('--queries <file.npy>', 'validation queries (with ground truth below)')
@@ -206,7 +206,8 @@ export function trainCommand(): Command {
         '  ddistill train --db db.npy --ranks teacher/ --out run/ --resume',
     )
     .action(async (flags: TrainFlags) => {
-      if (!flags.db === !flags.images) throw new UserError('give either --db (descriptors) or --images (image mode)');
+      if (!flags.db === !flags.images) throw new UserError('give either --db (descriptors) or --images (image mode), on the command line or in --config');
+      if (!flags.ranks) throw new UserError('--ranks is required: the database self-ranking written by ddistill diffuse (on the command line or in --config)');
       const bar = progress('training');
       const onStep = (p: StepProgress) =>
         bar.update(p.step, p.totalSteps, `epoch ${p.epoch + 1}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tripletsPerSecond)} triplets/s`);

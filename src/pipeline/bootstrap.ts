@@ -6,6 +6,7 @@
  *
  * Run folder:
  *   manifest.json       options, versions, per-stage timings, per-iteration metrics, status
+ *   config.json         (from the CLI) the options as a --config file: the run again, anywhere
  *   subset/             the training items when --train-fraction < 1 (indices.npy, db.npy)
  *   iter-N/teacher/     the diffusion self-ranking (ddistill diffuse)
  *   iter-N/train/       the training run (ddistill train: model/, checkpoint/, train.json)
@@ -64,6 +65,8 @@ export interface BootstrapOptions extends GroundTruthOptions {
   /** Also measure the Euclidean baseline and diffusion query re-ranking (needs queries and ground truth). */
   readonly compare?: boolean;
   readonly resume?: boolean;
+  /** The command-line options as a config file (`--config`), written to config.json in the run. */
+  readonly config?: Record<string, unknown>;
   readonly onStage?: (iteration: number, stage: string, message: string) => void;
   readonly onStep?: (p: StepProgress) => void;
   readonly onEpoch?: (r: EpochRecord) => void;
@@ -104,7 +107,7 @@ const MANIFEST = 'manifest.json';
 
 /** The options that define the result (hooks and resume left out), for the manifest. */
 function definingOptions(o: BootstrapOptions): Record<string, unknown> {
-  const { onStage: _s, onStep: _p, onEpoch: _e, resume: _r, ...rest } = o;
+  const { onStage: _s, onStep: _p, onEpoch: _e, resume: _r, config: _c, ...rest } = o;
   return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
 }
 
@@ -169,6 +172,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   const backend = await initBackend(o.backend ?? 'auto');
   manifest.versions = { package: packageVersion(), tfjs: backend.tfjsVersion, backend: `${backend.backend} (${backend.source})`, node: process.version };
   mkdirSync(o.out, { recursive: true });
+  if (o.config) writeFileAtomic(join(o.out, 'config.json'), JSON.stringify(o.config, null, 2) + '\n');
   const save = () => {
     manifest.seconds = Number((manifest.seconds + secondsSince(lastSave)).toFixed(3));
     lastSave = performance.now();
