@@ -5,7 +5,7 @@
  * the 500 query digits, which training never sees. Compare with the descriptor-mode head of
  * `npm run bench:mnist` (69.24).
  *
- *   npm run bench:mnist-images [-- --steps N] [-- --widths 16,32,64] [-- --batch B]
+ *   npm run bench:mnist-images [-- --steps N] [-- --widths 8,16,32] [-- --batch B]
  *
  * Last line: {"pixels": …, "imageMode": …} (class mAP, %).
  */
@@ -28,7 +28,7 @@ const arg = (name: string, fallback: string) => {
 };
 const steps = Number(arg('steps', '2000'));
 const batch = Number(arg('batch', '64'));
-const widths = arg('widths', '16,32,64').split(',').map(Number);
+const widths = arg('widths', '8,16,32').split(',').map(Number);
 const split = loadMnistSplit();
 const pct = (x: number) => Number((x * 100).toFixed(2));
 const dir = mkdtempSync(join(tmpdir(), 'ddistill-mnist-images-'));

@@ -182,54 +182,38 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): tf.TensorI
   return out;
 }
 
-/** dW[kh, kw, c, m] = Σ x[n, ih, iw, c] · dy[n, oh, ow, c·M + m]. */
-function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+/**
+ * The depthwise gradients, direct loops over the taps (their work is small):
+ *   filter: dW[kh, kw, c, m] = Σ x[n, ih, iw, c] · dy[n, oh, ow, c·M + m]
+ *   input:  dx[n, ih, iw, c] = Σ W[kh, kw, c, m] · dy[n, oh, ow, c·M + m]
+ */
+function depthwiseBackprop(wrt: 'filter' | 'input', { inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const wasm = backend as WasmBackend;
-  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-  const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
-  const c = convInfo(x.shape, a.filterShape, a, true);
+  const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs & tf.DepthwiseConv2dNativeBackpropInputAttrs;
+  const dy = inputs.dy!;
+  const other = wrt === 'filter' ? inputs.x! : inputs.filter!; // x, or the filter
+  const c = wrt === 'filter' ? convInfo(other.shape, a.filterShape, a, true) : convInfo(a.inputShape, other.shape, a, true);
   const C = c.inChannels;
   const M = c.outChannels / C;
-  const X = wasm.typedArrayFromHeap(x) as Float32Array;
-  const DY = wasm.typedArrayFromHeap(dy) as Float32Array;
-  const out = wasm.makeOutput(a.filterShape, 'float32');
-  const DW = wasm.typedArrayFromHeap(out) as Float32Array;
-  DW.fill(0);
   const CM = C * M;
+  const V = wasm.typedArrayFromHeap(other) as Float32Array;
+  const DY = wasm.typedArrayFromHeap(dy) as Float32Array;
+  const out = wasm.makeOutput(wrt === 'filter' ? a.filterShape : a.inputShape, 'float32');
+  const O = wasm.typedArrayFromHeap(out) as Float32Array;
+  O.fill(0);
   forEachTap(c, (row, kk, pixel) => {
     const xo = pixel * C;
     const yo = row * CM;
     const wo = kk * CM;
     for (let ch = 0; ch < C; ch++) {
-      const xv = X[xo + ch]!;
-      for (let m = 0; m < M; m++) DW[wo + ch * M + m]! += xv * DY[yo + ch * M + m]!;
-    }
-  });
-  return out;
-}
-
-/** dx[n, ih, iw, c] = Σ W[kh, kw, c, m] · dy[n, oh, ow, c·M + m]. */
-function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
-  const wasm = backend as WasmBackend;
-  const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-  const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
-  const c = convInfo(a.inputShape, filter.shape, a, true);
-  const C = c.inChannels;
-  const M = c.outChannels / C;
-  const F = wasm.typedArrayFromHeap(filter) as Float32Array;
-  const DY = wasm.typedArrayFromHeap(dy) as Float32Array;
-  const out = wasm.makeOutput(a.inputShape, 'float32');
-  const DX = wasm.typedArrayFromHeap(out) as Float32Array;
-  DX.fill(0);
-  const CM = C * M;
-  forEachTap(c, (row, kk, pixel) => {
-    const xo = pixel * C;
-    const yo = row * CM;
-    const wo = kk * CM;
-    for (let ch = 0; ch < C; ch++) {
-      let s = 0;
-      for (let m = 0; m < M; m++) s += F[wo + ch * M + m]! * DY[yo + ch * M + m]!;
-      DX[xo + ch]! += s;
+      if (wrt === 'filter') {
+        const xv = V[xo + ch]!;
+        for (let m = 0; m < M; m++) O[wo + ch * M + m]! += xv * DY[yo + ch * M + m]!;
+      } else {
+        let s = 0;
+        for (let m = 0; m < M; m++) s += V[wo + ch * M + m]! * DY[yo + ch * M + m]!;
+        O[xo + ch]! += s;
+      }
     }
   });
   return out;
@@ -243,8 +227,8 @@ export function registerWasmConvKernels(): void {
   const kernels: [string, (args: KernelArgs) => tf.TensorInfo][] = [
     ['Conv2DBackpropFilter', conv2DBackpropFilter],
     ['Conv2DBackpropInput', conv2DBackpropInput],
-    ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
-    ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
+    ['DepthwiseConv2dNativeBackpropFilter', (args) => depthwiseBackprop('filter', args)],
+    ['DepthwiseConv2dNativeBackpropInput', (args) => depthwiseBackprop('input', args)],
   ];
   for (const [kernelName, fn] of kernels) {
     if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
