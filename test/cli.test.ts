@@ -117,7 +117,8 @@ describe('--help documents every option', () => {
 
 describe('help text layout', () => {
   it('keeps command descriptions within 80 columns (commander re-wraps longer lines)', () => {
-    for (const c of program().commands) {
+    const prog = program();
+    for (const c of [prog, ...prog.commands]) {
       for (const line of c.description().split('\n')) expect(line.length, `${c.name()}: ${line}`).toBeLessThanOrEqual(80);
     }
   });

@@ -5,7 +5,7 @@ import { duration, note, parsePositiveInt, print, progress } from './common.js';
 
 export function embedCommand(): Command {
   return new Command('embed')
-    .summary('embed descriptors with a trained model')
+    .summary('embed descriptors or images with a trained model')
     .description(
       'Runs a trained model (a `ddistill train` run folder or an exported model\n' +
         'folder) over database and/or query descriptors, with the preprocessing its\n' +

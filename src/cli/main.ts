@@ -15,8 +15,9 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 export function program(): Command {
   return new Command('ddistill')
     .description(
-      'Distil a diffusion re-ranking (CAS, LCDP) into an embedding network, then search by plain\n' +
-        'Euclidean distance. Each stage reads and writes plain files (.npy, JSON).',
+      'Distil a diffusion re-ranking (CAS, LCDP) into an embedding network, then\n' +
+        'search by plain Euclidean distance. Each stage reads and writes plain files\n' +
+        '(.npy, JSON). Start with `ddistill demo` (npm start).',
     )
     .version(version)
     .showHelpAfterError('(run with --help for usage)')

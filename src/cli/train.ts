@@ -149,7 +149,7 @@ export function trainingFromFlags(flags: TrainingFlags): { head: HeadOptions; tr
 
 export function trainCommand(): Command {
   const cmd = new Command('train')
-    .summary('train an embedding head on diffusion triplets (descriptor mode)')
+    .summary('train an embedding network on diffusion triplets')
     .description(
       'Distils a diffusion self-ranking into a network (Zhao et al., BMVC 2018): a\n' +
         'head on the frozen descriptors is trained with soft-margin triplets mined\n' +
