@@ -13,11 +13,8 @@ import { initBackend, tf, type BackendChoice } from '../src/backend/tfjs.js';
 import { buildImageModel } from '../src/model/image.js';
 import { l2Normalize } from '../src/model/head.js';
 import { zeroMomentum } from '../src/train/loop.js';
+import { arg } from './args.js';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-};
 const steps = Number(arg('steps', '3'));
 const info = await initBackend(arg('backend', 'auto') as BackendChoice);
 console.log(`backend: ${info.backend} (${info.source}), tfjs ${info.tfjsVersion}`);

@@ -14,18 +14,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { diffuseFiles } from '../src/diffusion/run.js';
 import { classMap } from '../src/eval/classLevel.js';
-import { writeNpy } from '../src/io/npy.js';
-import { loadMnistSplit } from '../src/io/mnist.js';
+import { loadMnistSplit, writeMnistFiles } from '../src/io/mnist.js';
 import { l2NormalizeRows } from '../src/matrix.js';
 import { embedRows } from '../src/model/head.js';
 import { loadModelFolder } from '../src/model/io.js';
 import { fullRanking } from '../src/search/exact.js';
 import { trainImages } from '../src/train/images.js';
+import { arg } from './args.js';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-};
 const steps = Number(arg('steps', '2000'));
 const batch = Number(arg('batch', '64'));
 const widths = arg('widths', '8,16,32').split(',').map(Number);
@@ -34,9 +30,9 @@ const pct = (x: number) => Number((x * 100).toFixed(2));
 const dir = mkdtempSync(join(tmpdir(), 'ddistill-mnist-images-'));
 try {
   const pixels = pct(classMap(await fullRanking(l2NormalizeRows(split.db), l2NormalizeRows(split.queries), 'euclidean'), split.queryLabels, split.dbLabels).mAP);
-  writeNpy(join(dir, 'db.npy'), { dtype: 'float32', shape: [split.db.rows, split.db.cols], data: split.db.data });
+  const files = writeMnistFiles(dir, split);
   let t0 = performance.now();
-  await diffuseFiles({ method: 'cas', db: join(dir, 'db.npy'), out: join(dir, 'teacher'), topK: 3000 });
+  await diffuseFiles({ method: 'cas', db: files.db, out: join(dir, 'teacher'), topK: 3000 });
   console.error(`teacher: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   t0 = performance.now();
   const run = await trainImages({

@@ -13,7 +13,7 @@
  *
  * The last line is one JSON object: {"baseline": …, "cas": …, "distilled": …} (mAP in percent).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { diffuse } from '../src/diffusion/index.js';
@@ -21,16 +21,15 @@ import { diffuseFiles } from '../src/diffusion/run.js';
 import { classMap } from '../src/eval/classLevel.js';
 import { ranking } from '../src/eval/ranking.js';
 import { evaluateFiles } from '../src/eval/run.js';
-import { writeNpy } from '../src/io/npy.js';
-import { loadMnistSplit } from '../src/io/mnist.js';
+import { loadMnistSplit, writeMnistFiles } from '../src/io/mnist.js';
 import { l2NormalizeRows } from '../src/matrix.js';
 import { embedFiles } from '../src/model/run.js';
 import { fullRanking } from '../src/search/exact.js';
 import { MNIST_RECIPE } from '../src/train/presets.js';
 import { trainFiles } from '../src/train/run.js';
+import { arg } from './args.js';
 
-const stepsArg = process.argv.indexOf('--steps');
-const steps = stepsArg >= 0 ? Number(process.argv[stepsArg + 1]) : MNIST_RECIPE.train.steps!;
+const steps = Number(arg('steps', String(MNIST_RECIPE.train.steps!)));
 const split = loadMnistSplit();
 const pct = (x: number) => Number((x * 100).toFixed(2));
 const mAP = (r: Parameters<typeof classMap>[0]) => pct(classMap(r, split.queryLabels, split.dbLabels).mAP);
@@ -48,11 +47,7 @@ try {
   const plain = await diffuse('cas', split.db, split.queries, { geodesic: false }, { topK: split.db.rows });
   const casNoGeodesic = mAP(ranking(plain.indices, plain.rows, split.db.rows));
 
-  const files = { db: join(dir, 'db.npy'), queries: join(dir, 'queries.npy'), labels: join(dir, 'db-labels.txt'), queryLabels: join(dir, 'query-labels.txt') };
-  writeNpy(files.db, { dtype: 'float32', shape: [split.db.rows, split.db.cols], data: split.db.data });
-  writeNpy(files.queries, { dtype: 'float32', shape: [split.queries.rows, split.queries.cols], data: split.queries.data });
-  writeFileSync(files.labels, Array.from(split.dbLabels).join('\n') + '\n');
-  writeFileSync(files.queryLabels, Array.from(split.queryLabels).join('\n') + '\n');
+  const files = writeMnistFiles(dir, split);
   t0 = performance.now();
   await diffuseFiles({ method: 'cas', db: files.db, out: join(dir, 'teacher'), topK: MNIST_RECIPE.teacherTopK });
   const tTeacher = seconds(t0);

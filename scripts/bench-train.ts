@@ -11,11 +11,8 @@
 import { initBackend, tf, type BackendChoice } from '../src/backend/tfjs.js';
 import { buildHead, type HeadKind } from '../src/model/head.js';
 import { train, TRAIN_DEFAULTS } from '../src/train/loop.js';
+import { arg } from './args.js';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-};
 const backendChoice = arg('backend', 'wasm') as BackendChoice;
 const steps = Number(arg('steps', '20'));
 const [D, E, H, B] = [2048, 512, 2048, 256];

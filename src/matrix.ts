@@ -93,6 +93,13 @@ export function l2NormalizeRows(
   return { rows: m.rows, cols, data: out };
 }
 
+/** l2NormalizeRows for a named input: a zero row is a one-line error naming the file and the fix. */
+export function l2NormalizeNamed(m: Matrix, file: string, fix = 'remove it or pass --no-normalize'): Matrix {
+  return l2NormalizeRows(m, (row) => {
+    throw new UserError(`${file}: row ${row} is a zero vector and cannot be L2-normalised; ${fix}`);
+  });
+}
+
 /** Rows [start, start + count) as a view (no copy). */
 export function rowBlock(m: Matrix, start: number, count: number): Matrix {
   return { rows: count, cols: m.cols, data: m.data.subarray(start * m.cols, (start + count) * m.cols) };

@@ -89,6 +89,7 @@ describe('PCA', () => {
       }
     }
     expect(pca.eigenvalues.reduce((s, v) => s + v, 0)).toBeLessThanOrEqual(trace * (1 + 1e-6));
+    expect(pca.totalVariance).toBeCloseTo(trace, 4);
   });
 
   it('the subspace iteration agrees with the exact eigenvectors on a decaying spectrum', async () => {

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
-import { registerWasmConvKernels } from './wasmConv.js';
+import { registerWasmConvKernels, type KernelArgs, type WasmBackend } from './wasmConv.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -70,18 +70,12 @@ export function registerWasmKernelFixes(): void {
   wasmFixed = true;
 }
 
-/** The wasm backend's own view of a tensor's data (lives on its heap; no copy). */
-interface WasmBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.TypedArray;
-}
-
 /**
  * UnsortedSegmentSum, which wasm lacks (it is the gradient of gather): out[s] = Σ x[i] over the
  * rows i with segmentIds[i] = s; ids outside [0, numSegments) are dropped, as on cpu. A plain
  * loop over the heap arrays, O(size of x).
  */
-function unsortedSegmentSum({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {
+function unsortedSegmentSum({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const wasm = backend as WasmBackend;
   const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
   const { numSegments } = attrs as { numSegments: number };
@@ -107,7 +101,7 @@ function unsortedSegmentSum({ inputs, backend, attrs }: { inputs: tf.NamedTensor
  * outer level repeats the finished block with `copyWithin` (wasm's own kernel computes every
  * element's source index).
  */
-function tile({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {
+function tile({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const wasm = backend as WasmBackend;
   const x = inputs.x!;
   const { reps } = attrs as { reps: number[] };

@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-interface WasmBackend {
+/** The parts of tfjs's wasm backend the extra kernels use: outputs and views of its heap. */
+export interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(info: tf.TensorInfo): tf.TypedArray;
   disposeData(dataId: object): boolean;
@@ -14,7 +15,7 @@ interface WasmBackend {
 
 type Info = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown };
+export type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown };
 
 function convInfo(xShape: number[], filterShape: number[], a: { strides: number | [number, number]; pad: unknown; dimRoundingMode?: 'floor' | 'round' | 'ceil'; dilations?: number | [number, number]; dataFormat?: string }, depthwise: boolean): Info {
   if (a.dataFormat !== undefined && a.dataFormat !== 'NHWC') throw new Error(`wasm convolution gradients support NHWC only, not ${a.dataFormat}`);

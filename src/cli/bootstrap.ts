@@ -3,7 +3,8 @@ import { DIFFUSION_METHODS, type DiffusionMethod } from '../diffusion/index.js';
 import { UserError } from '../errors.js';
 import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
 import { resultTable } from '../pipeline/table.js';
-import { duration, note, parsePositiveInt, print, progress } from './common.js';
+import { duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
+import type { EpochRecord, StepProgress } from '../train/loop.js';
 import { paramsFlag } from './diffuse.js';
 import { addRunOptions, addTrainingOptions, trainingFromFlags, type GroundTruthFlags, type TrainingFlags } from './train.js';
 
@@ -35,11 +36,10 @@ export function pipelineHooks() {
       bar = progress(`iteration ${iteration}: training`);
       note(iteration > 0 ? `[iteration ${iteration}] ${stage}: ${message}` : `[${stage}] ${message}`);
     },
-    onStep: (p: { step: number; totalSteps: number; epoch: number; loss: number; tripletsPerSecond: number }) =>
-      bar.update(p.step, p.totalSteps, `epoch ${p.epoch + 1}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tripletsPerSecond)} triplets/s`),
-    onEpoch: (r: { epoch: number; loss: number; tripletsPerSecond: number; seconds: number }) => {
+    onStep: (p: StepProgress) => bar.update(p.step, p.totalSteps, stepDetail(p)),
+    onEpoch: (r: EpochRecord) => {
       bar.done();
-      note(`  epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, ${Math.round(r.tripletsPerSecond)} triplets/s, ${duration(r.seconds)}`);
+      note(`  ${epochLine(r)}`);
     },
     done: () => bar.done(),
   };

@@ -1,5 +1,6 @@
 /** Shared pieces of the command-line shell: option parsers, progress display, output. */
 import { InvalidArgumentError } from 'commander';
+import type { EpochRecord, StepProgress } from '../train/loop.js';
 
 export function parsePositiveInt(value: string): number {
   const n = Number(value);
@@ -59,6 +60,17 @@ export function progress(label: string): { update(done: number, total: number, d
       if (shown) process.stderr.write('\n');
     },
   };
+}
+
+/** The training bar's detail: epoch, running loss, triplets/s. */
+export function stepDetail(p: StepProgress): string {
+  return `epoch ${p.epoch + 1}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tripletsPerSecond)} triplets/s`;
+}
+
+/** The log line of a finished epoch. */
+export function epochLine(r: EpochRecord): string {
+  const val = r.validation ? `, validation ${Object.entries(r.validation).map(([k, v]) => `${k} ${v}`).join(' / ')}` : '';
+  return `epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, active hinges ${(r.active * 100).toFixed(1)} %, ${Math.round(r.tripletsPerSecond)} triplets/s, ${duration(r.seconds)}${val}`;
 }
 
 /** 4.2 s, 3m05s, 1h02m. */

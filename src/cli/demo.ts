@@ -1,9 +1,8 @@
 import { Command, Option } from 'commander';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
-import { writeNpy } from '../io/npy.js';
-import { loadMnistSplit } from '../io/mnist.js';
+import { writeMnistFiles } from '../io/mnist.js';
 import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
 import { resultTable } from '../pipeline/table.js';
 import { MNIST_DEMO_RECIPE } from '../train/presets.js';
@@ -17,20 +16,6 @@ interface DemoFlags {
   backend: BackendChoice;
   resume?: boolean;
   json?: boolean;
-}
-
-/** Writes the MNIST split as files (once): db.npy, queries.npy and their labels. */
-function writeMnist(dir: string): { db: string; queries: string; labels: string; queryLabels: string } {
-  const files = { db: join(dir, 'db.npy'), queries: join(dir, 'queries.npy'), labels: join(dir, 'db-labels.txt'), queryLabels: join(dir, 'query-labels.txt') };
-  if (!Object.values(files).every((f) => existsSync(f))) {
-    const s = loadMnistSplit();
-    mkdirSync(dir, { recursive: true });
-    writeNpy(files.db, { dtype: 'float32', shape: [s.db.rows, s.db.cols], data: s.db.data });
-    writeNpy(files.queries, { dtype: 'float32', shape: [s.queries.rows, s.queries.cols], data: s.queries.data });
-    writeFileSync(files.labels, Array.from(s.dbLabels).join('\n') + '\n');
-    writeFileSync(files.queryLabels, Array.from(s.queryLabels).join('\n') + '\n');
-  }
-  return files;
 }
 
 export function demoCommand(): Command {
@@ -52,7 +37,7 @@ export function demoCommand(): Command {
     .option('--resume', 'continue an interrupted demo run instead of starting afresh')
     .option('--json', 'end with one JSON line: baseline, cas, iterations')
     .action(async (flags: DemoFlags) => {
-      const data = writeMnist(join(flags.out, 'data'));
+      const data = writeMnistFiles(join(flags.out, 'data'));
       const out = join(flags.out, 'run');
       if (!flags.resume && existsSync(join(out, 'manifest.json'))) {
         const previous = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as RunManifest;

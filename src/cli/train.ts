@@ -7,7 +7,7 @@ import type { PcaMethod } from '../model/pca.js';
 import { SCHEDULES, TRAIN_DEFAULTS, type EpochRecord, type Schedule, type StepProgress } from '../train/loop.js';
 import { trainImages } from '../train/images.js';
 import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
-import { duration, note, parsePositiveInt, print, progress } from './common.js';
+import { duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
 
 export interface TrainingFlags {
   head: HeadKind;
@@ -209,12 +209,10 @@ export function trainCommand(): Command {
       if (!flags.db === !flags.images) throw new UserError('give either --db (descriptors) or --images (image mode), on the command line or in --config');
       if (!flags.ranks) throw new UserError('--ranks is required: the database self-ranking written by ddistill diffuse (on the command line or in --config)');
       const bar = progress('training');
-      const onStep = (p: StepProgress) =>
-        bar.update(p.step, p.totalSteps, `epoch ${p.epoch + 1}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tripletsPerSecond)} triplets/s`);
+      const onStep = (p: StepProgress) => bar.update(p.step, p.totalSteps, stepDetail(p));
       const onEpoch = (r: EpochRecord) => {
         bar.done();
-        const val = r.validation ? `, validation ${Object.entries(r.validation).map(([k, v]) => `${k} ${v}`).join(' / ')}` : '';
-        note(`epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, active hinges ${(r.active * 100).toFixed(1)} %, ${Math.round(r.tripletsPerSecond)} triplets/s, ${duration(r.seconds)}${val}`);
+        note(epochLine(r));
       };
       const onBackend = (b: BackendInfo) => note(`backend: ${b.backend} (${b.source}), tfjs ${b.tfjsVersion}`);
       const training = trainingFromFlags(flags);

@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** A temporary name next to `path`, so that the final rename stays on one file system. */
@@ -19,6 +19,22 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | readon
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Replaces the folder `dir` by one written through `write(tmpDir)`, atomically (rename). */
+export async function replaceFolder(dir: string, write: (tmp: string) => Promise<void> | void): Promise<void> {
+  const tmp = tempPathFor(dir);
+  mkdirSync(tmp, { recursive: true });
+  try {
+    await write(tmp);
+    const old = existsSync(dir) ? tempPathFor(dir) : null;
+    if (old) renameSync(dir, old);
+    renameSync(tmp, dir);
+    if (old) rmSync(old, { recursive: true, force: true });
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
 }

@@ -3,7 +3,9 @@
  * digit) and the retrieval split the project measures on: the first `queriesPerDigit` samples of
  * each digit, in the package's order, are the queries; the others are the database.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.js';
+import { writeNpy } from './npy.js';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
@@ -64,4 +66,27 @@ export function loadMnistSplit(queriesPerDigit = 50): MnistSplit {
     db: { rows: ndb, cols: PIXELS, data: db },
     dbLabels,
   };
+}
+
+export interface MnistFiles {
+  readonly db: string;
+  readonly queries: string;
+  readonly labels: string;
+  readonly queryLabels: string;
+}
+
+/**
+ * The split as files in `dir` (db.npy, queries.npy, db-labels.txt, query-labels.txt), written
+ * once: existing files are kept.
+ */
+export function writeMnistFiles(dir: string, split?: MnistSplit): MnistFiles {
+  const files = { db: join(dir, 'db.npy'), queries: join(dir, 'queries.npy'), labels: join(dir, 'db-labels.txt'), queryLabels: join(dir, 'query-labels.txt') };
+  if (Object.values(files).every((f) => existsSync(f))) return files;
+  const s = split ?? loadMnistSplit();
+  mkdirSync(dir, { recursive: true });
+  writeNpy(files.db, { dtype: 'float32', shape: [s.db.rows, s.db.cols], data: s.db.data });
+  writeNpy(files.queries, { dtype: 'float32', shape: [s.queries.rows, s.queries.cols], data: s.queries.data });
+  writeFileAtomic(files.labels, Array.from(s.dbLabels).join('\n') + '\n');
+  writeFileAtomic(files.queryLabels, Array.from(s.queryLabels).join('\n') + '\n');
+  return files;
 }

@@ -78,18 +78,23 @@ export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D);
 }
 
-/** Runs the model over the rows of `m` in batches; returns the L2-normalised embeddings. */
-export function embedRows(model: tf.LayersModel, m: Matrix, batch = 1024): Matrix {
-  const dim = (model.outputs[0]!.shape as number[]).at(-1)!;
-  const out = new Float32Array(m.rows * dim);
+/**
+ * Runs the model over the rows of `m` in batches. Outputs of any shape are flattened to one row
+ * per input row; with `normalize` (the default) they are L2-normalised: the embeddings.
+ */
+export function embedRows(model: tf.LayersModel, m: Matrix, batch = 1024, normalize = true): Matrix {
+  const cols = (model.outputs[0]!.shape.slice(1) as number[]).reduce((p, d) => p * d, 1);
+  const out = new Float32Array(m.rows * cols);
   for (let start = 0; start < m.rows; start += batch) {
     const count = Math.min(batch, m.rows - start);
     const y = tf.tidy(() => {
       const x = tf.tensor2d(m.data.subarray(start * m.cols, (start + count) * m.cols), [count, m.cols]);
-      return l2Normalize(model.predict(x) as tf.Tensor2D);
+      const raw = model.predict(x) as tf.Tensor;
+      return normalize ? l2Normalize(raw as tf.Tensor2D) : raw;
     });
-    out.set(y.dataSync() as Float32Array, start * dim);
+    // Read back outside the tidy scope (inside, wasm reads are several times slower).
+    out.set(y.dataSync() as Float32Array, start * cols);
     y.dispose();
   }
-  return { rows: m.rows, cols: dim, data: out };
+  return { rows: m.rows, cols, data: out };
 }

@@ -4,10 +4,10 @@
  * `file://`, browsers over HTTP) — plus `manifest.json`: what the model expects as input, how
  * to pre- and post-process, the embedding dimension, and where it came from.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
-import { tempPathFor } from '../io/atomic.js';
+import { writeFileAtomic } from '../io/atomic.js';
 // Registers the custom GeM layer, so that image models load.
 import './resnet.js';
 import { tf } from '../backend/tfjs.js';
@@ -52,18 +52,12 @@ export async function saveModelFolder(model: tf.LayersModel, dir: string, manife
       };
       // Weights first, model.json second, manifest last: its presence says the folder is whole.
       rmSync(join(dir, MANIFEST_FILE), { force: true });
-      writeAtomic(join(dir, WEIGHTS_FILE), bytes);
-      writeAtomic(join(dir, MODEL_FILE), JSON.stringify(modelJson));
-      writeAtomic(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+      writeFileAtomic(join(dir, WEIGHTS_FILE), bytes);
+      writeFileAtomic(join(dir, MODEL_FILE), JSON.stringify(modelJson));
+      writeFileAtomic(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: bytes.length } };
     }),
   );
-}
-
-function writeAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = tempPathFor(path);
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }
 
 /**
@@ -110,20 +104,4 @@ export async function loadModelFolder(path: string): Promise<{ dir: string; mode
   if (manifest.format !== 'diffusion-distill-model') throw new UserError(`${join(dir, MANIFEST_FILE)}: not a diffusion-distill model manifest`);
   const model = await tf.loadLayersModel(fileHandler(join(dir, MODEL_FILE)));
   return { dir, model, manifest };
-}
-
-/** Replaces the folder `dir` by one written through `write(tmpDir)`, atomically (rename). */
-export async function replaceFolder(dir: string, write: (tmp: string) => Promise<void> | void): Promise<void> {
-  const tmp = tempPathFor(dir);
-  mkdirSync(tmp, { recursive: true });
-  try {
-    await write(tmp);
-    const old = existsSync(dir) ? tempPathFor(dir) : null;
-    if (old) renameSync(dir, old);
-    renameSync(tmp, dir);
-    if (old) rmSync(old, { recursive: true, force: true });
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
 }

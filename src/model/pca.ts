@@ -20,6 +20,8 @@ export interface Pca {
   readonly components: Float32Array;
   /** The dims largest eigenvalues of the covariance, decreasing. */
   readonly eigenvalues: Float64Array;
+  /** The covariance's trace: the total variance, of which the eigenvalues keep a part. */
+  readonly totalVariance: number;
   /** How the eigenvectors were found. */
   readonly method: 'exact' | 'subspace';
 }
@@ -51,9 +53,11 @@ export async function learnPca(db: Matrix, dims: number, options: PcaOptions = {
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) centredT[j * n + i] = db.data[i * d + j]! - mean[j]!;
   const cov = await engine.abt(matrix(centredT, d, n), matrix(centredT, d, n));
   for (let i = 0; i < cov.length; i++) cov[i]! /= n - 1;
+  let totalVariance = 0;
+  for (let j = 0; j < d; j++) totalVariance += cov[j * d + j]!;
   const method = options.method === 'exact' || options.method === 'subspace' ? options.method : d <= EXACT_PCA_LIMIT ? 'exact' : 'subspace';
   const { vectors, values } = method === 'exact' ? exactEigen(cov, d, dims) : await subspaceEigen(cov, d, dims, engine, options);
-  return { inputDim: d, dims, mean: Float32Array.from(mean), components: vectors, eigenvalues: values, method };
+  return { inputDim: d, dims, mean: Float32Array.from(mean), components: vectors, eigenvalues: values, totalVariance, method };
 }
 
 /** The top `dims` eigenpairs of a symmetric d×d matrix, by ml-matrix's tred2/tql2. */

@@ -7,8 +7,12 @@ import { initBackend, type BackendChoice, type BackendInfo } from '../backend/tf
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeNpy } from '../io/npy.js';
-import { l2NormalizeRows, readMatrix, type Matrix } from '../matrix.js';
+import { l2NormalizeNamed, readMatrix, type Matrix } from '../matrix.js';
+import { loadRevisitedGroundTruth } from '../io/groundTruth.js';
+import { imageBatches, listImages } from '../io/images.js';
+import { loadImageMatrix } from '../train/images.js';
 import { embedRows } from './head.js';
+import { buildImageModel, isBuiltInBackbone } from './image.js';
 import { loadModelFolder, saveModelFolder, type ModelManifest } from './io.js';
 import type { tf } from '../backend/tfjs.js';
 
@@ -19,9 +23,7 @@ export function preprocess(m: Matrix, manifest: ModelManifest, file: string): Ma
     throw new UserError(`${file} has ${m.cols} dimensions but the model expects ${manifest.inputDim}; give descriptors from the extractor it was trained on`);
   }
   if (manifest.preprocess.normalize !== 'l2') return m;
-  return l2NormalizeRows(m, (row) => {
-    throw new UserError(`${file}: row ${row} is a zero vector and cannot be L2-normalised; remove it`);
-  });
+  return l2NormalizeNamed(m, file, 'remove it');
 }
 
 /** Embeds descriptors with a loaded model (preprocessing and L2 output as its manifest says). */
@@ -43,8 +45,6 @@ export interface EmbedFilesOptions {
 /** Embeds images with an image model (decoded and resized as its manifest says). */
 async function embedImageFiles(o: EmbedFilesOptions): Promise<EmbedSummary> {
   const started = performance.now();
-  const { listImages } = await import('../io/images.js');
-  const { loadImageMatrix } = await import('../train/images.js');
   const info = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(info);
   const { dir, model, manifest } = await loadModelFolder(o.model);
@@ -135,12 +135,9 @@ export interface FeatureFilesOptions {
  */
 export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: number; dim: number; skipped: string[]; seconds: number }> {
   const started = performance.now();
-  const { listImages, imageBatches } = await import('../io/images.js');
-  const { buildImageModel, isBuiltInBackbone } = await import('./image.js');
   const paths = listImages(o.images);
   let crops: (readonly number[] | null)[] | undefined;
   if (o.crops) {
-    const { loadRevisitedGroundTruth } = await import('../io/groundTruth.js');
     const gt = loadRevisitedGroundTruth(o.crops);
     if (gt.gnd.length !== paths.length) throw new UserError(`${o.crops} has ${gt.gnd.length} query boxes but ${o.images} holds ${paths.length} images; give the query images, in ground-truth order`);
     crops = gt.gnd.map((g) => g.bbx);

@@ -29,12 +29,13 @@ import { ranking as rankingOf } from '../eval/ranking.js';
 import { evaluateFiles, type EvalFilesOptions } from '../eval/run.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readNpy, writeNpy } from '../io/npy.js';
-import { l2NormalizeRows, readMatrix, type Matrix } from '../matrix.js';
-import { embedFiles } from '../model/run.js';
+import { l2NormalizeNamed, readMatrix, type Matrix } from '../matrix.js';
+import { loadModelFolder } from '../model/io.js';
+import { embedDescriptors, embedFiles } from '../model/run.js';
 import { exactSearch } from '../search/exact.js';
 import type { EpochRecord, StepProgress } from '../train/loop.js';
 import { seededRandom } from '../triplets/mining.js';
-import { HEAD_DEFAULTS, reportFigures, trainFiles, trainOptions, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
+import { headOptions, reportFigures, trainFiles, trainOptions, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
 import { packageVersion } from '../version.js';
 import { renderReport } from '../report/html.js';
 
@@ -146,7 +147,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   const compare = (o.compare ?? true) && hasGt && o.queries !== undefined;
   const method = o.method ?? 'cas';
   const options = trainOptions(o.train);
-  const head = { ...HEAD_DEFAULTS, ...Object.fromEntries(Object.entries(o.head ?? {}).filter(([, v]) => v !== undefined)) } as HeadOptions;
+  const head = headOptions(o.head);
 
   const db = readMatrix(o.db);
   const queries = o.queries ? readMatrix(o.queries) : null;
@@ -188,12 +189,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   };
 
   const normalize = o.normalize ?? true;
-  const unit = (m: Matrix, file: string) =>
-    normalize
-      ? l2NormalizeRows(m, (row) => {
-          throw new UserError(`${file}: row ${row} is a zero vector and cannot be L2-normalised; remove it or pass --no-normalize`);
-        })
-      : m;
+  const unit = (m: Matrix, file: string) => (normalize ? l2NormalizeNamed(m, file) : m);
 
   // Comparisons: Euclidean search on the input descriptors, and diffusion query re-ranking.
   if (compare && !manifest.baseline) {
@@ -287,8 +283,6 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
       ({ metrics, pr } = await evaluate({ db: embDb, query: embQ ?? undefined }));
       seconds.eval = secondsSince(t0);
       if (queries) {
-        const { loadModelFolder } = await import('../model/io.js');
-        const { embedDescriptors } = await import('../model/run.js');
         const { model, manifest: mm } = await loadModelFolder(trainDir);
         const search = { k: Math.min(100, db.rows), metric: 'euclidean' as const, engine: o.engine };
         await exactSearch(embDb, embedDescriptors(model, mm, rowsOf(queries, Int32Array.of(0)), o.queries), search); // warm-up

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { tf } from '../backend/tfjs.js';
-import { replaceFolder } from '../model/io.js';
+import { replaceFolder } from '../io/atomic.js';
 import type { TrainState } from './loop.js';
 
 const STATE_FILE = 'checkpoint.json';
@@ -33,6 +33,17 @@ export async function saveCheckpoint(dir: string, model: tf.LayersModel, momentu
 
 export function hasCheckpoint(dir: string): boolean {
   return existsSync(join(dir, STATE_FILE));
+}
+
+/**
+ * The checkpoint folder of the run folder `out`, once `resume` agrees with what is there: a
+ * resume needs a checkpoint, and a fresh start must not overwrite one.
+ */
+export function checkpointFolder(out: string, resume: boolean | undefined): string {
+  const dir = join(out, 'checkpoint');
+  if (resume && !hasCheckpoint(dir)) throw new UserError(`${dir}: no checkpoint to resume from; run without --resume`);
+  if (!resume && hasCheckpoint(dir)) throw new UserError(`${out} already holds a training checkpoint; add --resume to continue it, or choose another --out`);
+  return dir;
 }
 
 /** Loads weights into `model` and returns the state and new momentum variables. */

@@ -14,11 +14,12 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { imageBatches, listImages } from '../io/images.js';
 import type { Matrix } from '../matrix.js';
 import { chain, splitAt } from '../model/compose.js';
+import { embedRows } from '../model/head.js';
 import { buildImageModel, isBuiltInBackbone, type ImageModelSpec } from '../model/image.js';
 import { saveModelFolder, type ModelManifest } from '../model/io.js';
 import { readSelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
-import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkpointFolder, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { stepCounts, train, type EpochRecord, type StepProgress, type TrainState } from './loop.js';
 import { trainOptions, type TrainFilesOptions } from './run.js';
 
@@ -107,9 +108,7 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   if (ranking.rows !== count) {
     throw new UserError(`${ranking.file} ranks ${ranking.rows} items but there are ${count} images; rank the features of these images (ddistill features, then ddistill diffuse)`);
   }
-  const checkpointDir = join(o.out, 'checkpoint');
-  if (o.resume && !hasCheckpoint(checkpointDir)) throw new UserError(`${checkpointDir}: no checkpoint to resume from; run without --resume`);
-  if (!o.resume && hasCheckpoint(checkpointDir)) throw new UserError(`${o.out} already holds a training checkpoint; add --resume to continue it, or choose another --out`);
+  const checkpointDir = checkpointFolder(o.out, o.resume);
   const backend = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(backend);
   const spec = imageSpec(o, options.seed);
@@ -128,7 +127,7 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   if (o.freezeUntil) {
     ({ front, back } = splitAt(model, o.freezeUntil));
     o.onStage?.(`computing the frozen layers up to ${o.freezeUntil} once for all ${count} images`);
-    const maps = embedRowsRaw(front, images, o.embedBatch ?? 16);
+    const maps = embedRows(front, images, o.embedBatch ?? 16, false);
     const mapShape = front.outputs[0]!.shape.slice(1) as number[];
     const flatIn = tf.input({ shape: [maps.cols], name: 'cached_features' });
     const reshaped = tf.layers.reshape({ targetShape: mapShape, name: 'cached_features_map' }).apply(flatIn) as tf.SymbolicTensor;
@@ -184,18 +183,4 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   writeFileAtomic(join(o.out, 'train.json'), JSON.stringify({ ...record(state.history, 'done'), seconds: Number(seconds.toFixed(3)) }, null, 2) + '\n');
   model.dispose();
   return { model: modelDir, history: state.history, steps: state.stepsDone, seconds, backend };
-}
-
-/** Runs `model` over the rows of `m` in batches; raw outputs flattened (no normalisation). */
-export function embedRowsRaw(model: tf.LayersModel, m: Matrix, batch: number): Matrix {
-  const outShape = model.outputs[0]!.shape.slice(1) as number[];
-  const cols = outShape.reduce((p, d) => p * d, 1);
-  const out = new Float32Array(m.rows * cols);
-  for (let start = 0; start < m.rows; start += batch) {
-    const n = Math.min(batch, m.rows - start);
-    const y = tf.tidy(() => model.predict(tf.tensor2d(m.data.subarray(start * m.cols, (start + n) * m.cols), [n, m.cols])) as tf.Tensor);
-    out.set(y.dataSync() as Float32Array, start * cols);
-    y.dispose();
-  }
-  return { rows: m.rows, cols, data: out };
 }

@@ -163,17 +163,17 @@ export function sgdStep(
             x: tf.concat([0, 1, 2].map((p) => tf.slice(x, [p * b + start, 0], [count, -1]))) as tf.Tensor2D,
             m: tf.slice(margins, [start], [count]) as tf.Tensor1D,
           }));
-    let activeCount: tf.Tensor | null = null;
+    const kept: { active?: tf.Tensor } = {};
     const { value, grads } = tf.variableGrads(() => {
       const { loss: l, hinges } = tripletLoss(model.apply(part.x, { training: o.batchNorm !== 'frozen' }) as tf.Tensor2D, part.m);
-      activeCount = tf.keep(tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')));
+      kept.active = tf.keep(tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')));
       hinges.dispose();
       return tf.mul(l, count / b) as tf.Scalar;
     }, weights);
     if (count !== b) tf.dispose([part.x, part.m]);
     // Read back outside any tidy scope: on wasm a dataSync inside a scope is several times slower.
-    active += (activeCount as tf.Tensor | null)!.dataSync()[0]!;
-    (activeCount as tf.Tensor | null)!.dispose();
+    active += kept.active!.dataSync()[0]!;
+    kept.active!.dispose();
     loss += value.dataSync()[0]!;
     value.dispose();
     if (total === null) total = grads;

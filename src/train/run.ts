@@ -11,13 +11,13 @@ import { initBackend, tf, type BackendChoice, type BackendInfo } from '../backen
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { evaluateFiles, type EvalReport } from '../eval/run.js';
-import { l2NormalizeRows, readMatrix, type Matrix } from '../matrix.js';
+import { l2NormalizeNamed, readMatrix, type Matrix } from '../matrix.js';
 import { buildHead, embedRows, type HeadKind, type HeadInit, type HeadSpec } from '../model/head.js';
 import { loadModelFolder, saveModelFolder, type ModelManifest } from '../model/io.js';
 import { learnPca, pcaProjection, type PcaMethod } from '../model/pca.js';
 import { readSelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
-import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkpointFolder, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { stepCounts, train, TRAIN_DEFAULTS, type EpochRecord, type StepProgress, type TrainOptions, type TrainState } from './loop.js';
 
 export interface HeadOptions {
@@ -80,9 +80,16 @@ export function reportFigures(r: EvalReport): Record<string, number> {
   return { NS: r.nsScore };
 }
 
+/** The fields of `o` that are set (undefined ones leave the defaults alone). */
+const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+
+/** Merges partial head options over the defaults. */
+export function headOptions(partial: Partial<HeadOptions> = {}): HeadOptions {
+  return { ...HEAD_DEFAULTS, ...defined(partial) } as HeadOptions;
+}
+
 /** Merges partial training options over the defaults, field by field. */
 export function trainOptions(partial: TrainFilesOptions['train'] = {}): TrainOptions {
-  const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
   const { triplets, ...rest } = partial;
   return { ...TRAIN_DEFAULTS, ...defined(rest), triplets: { ...TRAIN_DEFAULTS.triplets, ...defined(triplets ?? {}) } } as TrainOptions;
 }
@@ -90,7 +97,7 @@ export function trainOptions(partial: TrainFilesOptions['train'] = {}): TrainOpt
 /** Trains a descriptor-mode head; see the module comment for the run folder. */
 export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const started = performance.now();
-  const head: HeadOptions = { ...HEAD_DEFAULTS, ...Object.fromEntries(Object.entries(o.head ?? {}).filter(([, v]) => v !== undefined)) };
+  const head = headOptions(o.head);
   const options = trainOptions(o.train);
   const normalize = o.normalize ?? true;
   const raw = readMatrix(o.db);
@@ -98,16 +105,9 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   if (ranking.rows !== raw.rows) {
     throw new UserError(`${ranking.file} ranks ${ranking.rows} items but ${o.db} has ${raw.rows} rows; run ddistill diffuse on this database (without --query)`);
   }
-  const zeroRow = (file: string) => (row: number) => {
-    throw new UserError(`${file}: row ${row} is a zero vector and cannot be L2-normalised; remove it or pass --no-normalize`);
-  };
-  const x = normalize ? l2NormalizeRows(raw, zeroRow(o.db)) : raw;
+  const x = normalize ? l2NormalizeNamed(raw, o.db) : raw;
   const tripletRange = Math.min(options.triplets.k, ranking.length);
-  const checkpointDir = join(o.out, 'checkpoint');
-  if (o.resume && !hasCheckpoint(checkpointDir)) throw new UserError(`${checkpointDir}: no checkpoint to resume from; run without --resume`);
-  if (!o.resume && hasCheckpoint(checkpointDir)) {
-    throw new UserError(`${o.out} already holds a training checkpoint; add --resume to continue it, or choose another --out`);
-  }
+  const checkpointDir = checkpointFolder(o.out, o.resume);
   if (head.kind !== 'mlp' && head.init !== 'random' && head.dim > x.cols) {
     throw new UserError(`a PCA-initialised head cannot output ${head.dim} dimensions from ${x.cols}-d descriptors; use --dim ≤ ${x.cols} or --init random`);
   }
@@ -115,7 +115,7 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const validating = v !== undefined && (v.gnd ?? v.labels ?? v.groups) !== undefined;
   const queries = validating && v.queries !== undefined ? (typeof v.queries === 'string' ? readMatrix(v.queries) : v.queries) : null;
   if (queries && queries.cols !== x.cols) throw new UserError(`${String(v!.queries)} has ${queries.cols} dimensions but ${o.db} has ${x.cols}; use descriptors from the same extractor`);
-  const q = queries && normalize ? l2NormalizeRows(queries, zeroRow(String(v!.queries))) : queries;
+  const q = queries && normalize ? l2NormalizeNamed(queries, String(v!.queries)) : queries;
   const backend = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(backend);
   mkdirSync(o.out, { recursive: true });
@@ -131,15 +131,8 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
     const t = performance.now();
     const pca = await learnPca(x, head.dim, { method: head.pcaMethod, engine: o.engine, seed: options.seed });
     projection = pcaProjection(pca, head.init === 'whiten');
-    let kept = 0;
-    let total = 0;
-    for (const v of pca.eigenvalues) kept += v;
-    for (let j = 0; j < x.cols; j++) {
-      let s = 0;
-      for (let i = 0; i < x.rows; i++) s += (x.data[i * x.cols + j]! - pca.mean[j]!) ** 2;
-      total += s / (x.rows - 1);
-    }
-    pcaInfo = { method: pca.method, seconds: Number(((performance.now() - t) / 1000).toFixed(3)), varianceKept: Number((kept / total).toFixed(4)) };
+    const kept = pca.eigenvalues.reduce((sum, v) => sum + v, 0);
+    pcaInfo = { method: pca.method, seconds: Number(((performance.now() - t) / 1000).toFixed(3)), varianceKept: Number((kept / pca.totalVariance).toFixed(4)) };
   }
   // Resuming: the checkpoint holds the weights, so the head starts from any initialisation.
   const model = buildHead(o.resume || o.initFrom ? { ...spec, init: 'random' } : spec, projection);
