@@ -20,8 +20,8 @@ import { saveModelFolder, type ModelManifest } from '../model/io.js';
 import { readSelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
 import { checkpointFolder, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { stepCounts, train, type EpochRecord, type StepProgress, type TrainState } from './loop.js';
-import { trainOptions, type TrainFilesOptions } from './run.js';
+import { stepCounts, train, type EpochRecord, type TrainState } from './loop.js';
+import { trainOptions, type TrainCallbacks, type TrainFilesOptions } from './run.js';
 
 /** The wasm heap's limit, less room for weights and the runtime. */
 export const WASM_ACTIVATION_BUDGET = 3 * 2 ** 30;
@@ -51,7 +51,7 @@ export function activationBytesPerRow(model: tf.LayersModel): number {
   return floats * 4 * 3;
 }
 
-export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channels' | 'scale' | 'whiten'> {
+export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channels' | 'scale' | 'whiten'>, TrainCallbacks {
   readonly whiten?: number | null;
   /** A folder or list file of images, in the order of the ranking's rows. */
   readonly images?: string;
@@ -68,10 +68,6 @@ export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channe
   readonly resume?: boolean;
   /** Images per forward pass when embedding. */
   readonly embedBatch?: number;
-  readonly onBackend?: (info: BackendInfo) => void;
-  readonly onStage?: (message: string) => void;
-  readonly onStep?: (p: StepProgress) => void;
-  readonly onEpoch?: (r: EpochRecord) => void;
 }
 
 export interface ImageTrainSummary {

@@ -40,7 +40,15 @@ export interface ValidationOptions {
   readonly queryGroups?: string;
 }
 
-export interface TrainFilesOptions {
+/** What a training run reports while it works (both modes). */
+export interface TrainCallbacks {
+  readonly onBackend?: (info: BackendInfo) => void;
+  readonly onStage?: (message: string) => void;
+  readonly onStep?: (p: StepProgress) => void;
+  readonly onEpoch?: (r: EpochRecord) => void;
+}
+
+export interface TrainFilesOptions extends TrainCallbacks {
   readonly db: string;
   readonly ranks: string;
   readonly out: string;
@@ -54,10 +62,6 @@ export interface TrainFilesOptions {
   /** Start from the weights of this model folder (same head options) instead of PCA/random. */
   readonly initFrom?: string;
   readonly validation?: ValidationOptions;
-  readonly onBackend?: (info: BackendInfo) => void;
-  readonly onStep?: (p: StepProgress) => void;
-  readonly onEpoch?: (r: EpochRecord) => void;
-  readonly onStage?: (message: string) => void;
 }
 
 export interface TrainSummary {
