@@ -3,7 +3,7 @@
  * through every layer, SGD with momentum) of ResNet-18 (built in, + GeM) and of the ImageNet
  * MobileNet v1 0.75 (`../shared/models`, cut at conv_pw_13_relu, + GeM), at 224 px, batch 8.
  *
- *   npm run bench:image [-- --backend wasm|cpu|tensorflow] [-- --steps 3]
+ *   npm run bench:image [-- --backend wasm|cpu|tensorflow] [-- --steps 3] [-- --size 224]
  *
  * MobileNet is skipped with a message when ../shared is absent.
  */
@@ -19,7 +19,7 @@ const steps = Number(arg('steps', '3'));
 const info = await initBackend(arg('backend', 'auto') as BackendChoice);
 console.log(`backend: ${info.backend} (${info.source}), tfjs ${info.tfjsVersion}`);
 const mobilenet = join(resolve(import.meta.dirname, '..', '..', 'shared'), 'models', 'mobilenet_v1_0.75_224', 'model.json');
-const size = 224;
+const size = Number(arg('size', '224'));
 const batch = 8;
 
 const rows: string[] = [];
@@ -29,8 +29,8 @@ for (const backbone of ['resnet18', mobilenet]) {
     console.log(`${name}: skipped (${backbone} is absent)`);
     continue;
   }
-  const model = await buildImageModel({ backbone, size, channels: 3, scale: backbone === 'resnet18' ? 'unit' : 'symmetric', whiten: null, seed: 0 });
-  const x = tf.randomUniform([batch, size * size * 3]) as tf.Tensor2D;
+  const model = await buildImageModel({ backbone, size, resize: 'square', channels: 3, scale: backbone === 'resnet18' ? 'unit' : 'symmetric', whiten: null, seed: 0 });
+  const x = tf.randomUniform([batch, size, size, 3]) as tf.Tensor4D;
   const time = (fn: () => void, n: number) => {
     fn(); // warm-up
     const t0 = performance.now();

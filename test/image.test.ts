@@ -5,12 +5,41 @@ import { describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/backend/tfjs.js';
 import { imageBatches, listImages, loadImage } from '../src/io/images.js';
 import { buildResNet, GeM } from '../src/model/resnet.js';
-import { chain, splitAt } from '../src/model/compose.js';
+import { chain, cutAt, splitAt } from '../src/model/compose.js';
+import { buildImageModel, defaultScale } from '../src/model/image.js';
+import { bootstrap } from '../src/pipeline/bootstrap.js';
 import { fileHandler } from '../src/model/io.js';
 import { embedFiles, exportModel, featureFiles } from '../src/model/run.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
-import { trainImages } from '../src/train/images.js';
+import { activationBytesPerImage, trainImages } from '../src/train/images.js';
+import { sgdStep, zeroMomentum } from '../src/train/loop.js';
 import { rng, withTempDir } from './helpers.js';
+
+/**
+ * `n` PNGs in `dir` of 4 classes (image i has class i % 4): a bright square in quadrant c over
+ * noise, 16 wide and 16, 12 or 8 high.
+ */
+async function quadrantImages(dir: string, n: number, seed: number): Promise<{ labels: number[]; heights: number[] }> {
+  const r = rng(seed);
+  const labels: number[] = [];
+  const heights: number[] = [];
+  mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const c = i % 4;
+    const h = 16 - 4 * (Math.floor(i / 4) % 3);
+    labels.push(c);
+    heights.push(h);
+    const data = Buffer.alloc(h * 16 * 3);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < 16; x++) {
+        const inside = (y < h / 2) === (c < 2) && (x < 8) === (c % 2 === 0);
+        for (let k = 0; k < 3; k++) data[(y * 16 + x) * 3 + k] = Math.round((inside ? 160 : 40) + 60 * r());
+      }
+    }
+    await sharp(data, { raw: { width: 16, height: h, channels: 3 } }).png().toFile(join(dir, `${String(i).padStart(2, '0')}.png`));
+  }
+  return { labels, heights };
+}
 
 /** A w × h PNG: left half red, right half blue. */
 async function halves(path: string, w: number, h: number): Promise<void> {
@@ -79,6 +108,25 @@ describe('image-mode networks', async () => {
     r50.dispose();
   });
 
+  it('nsfwjs:mobilenet_v2 is MobileNetV2 cut at its last feature map: GeM of what nsfwjs\'s own model computes there', async () => {
+    const ours = await buildImageModel({ backbone: 'nsfwjs:mobilenet_v2', size: 224, resize: 'longer', channels: 3, scale: defaultScale('nsfwjs:mobilenet_v2'), whiten: null, seed: 1 });
+    expect(ours.outputs[0]!.shape).toEqual([null, 1280]);
+    // nsfwjs loads its network itself (224 × 224 inputs only); its layer out_relu, on the same [0, 1] pixels.
+    const { load } = await import('nsfwjs');
+    const theirs = cutAt((await load('MobileNetV2')).model as tf.LayersModel, 'out_relu');
+    const r = rng(5);
+    const x = tf.tensor4d(Array.from({ length: 224 * 224 * 3 }, () => r()), [1, 224, 224, 3]);
+    const maps = (theirs.predict(x) as tf.Tensor).dataSync();
+    const gem = new Float64Array(1280);
+    for (let i = 0; i < maps.length; i++) gem[i % 1280] += Math.max(maps[i]!, 1e-6) ** 3;
+    const expected = Array.from(gem, (v) => (v / (maps.length / 1280)) ** (1 / 3));
+    const got = Array.from((ours.predict(x) as tf.Tensor).dataSync());
+    got.forEach((v, i) => expect(Math.abs(v - expected[i]!)).toBeLessThan(1e-4 * Math.max(1, expected[i]!)));
+    tf.dispose([x]);
+    ours.dispose();
+    theirs.dispose();
+  });
+
   it('a small ResNet\'s gradients on wasm match cpu', async () => {
     const model = buildResNet({ arch: 'small', size: 12, channels: 1, widths: [4, 8], whiten: 6, seed: 1 });
     const r = rng(2);
@@ -87,7 +135,7 @@ describe('image-mode networks', async () => {
     const gradsOn = async (backend: string) => {
       await tf.setBackend(backend);
       model.setWeights(weights);
-      const { grads, value } = tf.variableGrads(() => tf.sum(tf.square(model.apply(tf.tensor2d(x, [3, 144]), { training: true }) as tf.Tensor)) as tf.Scalar);
+      const { grads, value } = tf.variableGrads(() => tf.sum(tf.square(model.apply(tf.tensor4d(x, [3, 12, 12, 1]), { training: true }) as tf.Tensor)) as tf.Scalar);
       const flat = Array.from(tf.concat(Object.values(grads).map((g) => g.flatten())).dataSync());
       tf.dispose([value, ...Object.values(grads)]);
       return flat;
@@ -111,7 +159,7 @@ describe('image-mode training, embedding and export', async () => {
     const { front, back } = splitAt(model, 'conv2_block1_out');
     const joined = chain([front, back], 'joined');
     const r = rng(4);
-    const x = tf.tensor2d(Array.from({ length: 2 * 144 }, () => r()), [2, 144]);
+    const x = tf.tensor4d(Array.from({ length: 2 * 144 }, () => r()), [2, 12, 12, 1]);
     const a = (model.predict(x) as tf.Tensor).dataSync();
     const b = (joined.predict(x) as tf.Tensor).dataSync();
     expect(Array.from(b)).toEqual(Array.from(a));
@@ -120,55 +168,85 @@ describe('image-mode training, embedding and export', async () => {
     model.dispose();
   });
 
-  it('trains from images on disk, and the exported model reproduces `embed` exactly', async () => {
+  it('trains from images of different sizes on disk, and the exported model reproduces `embed` exactly', async () => {
     await withTempDir(async (dir) => {
-      // 4 classes × 6 images, 16 × 16: a bright square in quadrant c, over noise.
-      const r = rng(9);
-      const labels: number[] = [];
-      mkdirSync(join(dir, 'img'));
-      for (let i = 0; i < 24; i++) {
-        const c = i % 4;
-        labels.push(c);
-        const data = Buffer.alloc(16 * 16 * 3);
-        for (let y = 0; y < 16; y++) {
-          for (let x = 0; x < 16; x++) {
-            const inside = (y < 8) === (c < 2) && (x < 8) === (c % 2 === 0);
-            for (let k = 0; k < 3; k++) data[(y * 16 + x) * 3 + k] = Math.round((inside ? 160 : 40) + 60 * r());
-          }
-        }
-        await sharp(data, { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(join(dir, 'img', `${String(i).padStart(2, '0')}.png`));
-      }
+      const { labels, heights } = await quadrantImages(join(dir, 'img'), 24, 9);
       const ranks = new Int32Array(24 * 23);
       for (let a = 0; a < 24; a++) {
         const order = [...Array(24).keys()].filter((b) => b !== a).sort((p, q) => Number(labels[q] === labels[a]) - Number(labels[p] === labels[a]) || p - q);
         ranks.set(order, a * 23);
       }
       writeNpy(join(dir, 'teacher', 'indices.npy'), { dtype: 'int32', shape: [24, 23], data: ranks });
-      const run = await trainImages({
-        images: join(dir, 'img'), backbone: 'small', widths: [4, 8], size: 16, whiten: 6, freezeUntil: 'conv2_block1_out',
-        ranks: join(dir, 'teacher'), out: join(dir, 'run'), backend: 'wasm',
-        train: { batch: 8, lr: 0.05, epochs: 2, microBatch: 3, triplets: { k: 12, m0: 0.2, perAnchor: 4 } },
-      });
+      const common = { images: join(dir, 'img'), backbone: 'small', widths: [4, 8], size: 16, whiten: 6, ranks: join(dir, 'teacher'), backend: 'wasm' as const };
+      const train = { batch: 8, lr: 0.05, epochs: 2, microBatch: 3, batchNorm: 'frozen' as const, triplets: { k: 12, m0: 0.2, perAnchor: 4 } };
+      // Frozen front (cached maps of three sizes) and the whole network, images streamed.
+      const frozen = await trainImages({ ...common, freezeUntil: 'conv2_block1_out', out: join(dir, 'frozen'), train });
+      expect(frozen.history).toHaveLength(2);
+      const run = await trainImages({ ...common, out: join(dir, 'run'), train });
       expect(run.history).toHaveLength(2);
+      expect(run.history[1]!.loss).toBeLessThan(run.history[0]!.loss);
       await embedFiles({ model: join(dir, 'run'), images: join(dir, 'img'), out: join(dir, 'emb'), backend: 'wasm' });
       await exportModel({ model: join(dir, 'run'), out: join(dir, 'exported'), backend: 'wasm' });
       const embedded = readNpy(join(dir, 'emb', 'images.npy'));
       expect(embedded.shape).toEqual([24, 6]);
       const manifest = JSON.parse(readFileSync(join(dir, 'exported', 'manifest.json'), 'utf8'));
-      expect(manifest).toMatchObject({ inputKind: 'images', inputDim: 16 * 16 * 3, embeddingDim: 6, preprocess: { image: { size: 16, channels: 3, resize: 'square' } } });
-      // Plain tfjs (with the GeM layer class registered): decode, flatten, predict, normalise.
+      expect(manifest).toMatchObject({ inputKind: 'images', inputDim: null, embeddingDim: 6, preprocess: { image: { size: 16, channels: 3, resize: 'longer' } } });
+      // Plain tfjs (with the GeM layer class registered): decode each image at its own size, predict, normalise.
       const model = await tf.loadLayersModel(fileHandler(join(dir, 'exported', 'model.json')));
+      expect(model.inputs[0]!.shape).toEqual([null, null, null, 3]);
       const paths = listImages(join(dir, 'img'));
-      const pixels = new Float32Array(24 * 768);
-      for (let i = 0; i < 24; i++) pixels.set((await loadImage(paths[i]!, { size: 16 })).data, i * 768);
-      const y = tf.tidy(() => {
-        const out = model.predict(tf.tensor2d(pixels, [24, 768])) as tf.Tensor2D;
-        return tf.div(out, tf.norm(out, 'euclidean', 1, true));
-      });
-      expect(Array.from(y.dataSync())).toEqual(Array.from(embedded.data as Float32Array));
-      y.dispose();
+      const rows: number[] = [];
+      for (let i = 0; i < 24; i++) {
+        const img = await loadImage(paths[i]!, { size: 16, mode: 'longer' });
+        expect([img.height, img.width]).toEqual([heights[i], 16]);
+        const y = tf.tidy(() => {
+          const out = model.predict(tf.tensor4d(img.data, [1, img.height, img.width, 3])) as tf.Tensor2D;
+          return tf.div(out, tf.norm(out, 'euclidean', 1, true));
+        });
+        rows.push(...y.dataSync());
+        y.dispose();
+      }
+      expect(rows).toEqual(Array.from(embedded.data as Float32Array));
       model.dispose();
     });
+  });
+
+  it('a step over images one by one equals the stacked step (frozen batch norm)', () => {
+    const r = rng(12);
+    const x = tf.tensor4d(Array.from({ length: 6 * 10 * 10 }, () => r()), [6, 10, 10, 1]);
+    const margins = tf.tensor1d([0.3, 0.5]);
+    const stepWith = (input: tf.Tensor | tf.Tensor[], microBatch: number | null) => {
+      const model = buildResNet({ arch: 'small', size: null, channels: 1, widths: [4, 8], whiten: 5, seed: 6 });
+      const momentum = zeroMomentum(model);
+      const before = tf.memory().numTensors;
+      const results = [0.2, 0.1].map((lr) => sgdStep(model, momentum, input, margins, { momentum: 0.9, weightDecay: 1e-3, microBatch, batchNorm: 'frozen' }, lr));
+      expect(tf.memory().numTensors).toBe(before);
+      const w = model.getWeights().flatMap((t) => Array.from(t.dataSync()));
+      tf.dispose(momentum);
+      model.dispose();
+      return { results, w };
+    };
+    const stacked = stepWith(x, null);
+    const single = tf.split(x, 6) as tf.Tensor[];
+    for (const [input, micro] of [[single, null], [single, 1]] as const) {
+      const other = stepWith(input as tf.Tensor[], micro);
+      other.w.forEach((v, i) => expect(Math.abs(v - stacked.w[i]!) / Math.max(1, Math.abs(stacked.w[i]!))).toBeLessThan(1e-5));
+      other.results.forEach((m, i) => expect(m.loss).toBeCloseTo(stacked.results[i]!.loss, 5));
+    }
+    tf.dispose([x, margins, ...single]);
+  });
+
+  it('estimates activations of a size-free network as of the same network at that size', () => {
+    const free = buildResNet({ arch: 'resnet18', size: null, channels: 3, whiten: null, seed: 1 });
+    const fixed = buildResNet({ arch: 'resnet18', size: 96, channels: 3, whiten: null, seed: 1 });
+    // Brute force: the static output shapes of the fixed-size network, × 4 bytes × 3 copies.
+    const sum = (layers: tf.layers.Layer[]) => layers.reduce((s, l) => s + (l.outputShape as number[]).slice(1).reduce((p, d) => p * d, 1), 0) * 12;
+    const inner = fixed.layers.filter((l) => l.getClassName() !== 'InputLayer');
+    expect(activationBytesPerImage(free, [96, 96, 3])).toBe(sum(inner));
+    const cut = inner.findIndex((l) => l.name === 'conv4_block1_out');
+    expect(activationBytesPerImage(free, [96, 96, 3], 'conv4_block1_out')).toBe(sum(inner.slice(cut + 1)));
+    free.dispose();
+    fixed.dispose();
   });
 
   it('refuses a step that would not fit the wasm heap, and says what to do', async () => {
@@ -206,6 +284,38 @@ describe('ddistill features', async () => {
       expect(JSON.parse(readFileSync(join(dir, 'q.json'), 'utf8')).images).toEqual([join(dir, 'q', 'a.png'), join(dir, 'q', 'b.png')]);
       writeFileSync(join(dir, 'gnd1.json'), JSON.stringify({ ...gnd, qimlist: ['a'], gnd: gnd.gnd.slice(0, 1) }));
       await expect(featureFiles({ ...common, images: join(dir, 'q'), crops: join(dir, 'gnd1.json'), out: join(dir, 'x.npy') })).rejects.toThrow(/1 query boxes but .* holds 2 images/);
+    });
+  });
+});
+
+describe('ddistill bootstrap --images', async () => {
+  await initBackend('wasm');
+
+  it('extracts features, fine-tunes in two iterations (the second from the first) and embeds database and query images', async () => {
+    await withTempDir(async (dir) => {
+      const db = await quadrantImages(join(dir, 'db'), 24, 21);
+      const q = await quadrantImages(join(dir, 'q'), 8, 22);
+      writeFileSync(join(dir, 'l.txt'), db.labels.join('\n'));
+      writeFileSync(join(dir, 'ql.txt'), q.labels.join('\n'));
+      const run = join(dir, 'run');
+      const stages: string[] = [];
+      const m = await bootstrap({
+        images: join(dir, 'db'), queryImages: join(dir, 'q'), labels: join(dir, 'l.txt'), queryLabels: join(dir, 'ql.txt'), out: run, iterations: 2,
+        image: { backbone: 'small', size: 16, whiten: 6 }, backend: 'wasm', params: { k1: 8, k2: 4, k3: 8, k4: 4, k5: 8 },
+        train: { batch: 8, lr: 0.05, steps: 6, batchNorm: 'frozen', triplets: { k: 12, m0: 0.2, perAnchor: 2 } },
+        onStage: (it, stage) => stages.push(`${it}:${stage}`),
+      });
+      expect(stages.slice(0, 4)).toEqual(['0:features', '0:features', '0:baseline', '0:reranking']);
+      expect(readNpy(join(run, 'features', 'db.npy')).shape).toEqual([24, 64]);
+      expect(readNpy(join(run, 'features', 'queries.npy')).shape).toEqual([8, 64]);
+      expect(m.iterations.map((r) => r.iteration)).toEqual([1, 2]);
+      for (const r of [m.baseline!, m.reranking!, ...m.iterations]) expect(r.metrics.mAP).toBeGreaterThan(0);
+      expect(JSON.parse(readFileSync(join(run, 'iter-2', 'train', 'train.json'), 'utf8')).initFrom).toBe(join(run, 'iter-1', 'train'));
+      // The run's embeddings are what `ddistill embed` gives with the run's model.
+      await embedFiles({ model: join(run, 'iter-2', 'train'), images: join(dir, 'q'), out: join(dir, 'emb'), backend: 'wasm' });
+      expect(Array.from(readNpy(join(run, 'iter-2', 'emb', 'queries.npy')).data as Float32Array)).toEqual(Array.from(readNpy(join(dir, 'emb', 'images.npy')).data as Float32Array));
+      expect(readNpy(join(run, 'iter-2', 'emb', 'db.npy')).shape).toEqual([24, 6]);
+      expect(m.iterations[1]!.querySeconds).toBeGreaterThan(0);
     });
   });
 });

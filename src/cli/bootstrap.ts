@@ -6,10 +6,13 @@ import { resultTable } from '../pipeline/table.js';
 import { duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
 import type { EpochRecord, StepProgress } from '../train/loop.js';
 import { paramsFlag } from './diffuse.js';
+import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
 import { addRunOptions, addTrainingOptions, trainingFromFlags, type GroundTruthFlags, type TrainingFlags } from './train.js';
 
-interface BootstrapFlags extends TrainingFlags, GroundTruthFlags {
+interface BootstrapFlags extends TrainingFlags, GroundTruthFlags, ImageTrainingFlags {
   db?: string;
+  images?: string;
+  queryImages?: string;
   out: string;
   iterations: number;
   trainFraction: number;
@@ -33,10 +36,11 @@ export function pipelineHooks() {
   return {
     onStage: (iteration: number, stage: string, message: string) => {
       bar.done();
-      bar = progress(`iteration ${iteration}: training`);
+      bar = progress(iteration > 0 ? `iteration ${iteration}: ${stage === 'embed' ? 'embedding' : 'training'}` : stage);
       note(iteration > 0 ? `[iteration ${iteration}] ${stage}: ${message}` : `[${stage}] ${message}`);
     },
     onStep: (p: StepProgress) => bar.update(p.step, p.totalSteps, stepDetail(p)),
+    onImages: (done: number, total: number) => bar.update(done, total),
     onEpoch: (r: EpochRecord) => {
       bar.done();
       note(`  ${epochLine(r)}`);
@@ -72,11 +76,18 @@ export function bootstrapCommand(): Command {
         'per-iteration metrics) and iter-N/ (teacher/, train/, emb/, eval.json). A run\n' +
         'killed at any point continues with --resume and ends with the same result.\n' +
         '--train-fraction f trains on a seeded fraction of the database and embeds and\n' +
-        'searches all of it (the paper\'s insertion experiment).\n' +
+        'searches all of it (the paper\'s insertion experiment).\n\n' +
+        'Image mode (--images DIR|list, --query-images DIR|list instead of --db and\n' +
+        '--queries): the base descriptors come from --backbone before training\n' +
+        '(features/), each iteration fine-tunes the image network on the diffusion\n' +
+        'triplets (options as in `ddistill train --images`) and re-embeds the images;\n' +
+        'with --gnd the query images are cropped to their boxes (revisitop protocol).\n\n' +
         'Options can come from --config FILE.json (camelCase keys).',
     )
-    .option('--db <file.npy>', 'database descriptors, n × d (required; may come from --config)')
+    .option('--db <file.npy>', 'database descriptors, n × d (or --images)')
     .option('--queries <file.npy>', 'query descriptors (evaluation and latency)')
+    .option('--images <dir|list>', 'database images instead (image mode; see above)')
+    .option('--query-images <dir|list>', 'query images (image mode)')
     .requiredOption('--out <dir>', 'run folder (created if needed)')
     .option('--iterations <n>', 'bootstrap iterations', parsePositiveInt, 2)
     .option('--train-fraction <f>', 'fraction of the database to train on', fraction, 1)
@@ -89,17 +100,21 @@ export function bootstrapCommand(): Command {
     .option('--query-labels <file>', 'query class labels')
     .option('--groups <n|file>', 'UKBench groups')
     .option('--query-groups <file>', 'query groups');
-  return addRunOptions(addTrainingOptions(cmd), 'continue the run in --out')
+  addImageTrainingOptions(addImageOptions(addTrainingOptions(cmd), 'image mode: ', { default: 'resnet18' }), 'image mode: ');
+  return addRunOptions(cmd, 'continue the run in --out')
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  ddistill bootstrap --db db.npy --queries q.npy --gnd gnd_roxford5k.pkl --out run/\n' +
         '  ddistill bootstrap --db db.npy --queries q.npy --labels l.txt --query-labels ql.txt \\\n' +
         '      --iterations 3 -k 3000 --m0 0.5 --batch 256 --lr 0.05 --steps 3000 --out run/\n' +
+        '  ddistill bootstrap --images db/ --query-images q/ --gnd gnd_roxford5k.pkl \\\n' +
+        '      --backbone mobilenet/model.json --image-size cpu --batch-norm frozen \\\n' +
+        '      --freeze-until conv_pw_11_relu --out run/\n' +
         '  ddistill bootstrap ... --out run/ --resume      # after an interruption',
     )
     .action(async (flags: BootstrapFlags, command: Command) => {
-      if (!flags.db) throw new UserError('--db is required (on the command line or in the --config file)');
+      if (!flags.db === !flags.images) throw new UserError('give either --db (descriptors) or --images (image mode), on the command line or in --config');
       // Every option that defines the run, as a --config file (config.json in the run folder).
       const config = Object.fromEntries(
         command.options
@@ -111,7 +126,7 @@ export function bootstrapCommand(): Command {
       let manifest: RunManifest;
       try {
         manifest = await bootstrap({
-          db: flags.db, queries: flags.queries, out: flags.out, iterations: flags.iterations, trainFraction: flags.trainFraction,
+          db: flags.db, queries: flags.queries, images: flags.images, queryImages: flags.queryImages, image: flags.images ? imageOptionsFromFlags(flags) : undefined, out: flags.out, iterations: flags.iterations, trainFraction: flags.trainFraction,
           method: flags.method, params, topK: flags.topK, compare: flags.compare, resume: flags.resume, config,
           gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups,
           ...trainingFromFlags(flags), normalize: flags.normalize, backend: flags.backend, engine: flags.engine,

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
-import { embedFiles, exportModel, featureFiles } from '../model/run.js';
-import { duration, note, parsePositiveInt, print, progress } from './common.js';
+import { embedFiles, exportModel, featureFiles, type EmbedSummary } from '../model/run.js';
+import { duration, note, print, progress } from './common.js';
+import { addImageOptions, type ImageFlags } from './imageFlags.js';
 
 export function embedCommand(): Command {
   return new Command('embed')
@@ -18,12 +19,27 @@ export function embedCommand(): Command {
     .option('--db <file.npy>', 'database descriptors')
     .option('--queries <file.npy>', 'query descriptors')
     .option('--images <dir|list>', 'images, for an image model (writes images.npy)')
+    .option('--crops <gnd.pkl|json>', 'crop each image to its query box (revisitop bbx), in order')
+    .option('--skip-bad-images', 'report unreadable images and leave them out (embed.json lists them)')
     .requiredOption('--out <dir>', 'output folder (created if needed)')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
     .option('--json', 'print embed.json as one line')
     .addHelpText('after', '\nExample:\n  ddistill embed --model run/ --db db.npy --queries q.npy --out emb/ && ddistill eval --db emb/db.npy --query emb/queries.npy --metric euclidean --gnd gnd.pkl')
-    .action(async (flags: { model: string; db?: string; queries?: string; images?: string; out: string; backend: BackendChoice; json?: boolean }) => {
-      const s = await embedFiles({ ...flags, onBackend: (b) => note(`backend: ${b.backend} (${b.source})`) });
+    .action(async (flags: { model: string; db?: string; queries?: string; images?: string; crops?: string; skipBadImages?: boolean; out: string; backend: BackendChoice; json?: boolean }) => {
+      const bar = progress('embedding');
+      let s: EmbedSummary;
+      try {
+        s = await embedFiles({
+          ...flags, skipBad: flags.skipBadImages, onBackend: (b) => note(`backend: ${b.backend} (${b.source})`),
+          onSkip: (p, m) => {
+            bar.done();
+            note(`skipped ${p}: ${m}`);
+          },
+          onProgress: (d, t) => bar.update(d, t),
+        });
+      } finally {
+        bar.done();
+      }
       if (flags.json) {
         print(JSON.stringify(s));
         return;
@@ -49,37 +65,38 @@ export function exportCommand(): Command {
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
     .action(async (flags: { model: string; out: string; backend: BackendChoice }) => {
       const r = await exportModel(flags);
-      print(`exported ${r.from} → ${r.out} (${r.manifest.inputDim}-d ${r.manifest.inputKind} → ${r.manifest.embeddingDim}-d embeddings)`);
+      const input = r.manifest.inputKind === 'images' ? `images (${r.manifest.preprocess.image!.resize === 'longer' ? 'longer side' : 'squares of'} ${r.manifest.preprocess.image!.size} px)` : `${r.manifest.inputDim}-d descriptors`;
+      print(`exported ${r.from} → ${r.out} (${input} → ${r.manifest.embeddingDim}-d embeddings)`);
     });
 }
 
 export function featuresCommand(): Command {
-  return new Command('features')
+  const cmd = new Command('features')
     .summary('base descriptors of images from a pretrained network')
     .description(
       'Decodes images (a folder, searched recursively, or a list file with one\n' +
-        'path per line) with sharp, resizes them to --image-size squares and writes\n' +
-        'the GeM-pooled, L2-normalised features of --backbone: a tfjs model.json\n' +
-        '(cut at --cut, by default its last spatial feature map; inputs scaled to\n' +
-        '[-1, 1]) or a built-in ResNet (with --weights: Keras-converted weights\n' +
-        'loaded by layer name). Writes --out (float32 rows × dim) and a .json beside\n' +
-        'it listing the images in row order. Start the distillation from them:\n' +
-        '`ddistill diffuse --db feats.npy ...`, then `ddistill train --images ...`.',
+        'path per line) with sharp, resizes them (longer side = --image-size, the\n' +
+        'paper\'s 600 by default; --resize square squashes them) and writes the\n' +
+        'GeM-pooled, L2-normalised features of --backbone: a tfjs model.json (cut at\n' +
+        '--cut, by default its last spatial feature map; inputs scaled to [-1, 1])\n' +
+        'or a built-in ResNet (with --weights: Keras-converted weights loaded by\n' +
+        'layer name). Writes --out (float32 rows × dim) and a .json beside it\n' +
+        'listing the images in row order. Distil from them: `ddistill diffuse --db\n' +
+        'feats.npy ...`, then `ddistill train --images ...` (or `ddistill bootstrap\n' +
+        '--images ...`, which does it all).',
     )
-    .requiredOption('--images <dir|list>', 'the images')
-    .requiredOption('--backbone <name|model.json>', 'resnet18/34/50, small, or a tfjs LayersModel')
-    .option('--cut <layer>', 'layer to pool (model.json backbones)')
-    .option('--image-size <px>', 'square size the images are resized to', parsePositiveInt, 224)
-    .option('--weights <model.json>', 'Keras-converted weights for a built-in ResNet')
+    .requiredOption('--images <dir|list>', 'the images');
+  return addImageOptions(cmd, '', { required: true })
     .option('--skip-bad-images', 'report unreadable images and leave them out instead of failing')
     .option('--crops <gnd.pkl|json>', 'crop each image to its query box (revisitop bbx), in order')
     .requiredOption('--out <file.npy>', 'output descriptors')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
-    .action(async (flags: { images: string; backbone: string; cut?: string; imageSize: number; weights?: string; skipBadImages?: boolean; crops?: string; out: string; backend: BackendChoice }) => {
+    .addHelpText('after', '\nExamples:\n  ddistill features --images photos/ --backbone mobilenet/model.json --out feats.npy\n  ddistill features --images queries/ --crops gnd_roxford5k.pkl --backbone resnet50 --weights r50/model.json --out q.npy')
+    .action(async (flags: ImageFlags & { images: string; skipBadImages?: boolean; crops?: string; out: string; backend: BackendChoice }) => {
       const bar = progress('features');
       try {
         const r = await featureFiles({
-          images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, weights: flags.weights, skipBad: flags.skipBadImages, crops: flags.crops,
+          images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, resize: flags.resize, weights: flags.weights, scale: flags.inputScale, skipBad: flags.skipBadImages, crops: flags.crops,
           out: flags.out, backend: flags.backend,
           onBackend: (b) => note(`backend: ${b.backend} (${b.source})`),
           onSkip: (p, m) => {

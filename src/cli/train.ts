@@ -8,6 +8,7 @@ import { SCHEDULES, TRAIN_DEFAULTS, type EpochRecord, type Schedule, type StepPr
 import { trainImages } from '../train/images.js';
 import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
 import { duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
+import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
 
 export interface TrainingFlags {
   head: HeadKind;
@@ -26,6 +27,8 @@ export interface TrainingFlags {
   epochs: number;
   steps?: number;
   seed: number;
+  microBatch?: number;
+  batchNorm?: 'train' | 'frozen';
   normalize: boolean;
   backend: BackendChoice;
   engine: EngineChoice;
@@ -42,17 +45,10 @@ export interface GroundTruthFlags {
   queryGroups?: string;
 }
 
-interface TrainFlags extends TrainingFlags, GroundTruthFlags {
+interface TrainFlags extends TrainingFlags, GroundTruthFlags, ImageTrainingFlags {
   db?: string;
   images?: string;
   ranks?: string;
-  backbone: string;
-  cut?: string;
-  imageSize: number;
-  freezeUntil?: string;
-  whiten?: number;
-  microBatch?: number;
-  batchNorm?: 'train' | 'frozen';
   out: string;
   resume?: boolean;
   json?: boolean;
@@ -118,6 +114,8 @@ export function addTrainingOptions(cmd: Command): Command {
     .option('--epochs <n>', 'passes over the mined triplets', parsePositiveInt, d.epochs)
     .option('--steps <n>', 'total steps instead of --epochs', parsePositiveInt)
     .option('--seed <n>', 'seed of initialisation, mining and shuffling', integer, d.seed)
+    .option('--micro-batch <n>', 'triplets per forward pass (gradient accumulation)', parsePositiveInt)
+    .addOption(new Option('--batch-norm <mode>', 'image mode: batch statistics (train) or stored (frozen)').choices(['train', 'frozen']))
     .option('--no-normalize', 'do not L2-normalise the descriptors first')
     .addOption(new Option('--backend <name>', 'tfjs backend (auto: tensorflow > wasm > cpu)').choices(BACKEND_CHOICES).default('auto'))
     .addOption(new Option('--engine <name>', 'dense products (PCA, validation)').choices(['auto', 'onnxruntime', 'js']).default('auto'));
@@ -141,7 +139,8 @@ export function trainingFromFlags(flags: TrainingFlags): { head: HeadOptions; tr
     head: { kind: flags.head, dim: flags.dim, hidden: flags.hidden, init: flags.init, pcaMethod: flags.pcaMethod },
     train: {
       batch: flags.batch, lr: flags.lr, schedule: flags.schedule, momentum: flags.momentum, weightDecay: flags.weightDecay,
-      epochs: flags.epochs, steps: flags.steps ?? null, seed: flags.seed,
+      epochs: flags.epochs, steps: flags.steps ?? null, seed: flags.seed, microBatch: flags.microBatch ?? null,
+      ...(flags.batchNorm ? { batchNorm: flags.batchNorm } : {}),
       triplets: { k: flags.k, m0: flags.m0, perAnchor: flags.perAnchor },
     },
   };
@@ -170,10 +169,14 @@ export function trainCommand(): Command {
         'Image mode (--images DIR|list instead of --db): the network is --backbone\n' +
         '(resnet18/34/50 or small, trained from scratch, or a tfjs model.json cut at\n' +
         '--cut, e.g. an ImageNet MobileNet) with GeM pooling and an optional --whiten\n' +
-        'layer; images are resized to --image-size squares. --freeze-until LAYER runs\n' +
-        'the layers up to LAYER once and trains the rest; --micro-batch accumulates\n' +
-        'gradients when a batch does not fit the 4 GiB wasm heap. The ranking comes\n' +
-        'from `ddistill features` + `ddistill diffuse` on the same images.\n\n' +
+        'layer. Images keep their aspect ratio with the longer side = --image-size\n' +
+        '(600 as in the paper; `cpu` = 224 for a laptop), each going through the\n' +
+        'network on its own; --resize square squashes them to squares instead.\n' +
+        '--freeze-until LAYER runs the layers up to LAYER once and trains the rest;\n' +
+        '--micro-batch accumulates gradients when a batch does not fit the 4 GiB wasm\n' +
+        'heap; --batch-norm frozen keeps a pretrained network\'s statistics. The\n' +
+        'ranking comes from `ddistill features` + `ddistill diffuse` on the same\n' +
+        'images (`ddistill bootstrap --images` runs the whole chain).\n\n' +
         'k must reach past an item\'s relevant set: ordering items inside one class\n' +
         'teaches nothing that transfers to new queries (MNIST: k 3000, m0 0.5).\n' +
         'All options can come from --config FILE.json (camelCase keys).',
@@ -188,14 +191,8 @@ export function trainCommand(): Command {
     .option('--labels <file>', 'validation: database class labels')
     .option('--query-labels <file>', 'validation: query class labels')
     .option('--groups <n|file>', 'validation: UKBench groups')
-    .option('--query-groups <file>', 'validation: query groups')
-    .option('--backbone <name|model.json>', 'image mode: resnet18/34/50, small, or a tfjs model', 'resnet18')
-    .option('--cut <layer>', 'image mode: layer of a model.json backbone to pool')
-    .option('--image-size <px>', 'image mode: images are resized to this square', parsePositiveInt, 224)
-    .option('--freeze-until <layer>', 'image mode: train only the layers after this one')
-    .option('--whiten <n>', 'image mode: a whitening layer of n outputs after GeM', parsePositiveInt)
-    .option('--micro-batch <n>', 'triplets per forward pass (gradient accumulation)', parsePositiveInt)
-    .addOption(new Option('--batch-norm <mode>', 'image mode: batch statistics (train) or stored (frozen)').choices(['train', 'frozen']));
+    .option('--query-groups <file>', 'validation: query groups');
+  addImageTrainingOptions(addImageOptions(cmd, 'image mode: ', { default: 'resnet18' }), 'image mode: ');
   return addRunOptions(cmd, 'continue from --out/checkpoint with the same options')
     .addHelpText(
       'after',
@@ -216,12 +213,11 @@ export function trainCommand(): Command {
       };
       const onBackend = (b: BackendInfo) => note(`backend: ${b.backend} (${b.source}), tfjs ${b.tfjsVersion}`);
       const training = trainingFromFlags(flags);
-      const train = { ...training.train, microBatch: flags.microBatch ?? null, ...(flags.batchNorm ? { batchNorm: flags.batchNorm } : {}) };
+      const train = training.train;
       if (flags.images) {
         try {
           const r = await trainImages({
-            images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, freezeUntil: flags.freezeUntil,
-            whiten: flags.whiten ?? null, ranks: flags.ranks, out: flags.out, train, backend: flags.backend, resume: flags.resume,
+            images: flags.images, ...imageOptionsFromFlags(flags), ranks: flags.ranks, out: flags.out, train, backend: flags.backend, resume: flags.resume,
             onBackend, onStage: (m) => note(m), onStep, onEpoch,
           });
           if (flags.json) print(JSON.stringify({ model: r.model, backend: r.backend.backend, steps: r.steps, seconds: Number(r.seconds.toFixed(3)), history: r.history }));

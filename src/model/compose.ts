@@ -76,3 +76,18 @@ export function chain(models: readonly tf.LayersModel[], name: string): tf.Layer
   for (const m of models) x = m.apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: x, name });
 }
+
+/**
+ * Copies every weight of `target` from the weight of `source` with the same original name
+ * (e.g. `conv1_conv/kernel`), whatever the nesting (a frozen front and trained back joined by
+ * `chain` keep their layers' names). Missing or differently shaped weights are an error.
+ */
+export function copyWeightsByName(target: tf.LayersModel, source: tf.LayersModel, sourceName: string): void {
+  const byName = new Map(source.weights.map((w) => [w.originalName, w]));
+  for (const w of target.weights) {
+    const s = byName.get(w.originalName);
+    if (!s) throw new UserError(`${sourceName} has no weight '${w.originalName}'; start from a model of the same network`);
+    if (s.shape.join('×') !== w.shape.join('×')) throw new UserError(`${sourceName}: weight '${w.originalName}' is ${s.shape.join('×')}, not ${w.shape.join('×')}; start from a model of the same network`);
+    w.write(s.read());
+  }
+}

@@ -1,23 +1,28 @@
 /**
  * Image-mode networks: a backbone (one of the built-in ResNets, or any tfjs LayersModel given by
  * its model.json, cut at a named layer), GeM pooling, an optional whitening layer. Inputs are
- * square images flattened to rows of size·size·channels values in [0, 1] (as the trainer gathers
- * rows); the network reshapes and rescales them itself, so an exported model needs no other
- * preprocessing than decoding and resizing.
+ * images as [batch, height, width, channels] in [0, 1]: size × size squares, or any size when the
+ * longer side is resized to `size` (the paper's setting, each image keeping its aspect ratio). The
+ * network rescales its input itself, so an exported model needs no other preprocessing than
+ * decoding and resizing.
  */
 import { existsSync } from 'node:fs';
 import { tf } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
 import { ownNode, tensorKey } from './compose.js';
+import type { ResizeMode } from '../io/images.js';
 import { fileHandler } from './io.js';
 import { buildResNet, GeM, loadWeightsByName, RESNET_ARCHS, type ResNetArch } from './resnet.js';
 
 export interface ImageModelSpec {
-  /** 'resnet18' | 'resnet34' | 'resnet50' | 'small', or the path of a tfjs model.json. */
+  /** 'resnet18' | 'resnet34' | 'resnet50' | 'small', 'nsfwjs:mobilenet_v2', or the path of a tfjs model.json. */
   readonly backbone: string;
   /** For a model.json backbone: the layer to cut at (default: its last 4-d output). */
   readonly cut?: string;
+  /** The side of the square, or the longer side. */
   readonly size: number;
+  /** 'square': size × size inputs; 'longer': any height and width (longer side = size). */
+  readonly resize: ResizeMode;
   readonly channels: number;
   /** Input scaling inside the network: 'unit' keeps [0, 1], 'symmetric' maps to [-1, 1]. */
   readonly scale: 'unit' | 'symmetric';
@@ -31,7 +36,41 @@ export interface ImageModelSpec {
 
 export const isBuiltInBackbone = (b: string): b is ResNetArch => (RESNET_ARCHS as readonly string[]).includes(b);
 
+/** The networks bundled in the npm package nsfwjs (Keras LayersModels), as `nsfwjs:NAME` backbones. */
+export const NSFWJS_MODELS = ['mobilenet_v2', 'inception_v3'] as const;
+const NSFWJS_PREFIX = 'nsfwjs:';
+
+/**
+ * How a backbone expects its input: the built-in ResNets and nsfwjs's networks take [0, 1]
+ * (nsfwjs divides by 255); Keras ImageNet models such as MobileNet take [-1, 1].
+ */
+export const defaultScale = (backbone: string): ImageModelSpec['scale'] => (isBuiltInBackbone(backbone) || backbone.startsWith(NSFWJS_PREFIX) ? 'unit' : 'symmetric');
+
+/**
+ * A network that nsfwjs bundles (as JavaScript modules holding the model.json and base64 weight
+ * shards), loaded from the installed package.
+ */
+async function loadNsfwjsModel(backbone: string): Promise<tf.LayersModel> {
+  const name = backbone.slice(NSFWJS_PREFIX.length);
+  if (!(NSFWJS_MODELS as readonly string[]).includes(name)) throw new UserError(`${backbone}: nsfwjs bundles ${NSFWJS_MODELS.map((m) => NSFWJS_PREFIX + m).join(' and ')}`);
+  interface Bundle { modelJson(): Promise<{ default: { modelTopology: object; weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[] } }>; weightBundles: (() => Promise<{ default: string }>)[] }
+  let bundle: Bundle;
+  try {
+    const modulePath = `nsfwjs/models/${name}`;
+    const m = (await import(modulePath)) as Record<string, Bundle>;
+    bundle = Object.values(m).find((v) => typeof v === 'object' && v !== null && 'modelJson' in v)!;
+  } catch {
+    throw new UserError(`${backbone}: the npm package nsfwjs is not installed; run \`npm install nsfwjs\` (it bundles the network), or give a model.json`);
+  }
+  const json = (await bundle.modelJson()).default;
+  const shards = await Promise.all(bundle.weightBundles.map(async (load) => Buffer.from((await load()).default, 'base64')));
+  const weightData = Buffer.concat(shards);
+  const weightSpecs = json.weightsManifest.flatMap((g) => g.weights);
+  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.length) }));
+}
+
 async function loadLayersModelFile(path: string): Promise<tf.LayersModel> {
+  if (path.startsWith(NSFWJS_PREFIX)) return loadNsfwjsModel(path);
   if (!existsSync(path)) throw new UserError(`${path}: no such model.json; give a tfjs LayersModel (model.json + weight shards) or one of ${RESNET_ARCHS.join(', ')}`);
   try {
     return await tf.loadLayersModel(fileHandler(path));
@@ -75,10 +114,12 @@ export function lastFeatureMap(model: tf.LayersModel): string {
 
 /** Builds the image network of `spec` (loading backbone files as needed). */
 export async function buildImageModel(spec: ImageModelSpec): Promise<tf.LayersModel> {
-  const { size, channels } = spec;
+  const { channels } = spec;
+  const side = spec.resize === 'square' ? spec.size : null;
+  if (!Number.isInteger(spec.size) || spec.size < 8) throw new UserError(`image size must be an integer ≥ 8, got ${spec.size}`);
   if (isBuiltInBackbone(spec.backbone)) {
     if (spec.scale !== 'unit') throw new UserError('the built-in ResNets take images in [0, 1]; leave the input scale as it is');
-    const model = buildResNet({ arch: spec.backbone, size, channels, whiten: spec.whiten, widths: spec.widths, seed: spec.seed });
+    const model = buildResNet({ arch: spec.backbone, size: side, channels, whiten: spec.whiten, widths: spec.widths, seed: spec.seed });
     if (spec.weights) {
       const source = await loadLayersModelFile(spec.weights);
       const copied = loadWeightsByName(model, source);
@@ -89,14 +130,20 @@ export async function buildImageModel(spec: ImageModelSpec): Promise<tf.LayersMo
   }
   const backbone = await loadLayersModelFile(spec.backbone);
   const inShape = backbone.inputs[0]!.shape;
-  if ((inShape[1] !== null && inShape[1] !== size) || (inShape[2] !== null && inShape[2] !== size) || inShape[3] !== channels) {
-    throw new UserError(`${spec.backbone} takes ${inShape.slice(1).join('×')} images; use --image-size ${inShape[1]} (and ${inShape[3]} channels)`);
+  if (inShape.length !== 4 || inShape[3] !== channels) {
+    throw new UserError(`${spec.backbone} takes inputs of shape ${JSON.stringify(inShape.slice(1))}, not images of ${channels} channels`);
   }
   const cut = spec.cut ?? lastFeatureMap(backbone);
-  const input = tf.input({ shape: [size * size * channels], name: 'image' });
-  let x = tf.layers.reshape({ targetShape: [size, size, channels], name: 'image_hwc' }).apply(input) as tf.SymbolicTensor;
+  // The convolutional layers up to the cut work at any input size: they are re-applied to ours.
+  const input = tf.input({ shape: [side, side, channels], name: 'image' });
+  let x: tf.SymbolicTensor = input;
   if (spec.scale === 'symmetric') x = tf.layers.rescaling({ scale: 2, offset: -1, name: 'image_scale' }).apply(x) as tf.SymbolicTensor;
-  x = reapply(backbone, x, cut);
+  try {
+    x = reapply(backbone, x, cut);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${spec.backbone}: its layers up to '${cut}' do not apply to ${side ?? 'variable'}-pixel images (${(err as Error).message.split('\n')[0]}); cut at an earlier layer or use a square --image-size it was made for`);
+  }
   if ((x.shape as number[]).length !== 4) throw new UserError(`layer '${cut}' outputs shape ${JSON.stringify(x.shape)}, not a feature map; cut at a convolutional layer`);
   let out = new GeM({ name: 'gem' }).apply(x) as tf.SymbolicTensor;
   if (spec.whiten !== null) out = tf.layers.dense({ units: spec.whiten, kernelInitializer: tf.initializers.glorotUniform({ seed: spec.seed * 7919 + 7907 }), name: 'whiten' }).apply(out) as tf.SymbolicTensor;

@@ -21,13 +21,17 @@ export interface ModelManifest {
   readonly version: 1;
   /** 'descriptors': rows of a descriptor matrix; 'images': decoded images. */
   readonly inputKind: 'descriptors' | 'images';
-  readonly inputDim: number;
+  /** Descriptor dimension; null for image models (see preprocess.image). */
+  readonly inputDim: number | null;
   readonly embeddingDim: number;
   /** Applied to each input row before the model: 'l2' (unit length) or 'none'. */
   readonly preprocess: {
     readonly normalize: 'l2' | 'none';
-    /** Images: decode, convert to RGB, resize to size × size (squash), values in [0, 1], flatten HWC. */
-    readonly image?: { readonly size: number; readonly channels: number; readonly resize: 'square'; readonly range: readonly [number, number] };
+    /**
+     * Images: decode, convert to RGB, resize ('square': to size × size; 'longer': longer side to
+     * size, aspect ratio kept), values in [0, 1], as [1, height, width, channels] (or stacked).
+     */
+    readonly image?: { readonly size: number; readonly channels: number; readonly resize: 'square' | 'longer'; readonly range: readonly [number, number] };
   };
   /** Applied to each output row: always 'l2'; search embeddings by Euclidean distance. */
   readonly postprocess: { readonly normalize: 'l2' };

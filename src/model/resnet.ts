@@ -2,7 +2,7 @@
  * Image-mode networks built from tfjs layers: ResNet-18/34/50 in the ImageNet layout (Keras layer
  * names, so Keras-converted weights load by name), a small ResNet for small images, GeM pooling
  * with a learnable exponent (Radenović et al.), an optional whitening (dense) layer. The model
- * takes flattened images (rows of H·W·C values, as the trainer gathers them) and reshapes them.
+ * takes images as [batch, height, width, channels] in [0, 1], of one size or (size null) any.
  */
 import { tf } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
@@ -50,8 +50,8 @@ export const RESNET_ARCHS: readonly ResNetArch[] = ['resnet18', 'resnet34', 'res
 
 export interface ImageNetSpec {
   readonly arch: ResNetArch;
-  /** Input height = width, and channels (3 for photographs, 1 for MNIST). */
-  readonly size: number;
+  /** Input height = width (null: any height and width), and channels (3 for photographs, 1 for MNIST). */
+  readonly size: number | null;
   readonly channels: number;
   /** Output dimension of a whitening (dense) layer after pooling; null: the pooled features. */
   readonly whiten: number | null;
@@ -69,7 +69,7 @@ const STAGES: Record<Exclude<ResNetArch, 'small'>, { blocks: number[]; bottlenec
 /** Builds the backbone + GeM (+ whitening) network; outputs are L2-normalised by the embedder. */
 export function buildResNet(spec: ImageNetSpec): tf.LayersModel {
   const { size, channels, seed } = spec;
-  if (!Number.isInteger(size) || size < 8) throw new UserError(`image size must be an integer ≥ 8, got ${size}`);
+  if (size !== null && (!Number.isInteger(size) || size < 8)) throw new UserError(`image size must be an integer ≥ 8, got ${size}`);
   let counter = 0;
   // Seeds start at 1: tfjs initialisers treat a seed of 0 as "no seed" (random).
   const init = () => tf.initializers.heNormal({ seed: seed * 7919 + 1 + counter++ });
@@ -94,8 +94,8 @@ export function buildResNet(spec: ImageNetSpec): tf.LayersModel {
     return relu(tf.layers.add({ name: `${name}_add` }).apply([shortcut, y]) as tf.SymbolicTensor, `${name}_out`);
   };
 
-  const input = tf.input({ shape: [size * size * channels], name: 'image' });
-  let x = tf.layers.reshape({ targetShape: [size, size, channels], name: 'image_hwc' }).apply(input) as tf.SymbolicTensor;
+  const input = tf.input({ shape: [size, size, channels], name: 'image' });
+  let x = input;
   if (spec.arch === 'small') {
     const widths = spec.widths ?? [16, 32, 64];
     x = relu(bn(conv(x, widths[0]!, 3, 1, 'conv1_conv'), 'conv1_bn'), 'conv1_relu');

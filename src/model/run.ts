@@ -9,10 +9,10 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { writeNpy } from '../io/npy.js';
 import { l2NormalizeNamed, readMatrix, type Matrix } from '../matrix.js';
 import { loadRevisitedGroundTruth } from '../io/groundTruth.js';
-import { imageBatches, listImages } from '../io/images.js';
-import { loadImageMatrix } from '../train/images.js';
+import { imageBatches, listImages, type ImageOptions, type ResizeMode } from '../io/images.js';
 import { embedRows } from './head.js';
-import { buildImageModel, isBuiltInBackbone } from './image.js';
+import { embedImages, memoryImages } from './imageSet.js';
+import { buildImageModel, defaultScale } from './image.js';
 import { loadModelFolder, saveModelFolder, type ModelManifest } from './io.js';
 import type { tf } from '../backend/tfjs.js';
 
@@ -37,28 +37,91 @@ export interface EmbedFilesOptions {
   readonly queries?: string;
   /** Images (a folder or list file) for an image model: written as images.npy + images.json. */
   readonly images?: string;
+  /** Revisited ground truth whose query boxes (bbx) crop the images, in order (query images). */
+  readonly crops?: string;
+  readonly skipBad?: boolean;
   readonly out: string;
   readonly backend?: BackendChoice;
   readonly onBackend?: (info: BackendInfo) => void;
+  readonly onSkip?: (path: string, message: string) => void;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** The query boxes of `gnd` for the images of `source`, checked to be as many. */
+export function queryCrops(gnd: string | undefined, paths: readonly string[], source: string): (readonly number[] | null)[] | undefined {
+  if (!gnd) return undefined;
+  const gt = loadRevisitedGroundTruth(gnd);
+  if (gt.gnd.length !== paths.length) throw new UserError(`${gnd} has ${gt.gnd.length} query boxes but ${source} holds ${paths.length} images; give the query images, in ground-truth order`);
+  return gt.gnd.map((g) => g.bbx);
+}
+
+/**
+ * Runs an image network over image files, `batch` at a time (decoded while the previous batch
+ * runs): L2-normalised rows for the readable images, and the paths kept and skipped.
+ */
+async function runOverImages(
+  model: tf.LayersModel,
+  paths: readonly string[],
+  o: ImageOptions & { crops?: (readonly number[] | null)[]; skipBad?: boolean; batch?: number; onSkip?: (path: string, message: string) => void; onProgress?: (done: number, total: number) => void },
+): Promise<{ matrix: Matrix; kept: string[]; skipped: string[] }> {
+  const rows: Float32Array[] = [];
+  const kept: string[] = [];
+  const skipped: string[] = [];
+  for await (const b of imageBatches(paths, o.batch ?? 8, {
+    ...o, onSkip: (p, m) => {
+      skipped.push(p);
+      o.onSkip?.(p, m);
+    },
+  })) {
+    if (b.images.length > 0) {
+      const e = await embedImages(model, memoryImages(b.images.map((img) => ({ ...img, channels: 3 }))), { batch: b.images.length });
+      rows.push(e.data);
+      b.indices.forEach((i) => kept.push(paths[i]!));
+    }
+    o.onProgress?.(kept.length + skipped.length, paths.length);
+  }
+  const cols = (model.outputs[0]!.shape.slice(1) as number[]).reduce((p, d) => p * d, 1);
+  const data = new Float32Array(kept.length * cols);
+  let offset = 0;
+  for (const r of rows) {
+    data.set(r, offset);
+    offset += r.length;
+  }
+  return { matrix: { rows: kept.length, cols, data }, kept, skipped };
+}
+
+/**
+ * Embeds image files with a loaded image model, decoded and resized as its manifest says:
+ * L2-normalised rows of the readable images, and the paths kept and skipped.
+ */
+export async function embedImageList(
+  model: tf.LayersModel,
+  manifest: ModelManifest,
+  paths: readonly string[],
+  o: { crops?: (readonly number[] | null)[]; skipBad?: boolean; onSkip?: (path: string, message: string) => void; onProgress?: (done: number, total: number) => void } = {},
+): Promise<{ matrix: Matrix; kept: string[]; skipped: string[] }> {
+  const image = manifest.preprocess.image;
+  if (manifest.inputKind !== 'images' || !image) throw new UserError('this model embeds descriptors, not images; give --db/--queries .npy files');
+  return runOverImages(model, paths, { size: image.size, mode: image.resize, ...o });
 }
 
 /** Embeds images with an image model (decoded and resized as its manifest says). */
 async function embedImageFiles(o: EmbedFilesOptions): Promise<EmbedSummary> {
   const started = performance.now();
+  const paths = listImages(o.images!);
+  const crops = queryCrops(o.crops, paths, o.images!);
   const info = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(info);
   const { dir, model, manifest } = await loadModelFolder(o.model);
   try {
-    const image = manifest.preprocess.image;
-    if (manifest.inputKind !== 'images' || !image) throw new UserError(`${dir}: this model embeds descriptors; give --db/--queries .npy files`);
-    const paths = listImages(o.images!);
-    const pixels = await loadImageMatrix(paths, image.size);
-    const e = embedRows(model, pixels, 16);
+    if (manifest.inputKind !== 'images') throw new UserError(`${dir}: this model embeds descriptors; give --db/--queries .npy files`);
+    const r = await embedImageList(model, manifest, paths, { crops, skipBad: o.skipBad, onSkip: o.onSkip, onProgress: o.onProgress });
+    if (r.kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
     const output = join(o.out, 'images.npy');
-    writeNpy(output, { dtype: 'float32', shape: [e.rows, e.cols], data: e.data });
+    writeNpy(output, { dtype: 'float32', shape: [r.matrix.rows, r.matrix.cols], data: r.matrix.data });
     const seconds = (performance.now() - started) / 1000;
-    const summary = { model: dir, embeddingDim: manifest.embeddingDim, written: [{ input: o.images!, output, rows: e.rows }], seconds };
-    writeFileAtomic(join(o.out, 'embed.json'), JSON.stringify({ ...summary, images: paths, backend: info.backend, provenance: manifest.provenance }, null, 2) + '\n');
+    const summary = { model: dir, embeddingDim: manifest.embeddingDim, written: [{ input: o.images!, output, rows: r.matrix.rows }], seconds };
+    writeFileAtomic(join(o.out, 'embed.json'), JSON.stringify({ ...summary, images: r.kept, skipped: r.skipped, backend: info.backend, provenance: manifest.provenance }, null, 2) + '\n');
     return summary;
   } finally {
     model.dispose();
@@ -114,7 +177,9 @@ export interface FeatureFilesOptions {
   readonly images: string;
   readonly backbone: string;
   readonly cut?: string;
+  /** Longer side (or square side) of the resized images. */
   readonly size: number;
+  readonly resize?: ResizeMode;
   readonly scale?: 'unit' | 'symmetric';
   readonly weights?: string;
   readonly out: string;
@@ -136,49 +201,23 @@ export interface FeatureFilesOptions {
 export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: number; dim: number; skipped: string[]; seconds: number }> {
   const started = performance.now();
   const paths = listImages(o.images);
-  let crops: (readonly number[] | null)[] | undefined;
-  if (o.crops) {
-    const gt = loadRevisitedGroundTruth(o.crops);
-    if (gt.gnd.length !== paths.length) throw new UserError(`${o.crops} has ${gt.gnd.length} query boxes but ${o.images} holds ${paths.length} images; give the query images, in ground-truth order`);
-    crops = gt.gnd.map((g) => g.bbx);
-  }
+  const crops = queryCrops(o.crops, paths, o.images);
   const info = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(info);
+  const resize = o.resize ?? 'longer';
   const model = await buildImageModel({
-    backbone: o.backbone, cut: o.cut, size: o.size, channels: 3, whiten: null, weights: o.weights, seed: 0,
-    scale: o.scale ?? (isBuiltInBackbone(o.backbone) ? 'unit' : 'symmetric'),
+    backbone: o.backbone, cut: o.cut, size: o.size, resize, channels: 3, whiten: null, weights: o.weights, seed: 0,
+    scale: o.scale ?? defaultScale(o.backbone),
   });
-  const rows: Float32Array[] = [];
-  const kept: string[] = [];
-  const skipped: string[] = [];
+  let r: Awaited<ReturnType<typeof runOverImages>>;
   try {
-    for await (const b of imageBatches(paths, o.batch ?? 8, {
-      size: o.size, crops, skipBad: o.skipBad, onSkip: (p, m) => {
-        skipped.push(p);
-        o.onSkip?.(p, m);
-      },
-    })) {
-      if (b.images.length === 0) continue;
-      const cols = b.images[0]!.data.length;
-      const m = { rows: b.images.length, cols, data: new Float32Array(b.images.length * cols) };
-      b.images.forEach((img, i) => m.data.set(img.data, i * cols));
-      rows.push(embedRows(model, m, o.batch ?? 8).data);
-      b.indices.forEach((i) => kept.push(paths[i]!));
-      o.onProgress?.(kept.length + skipped.length, paths.length);
-    }
+    r = await runOverImages(model, paths, { size: o.size, mode: resize, crops, skipBad: o.skipBad, batch: o.batch, onSkip: o.onSkip, onProgress: o.onProgress });
   } finally {
     model.dispose();
   }
-  if (kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
-  const all = new Float32Array(rows.reduce((s, r) => s + r.length, 0));
-  let offset = 0;
-  for (const r of rows) {
-    all.set(r, offset);
-    offset += r.length;
-  }
-  const width = all.length / kept.length;
-  writeNpy(o.out, { dtype: 'float32', shape: [kept.length, width], data: all });
+  if (r.kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
+  writeNpy(o.out, { dtype: 'float32', shape: [r.matrix.rows, r.matrix.cols], data: r.matrix.data });
   const seconds = (performance.now() - started) / 1000;
-  writeFileAtomic(`${o.out.replace(/\.npy$/, '')}.json`, JSON.stringify({ images: kept, skipped, backbone: o.backbone, cut: o.cut ?? null, size: o.size, dim: width, seconds }, null, 2) + '\n');
-  return { rows: kept.length, dim: width, skipped, seconds };
+  writeFileAtomic(`${o.out.replace(/\.npy$/, '')}.json`, JSON.stringify({ images: r.kept, skipped: r.skipped, backbone: o.backbone, cut: o.cut ?? null, size: o.size, resize, dim: r.matrix.cols, seconds }, null, 2) + '\n');
+  return { rows: r.matrix.rows, dim: r.matrix.cols, skipped: r.skipped, seconds };
 }

@@ -4,10 +4,16 @@
  * training of the head (continuing from the previous iteration's weights) → re-embedding of the
  * database and queries → evaluation. The next iteration diffuses the new embeddings.
  *
+ * Image mode (images instead of descriptors): a first stage extracts the base descriptors from
+ * the backbone before training (features/), the training stage fine-tunes the image network, and
+ * the embedding stage runs it over the database and query images (queries cropped to their
+ * revisitop boxes when the ground truth has them).
+ *
  * Run folder:
  *   manifest.json       options, versions, per-stage timings, per-iteration metrics, status
  *   config.json         (from the CLI) the options as a --config file: the run again, anywhere
- *   subset/             the training items when --train-fraction < 1 (indices.npy, db.npy)
+ *   features/           image mode: db.npy, queries.npy (+ .json) from the untrained backbone
+ *   subset/             the training items when --train-fraction < 1 (indices.npy, db.npy, images.txt)
  *   iter-N/teacher/     the diffusion self-ranking (ddistill diffuse)
  *   iter-N/train/       the training run (ddistill train: model/, checkpoint/, train.json)
  *   iter-N/emb/         embeddings of all database items and queries (ddistill embed)
@@ -31,7 +37,9 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { l2NormalizeNamed, readMatrix, type Matrix } from '../matrix.js';
 import { loadModelFolder } from '../model/io.js';
-import { embedDescriptors, embedFiles } from '../model/run.js';
+import { embedDescriptors, embedFiles, embedImageList, featureFiles, queryCrops } from '../model/run.js';
+import { listImages } from '../io/images.js';
+import { trainImages, type ImageTrainOptions } from '../train/images.js';
 import { exactSearch } from '../search/exact.js';
 import type { EpochRecord, StepProgress } from '../train/loop.js';
 import { seededRandom } from '../triplets/mining.js';
@@ -47,9 +55,17 @@ export interface GroundTruthOptions {
   readonly queryGroups?: string;
 }
 
+/** Image mode: the network and how images are resized (as `ddistill train --images`). */
+export type BootstrapImageOptions = Pick<ImageTrainOptions, 'backbone' | 'cut' | 'weights' | 'scale' | 'size' | 'resize' | 'freezeUntil' | 'whiten'>;
+
 export interface BootstrapOptions extends GroundTruthOptions {
-  readonly db: string;
+  /** Database descriptors, or (image mode) `images`. */
+  readonly db?: string;
   readonly queries?: string;
+  /** Image mode: the database images (a folder or list file) and the query images. */
+  readonly images?: string;
+  readonly queryImages?: string;
+  readonly image?: BootstrapImageOptions;
   readonly out: string;
   readonly iterations: number;
   /** Train on this fraction of the database (seeded subset), embed and search all of it. */
@@ -71,6 +87,8 @@ export interface BootstrapOptions extends GroundTruthOptions {
   readonly onStage?: (iteration: number, stage: string, message: string) => void;
   readonly onStep?: (p: StepProgress) => void;
   readonly onEpoch?: (r: EpochRecord) => void;
+  /** Progress of image decoding and embedding (image mode). */
+  readonly onImages?: (done: number, total: number) => void;
 }
 
 /** Metrics of one ranking and the time its queries took. */
@@ -101,6 +119,8 @@ export interface RunManifest {
   baseline: Measured | null;
   reranking: (Measured & { readonly method: DiffusionMethod }) | null;
   iterations: IterationRecord[];
+  /** Image mode: seconds to extract the base descriptors (db, queries). */
+  featureSeconds?: Record<string, number>;
   seconds: number;
 }
 
@@ -108,7 +128,7 @@ const MANIFEST = 'manifest.json';
 
 /** The options that define the result (hooks and resume left out), for the manifest. */
 function definingOptions(o: BootstrapOptions): Record<string, unknown> {
-  const { onStage: _s, onStep: _p, onEpoch: _e, resume: _r, config: _c, ...rest } = o;
+  const { onStage: _s, onStep: _p, onEpoch: _e, onImages: _i, resume: _r, config: _c, ...rest } = o;
   return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
 }
 
@@ -135,6 +155,33 @@ function rowsOf(m: Matrix, rows: Int32Array): Matrix {
 const writeMatrix = (path: string, m: Matrix) => writeNpy(path, { dtype: 'float32', shape: [m.rows, m.cols], data: m.data });
 const secondsSince = (t0: number) => Number(((performance.now() - t0) / 1000).toFixed(3));
 
+/** Image mode: embeds the database and query images with the model of `trainDir` into `embDir`. */
+async function embedImageRun(
+  trainDir: string,
+  embDir: string,
+  paths: readonly string[],
+  queryPaths: readonly string[] | null,
+  crops: (readonly number[] | null)[] | undefined,
+  onImages?: (done: number, total: number) => void,
+): Promise<void> {
+  const { dir, model, manifest } = await loadModelFolder(trainDir);
+  try {
+    const started = performance.now();
+    const total = paths.length + (queryPaths?.length ?? 0);
+    const db = await embedImageList(model, manifest, paths, { onProgress: (d) => onImages?.(d, total) });
+    writeMatrix(join(embDir, 'db.npy'), db.matrix);
+    if (queryPaths) {
+      const q = await embedImageList(model, manifest, queryPaths, { crops, onProgress: (d) => onImages?.(paths.length + d, total) });
+      writeMatrix(join(embDir, 'queries.npy'), q.matrix);
+    }
+    // embed.json last: its presence says the stage is complete.
+    const seconds = secondsSince(started);
+    writeFileAtomic(join(embDir, 'embed.json'), JSON.stringify({ model: dir, embeddingDim: manifest.embeddingDim, images: paths.length, queries: queryPaths?.length ?? 0, cropped: crops !== undefined, seconds }, null, 2) + '\n');
+  } finally {
+    model.dispose();
+  }
+}
+
 /** Runs (or resumes) a bootstrap; returns the final manifest. */
 export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   const started = performance.now();
@@ -143,17 +190,25 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   if (!(fraction > 0 && fraction <= 1)) throw new UserError(`--train-fraction must be in (0, 1], got ${fraction}`);
   const gt: GroundTruthOptions = { gnd: o.gnd, labels: o.labels, queryLabels: o.queryLabels, groups: o.groups, queryGroups: o.queryGroups };
   const hasGt = [o.gnd, o.labels, o.groups].some((x) => x !== undefined);
-  if (o.gnd && !o.queries) throw new UserError('revisited ground truth (--gnd) needs --queries');
-  const compare = (o.compare ?? true) && hasGt && o.queries !== undefined;
+  const hasQueries = o.queries !== undefined || o.queryImages !== undefined;
+  if (o.gnd && !hasQueries) throw new UserError('revisited ground truth (--gnd) needs --queries (or --query-images)');
+  const compare = (o.compare ?? true) && hasGt && hasQueries;
   const method = o.method ?? 'cas';
   const options = trainOptions(o.train);
   const head = headOptions(o.head);
 
-  const db = readMatrix(o.db);
-  const queries = o.queries ? readMatrix(o.queries) : null;
-  if (queries && queries.cols !== db.cols) throw new UserError(`${o.queries} has ${queries.cols} dimensions but ${o.db} has ${db.cols}; use descriptors from the same extractor`);
+  const imageMode = o.images !== undefined;
+  if (imageMode === (o.db !== undefined)) throw new UserError('give either --db (descriptors) or --images (image mode), on the command line or in --config');
+  if (imageMode && o.queries) throw new UserError('in image mode give the queries as images (--query-images), not descriptors');
+  if (!imageMode && o.queryImages) throw new UserError('--query-images needs --images (image mode); with --db give --queries descriptors');
+  const image = imageMode ? { ...o.image!, backbone: o.image?.backbone ?? 'resnet18', size: o.image?.size ?? 600 } : null;
+  const paths = imageMode ? listImages(o.images!) : null;
+  const queryPaths = o.queryImages ? listImages(o.queryImages) : null;
+  // Revisitop queries are cropped to their boxes (the protocol), when the ground truth has them.
+  const crops = queryPaths && o.gnd ? queryCrops(o.gnd, queryPaths, o.queryImages!) : undefined;
+  let db = imageMode ? null : readMatrix(o.db!);
   const defining = definingOptions(o);
-  const fingerprint = createHash('sha256').update(JSON.stringify({ defining, dbSize: db.rows, dbCols: db.cols })).digest('hex');
+  const fingerprint = createHash('sha256').update(JSON.stringify({ defining, dbSize: db?.rows ?? paths!.length, dbCols: db?.cols ?? null })).digest('hex');
   const manifestPath = join(o.out, MANIFEST);
   let manifest: RunManifest;
   if (existsSync(manifestPath)) {
@@ -164,10 +219,11 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
     }
   } else {
     if (o.resume) throw new UserError(`${o.out}: no bootstrap run to resume (no ${MANIFEST}); run without --resume`);
-    const subsetSize = fraction < 1 ? Math.max(2, Math.round(fraction * db.rows)) : db.rows;
+    const size = db?.rows ?? paths!.length;
+    const subsetSize = fraction < 1 ? Math.max(2, Math.round(fraction * size)) : size;
     manifest = {
       format: 'diffusion-distill-run', version: 1, status: 'running', options: defining, fingerprint, versions: {},
-      databaseSize: db.rows, trainItems: subsetSize, baseline: null, reranking: null, iterations: [], seconds: 0,
+      databaseSize: size, trainItems: subsetSize, baseline: null, reranking: null, iterations: [], seconds: 0,
     };
   }
   const backend = await initBackend(o.backend ?? 'auto');
@@ -178,7 +234,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
     manifest.seconds = Number((manifest.seconds + secondsSince(lastSave)).toFixed(3));
     lastSave = performance.now();
     writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
-    writeFileAtomic(join(o.out, 'report.html'), renderReport(manifest, `diffusion-distill: ${o.db}`));
+    writeFileAtomic(join(o.out, 'report.html'), renderReport(manifest, `diffusion-distill: ${o.db ?? o.images}`));
   };
   let lastSave = started;
   save();
@@ -188,15 +244,39 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
     return { metrics: reportFigures(rep), pr: rep.pr };
   };
 
+  // Image mode: base descriptors from the backbone before any training.
+  let dbFile = o.db;
+  let queriesFile = o.queries;
+  if (imageMode) {
+    const dir = join(o.out, 'features');
+    dbFile = join(dir, 'db.npy');
+    queriesFile = queryPaths ? join(dir, 'queries.npy') : undefined;
+    const extract = async (images: string, out: string, gnd?: string) => {
+      if (existsSync(out.replace(/\.npy$/, '.json'))) return;
+      stage(0, 'features', `${image!.backbone} features of ${images} (${image!.resize === 'square' ? `${image!.size}×${image!.size}` : `longer side ${image!.size}`})`);
+      const t0 = performance.now();
+      await featureFiles({ images, out, crops: gnd, backbone: image!.backbone, cut: image!.cut, weights: image!.weights, scale: image!.scale, size: image!.size, resize: image!.resize, backend: o.backend, onProgress: o.onImages });
+      manifest.featureSeconds = { ...manifest.featureSeconds, [out.endsWith('db.npy') ? 'db' : 'queries']: secondsSince(t0) };
+      save();
+    };
+    await extract(o.images!, dbFile);
+    if (queryPaths) await extract(o.queryImages!, queriesFile!, crops ? o.gnd : undefined);
+    db = readMatrix(dbFile);
+  }
+  const database = db!;
+  const databaseFile = dbFile!;
+  const queries = queriesFile ? readMatrix(queriesFile) : null;
+  if (queries && queries.cols !== database.cols) throw new UserError(`${queriesFile} has ${queries.cols} dimensions but ${databaseFile} has ${database.cols}; use descriptors from the same extractor`);
+
   const normalize = o.normalize ?? true;
   const unit = (m: Matrix, file: string) => (normalize ? l2NormalizeNamed(m, file) : m);
 
   // Comparisons: Euclidean search on the input descriptors, and diffusion query re-ranking.
   if (compare && !manifest.baseline) {
     stage(0, 'baseline', 'Euclidean search on the input descriptors');
-    const d = unit(db, o.db);
-    const q = unit(queries!, o.queries!);
-    const search = { k: Math.min(100, db.rows), metric: 'euclidean' as const, engine: o.engine };
+    const d = unit(database, databaseFile);
+    const q = unit(queries!, queriesFile!);
+    const search = { k: Math.min(100, database.rows), metric: 'euclidean' as const, engine: o.engine };
     await exactSearch(d, rowsOf(q, Int32Array.of(0)), search); // warm-up: engine start-up is not query time
     const t0 = performance.now();
     await exactSearch(d, q, search);
@@ -207,25 +287,28 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   if (compare && !manifest.reranking) {
     stage(0, 'reranking', `${method} query re-ranking of the ${queries!.rows} queries`);
     const t0 = performance.now();
-    const res = await diffuse(method, db, queries, o.params ?? {}, { topK: db.rows, normalize, engine: o.engine });
+    const res = await diffuse(method, database, queries, o.params ?? {}, { topK: database.rows, normalize, engine: o.engine });
     const querySeconds = secondsSince(t0);
-    const r = rankingOf(res.indices, res.rows, db.rows);
+    const r = rankingOf(res.indices, res.rows, database.rows);
     manifest.reranking = { method, ...(await evaluate({ ranking: r })), querySeconds, queries: queries!.rows };
     save();
   }
 
   // The training items.
   let subset: Int32Array | null = null;
-  let trainDb = o.db;
+  let trainDb = databaseFile;
+  let trainImagesList = o.images;
   if (fraction < 1) {
     const dir = join(o.out, 'subset');
     if (!existsSync(join(dir, 'db.npy'))) {
-      subset = trainingSubset(db.rows, fraction, options.seed);
+      subset = trainingSubset(database.rows, fraction, options.seed);
       writeNpy(join(dir, 'indices.npy'), { dtype: 'int32', shape: [subset.length], data: subset });
-      writeMatrix(join(dir, 'db.npy'), rowsOf(db, subset));
+      if (paths) writeFileAtomic(join(dir, 'images.txt'), Array.from(subset, (i) => paths[i]!).join('\n') + '\n');
+      writeMatrix(join(dir, 'db.npy'), rowsOf(database, subset));
     }
     subset = readNpy(join(dir, 'indices.npy')).data as Int32Array;
     trainDb = join(dir, 'db.npy');
+    if (paths) trainImagesList = join(dir, 'images.txt');
   }
 
   for (let it = 1; it <= o.iterations; it++) {
@@ -256,19 +339,27 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
       const resumeTraining = existsSync(join(trainDir, 'checkpoint', 'checkpoint.json'));
       stage(it, 'train', resumeTraining ? 'training (resumed from its checkpoint)' : 'training');
       const t0 = performance.now();
-      await trainFiles({
-        db: trainDb, ranks: teacher, out: trainDir, head, train: o.train, normalize, backend: o.backend, engine: o.engine,
-        resume: resumeTraining, initFrom: it > 1 ? join(o.out, `iter-${it - 1}`, 'train') : undefined,
-        onStep: o.onStep, onEpoch: o.onEpoch,
-      });
+      const initFrom = it > 1 ? join(o.out, `iter-${it - 1}`, 'train') : undefined;
+      if (image) {
+        await trainImages({
+          images: trainImagesList, ...image, ranks: teacher, out: trainDir, train: o.train, backend: o.backend, resume: resumeTraining, initFrom,
+          onStep: o.onStep, onEpoch: o.onEpoch, onStage: (m) => stage(it, 'train', m),
+        });
+      } else {
+        await trainFiles({
+          db: trainDb, ranks: teacher, out: trainDir, head, train: o.train, normalize, backend: o.backend, engine: o.engine,
+          resume: resumeTraining, initFrom, onStep: o.onStep, onEpoch: o.onEpoch,
+        });
+      }
       seconds.train = secondsSince(t0);
     }
     // 4. Re-embedding of all database items and the queries.
     const embDir = join(dir, 'emb');
     if (!existsSync(join(embDir, 'embed.json'))) {
-      stage(it, 'embed', `embedding ${db.rows} database items${queries ? ` and ${queries.rows} queries` : ''}`);
+      stage(it, 'embed', `embedding ${database.rows} database items${queries ? ` and ${queries.rows} queries` : ''}`);
       const t0 = performance.now();
-      await embedFiles({ model: trainDir, db: o.db, queries: o.queries, out: embDir, backend: o.backend });
+      if (image) await embedImageRun(trainDir, embDir, paths!, queryPaths, crops, o.onImages);
+      else await embedFiles({ model: trainDir, db: databaseFile, queries: queriesFile, out: embDir, backend: o.backend });
       seconds.embed = secondsSince(t0);
     }
     // 5. Evaluation and query latency (embedding the queries + exact Euclidean search).
@@ -284,11 +375,13 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
       seconds.eval = secondsSince(t0);
       if (queries) {
         const { model, manifest: mm } = await loadModelFolder(trainDir);
-        const search = { k: Math.min(100, db.rows), metric: 'euclidean' as const, engine: o.engine };
-        await exactSearch(embDb, embedDescriptors(model, mm, rowsOf(queries, Int32Array.of(0)), o.queries), search); // warm-up
+        const search = { k: Math.min(100, database.rows), metric: 'euclidean' as const, engine: o.engine };
+        // The online cost: embedding the queries (from their image files in image mode) + search.
+        const embedQueries = async (count: number) =>
+          queryPaths ? (await embedImageList(model, mm, queryPaths.slice(0, count), { crops: crops?.slice(0, count) })).matrix : embedDescriptors(model, mm, rowsOf(queries, Int32Array.from({ length: count }, (_, i) => i)), queriesFile);
+        await exactSearch(embDb, await embedQueries(1), search); // warm-up
         const t1 = performance.now();
-        const q = embedDescriptors(model, mm, queries, o.queries);
-        await exactSearch(embDb, q, search);
+        await exactSearch(embDb, await embedQueries(queries.rows), search);
         querySeconds = secondsSince(t1);
         model.dispose();
       }

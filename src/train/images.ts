@@ -1,9 +1,11 @@
 /**
  * Image mode: the same triplet training as descriptor mode, on a network that takes images.
- * Images are decoded once (sharp), resized to squares and kept as rows of size·size·channels
- * values; with --freeze-until the frozen front of the network runs once over all images and only
- * the back trains, on the cached feature maps (the usual CPU economy; frozen batch-norm layers
- * then keep their ImageNet statistics, as in fine-tuning practice).
+ * Images are decoded with sharp as the steps need them (kept while a cache budget allows), with
+ * the longer side resized to --image-size as in the paper (each image then goes through the
+ * network on its own: sizes differ) or squashed to squares (stacked). With --freeze-until the
+ * frozen front of the network runs once over all images and only the back trains, on the cached
+ * feature maps (the usual CPU economy; frozen batch-norm layers then keep their ImageNet
+ * statistics, as in fine-tuning practice).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -11,51 +13,50 @@ import { join } from 'node:path';
 import { initBackend, tf, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { imageBatches, listImages } from '../io/images.js';
+import { listImages, type ResizeMode } from '../io/images.js';
 import type { Matrix } from '../matrix.js';
-import { chain, splitAt } from '../model/compose.js';
-import { embedRows } from '../model/head.js';
-import { buildImageModel, isBuiltInBackbone, type ImageModelSpec } from '../model/image.js';
+import { chain, ownNode, splitAt, tensorKey } from '../model/compose.js';
+import { fileImages, mapImages, memoryImages, pixelImages, stackItems, type ImageSet } from '../model/imageSet.js';
+import { buildImageModel, defaultScale, type ImageModelSpec } from '../model/image.js';
 import { saveModelFolder, type ModelManifest } from '../model/io.js';
 import { readSelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
 import { checkpointFolder, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { stepCounts, train, type EpochRecord, type TrainState } from './loop.js';
-import { trainOptions, type TrainCallbacks, type TrainFilesOptions } from './run.js';
+import { stepCounts, train, type EpochRecord, type TrainInputs, type TrainState } from './loop.js';
+import { copyWeights, trainOptions, type TrainCallbacks, type TrainFilesOptions } from './run.js';
 
 /** The wasm heap's limit, less room for weights and the runtime. */
 export const WASM_ACTIVATION_BUDGET = 3 * 2 ** 30;
 
-/** Decodes images into rows of size·size·3 values in [0, 1] (unreadable files are fatal here). */
-export async function loadImageMatrix(paths: readonly string[], size: number, onProgress?: (done: number, total: number) => void): Promise<Matrix> {
-  const cols = size * size * 3;
-  const data = new Float32Array(paths.length * cols);
-  let done = 0;
-  for await (const b of imageBatches(paths, 16, { size })) {
-    b.indices.forEach((index, i) => data.set(b.images[i]!.data, index * cols));
-    done += b.indices.length;
-    onProgress?.(done, paths.length);
-  }
-  return { rows: paths.length, cols, data };
-}
-
-/** Approximate bytes of activations (kept for backpropagation) per input row of `model`. */
-export function activationBytesPerRow(model: tf.LayersModel): number {
+/**
+ * Approximate bytes of activations (kept for backpropagation) per input image of `inputShape`
+ * ([height, width, channels]), counting the layers of `model` after layer `after` only (those
+ * before it are frozen and cached) when given.
+ */
+export function activationBytesPerImage(model: tf.LayersModel, inputShape: readonly number[], after?: string): number {
+  const shapes = new Map<string, tf.Shape | tf.Shape[]>([[tensorKey(model.inputs[0]!), [1, ...inputShape]]]);
+  let counting = after === undefined;
   let floats = 0;
   for (const layer of model.layers) {
-    const shape = layer.outputShape as (number | null)[];
-    if (!Array.isArray(shape) || Array.isArray(shape[0])) continue;
-    floats += shape.slice(1).reduce<number>((p, d) => p * (d ?? 1), 1);
+    if (layer.getClassName() === 'InputLayer') continue;
+    const node = ownNode(model, layer);
+    const ins = node.inputs.map((t) => shapes.get(tensorKey(t))!);
+    const out = layer.computeOutputShape((ins.length === 1 ? ins[0]! : ins) as tf.Shape) as tf.Shape;
+    shapes.set(tensorKey(node.output), out);
+    if (counting) floats += out.slice(1).reduce<number>((p, d) => p * (d ?? 1), 1);
+    if (layer.name === after) counting = true;
   }
   // Outputs kept for the backward pass, their gradients, and temporaries: about 3 copies.
   return floats * 4 * 3;
 }
 
-export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channels' | 'scale' | 'whiten'>, TrainCallbacks {
+export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channels' | 'scale' | 'whiten' | 'resize'>, TrainCallbacks {
   readonly whiten?: number | null;
+  /** Image files: 'longer' (default, the paper's) keeps the aspect ratio; 'square' squashes. */
+  readonly resize?: ResizeMode;
   /** A folder or list file of images, in the order of the ranking's rows. */
   readonly images?: string;
-  /** Or images already in memory: rows of size·size·channels values in [0, 1]. */
+  /** Or square images already in memory: rows of size·size·channels values in [0, 1]. */
   readonly pixels?: Matrix;
   readonly channels?: number;
   readonly scale?: ImageModelSpec['scale'];
@@ -66,6 +67,8 @@ export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channe
   readonly train?: TrainFilesOptions['train'];
   readonly backend?: BackendChoice;
   readonly resume?: boolean;
+  /** Start from the weights of this model or run folder (the same network) instead of the backbone's. */
+  readonly initFrom?: string;
   /** Images per forward pass when embedding. */
   readonly embedBatch?: number;
 }
@@ -84,8 +87,9 @@ export function imageSpec(o: Omit<ImageTrainOptions, 'ranks' | 'out'>, seed: num
     backbone: o.backbone,
     cut: o.cut,
     size: o.size,
+    resize: o.pixels ? 'square' : (o.resize ?? 'longer'),
     channels: o.channels ?? 3,
-    scale: o.scale ?? (isBuiltInBackbone(o.backbone) ? 'unit' : 'symmetric'),
+    scale: o.scale ?? defaultScale(o.backbone),
     whiten: o.whiten ?? null,
     widths: o.widths,
     weights: o.weights,
@@ -109,45 +113,46 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   o.onBackend?.(backend);
   const spec = imageSpec(o, options.seed);
   const model = await buildImageModel(spec);
-  if (o.pixels && o.pixels.cols !== spec.size * spec.size * spec.channels) {
-    throw new UserError(`the images have ${o.pixels.cols} values each, not ${spec.size}×${spec.size}×${spec.channels}`);
+  // Also when resuming: the checkpoint holds the trainable part only, not a frozen front.
+  if (o.initFrom) await copyWeights(o.initFrom, model);
+  const images = o.pixels ? pixelImages(o.pixels, spec.size, spec.channels) : fileImages(paths!, { size: spec.size, mode: spec.resize });
+  const sizes = spec.resize === 'square' ? `${spec.size}×${spec.size}` : `longer side ${spec.size}`;
+
+  // The wasm heap: judged at the largest image (size × size) before anything is decoded or written.
+  const rowsPerStep = 3 * Math.min(options.batch, options.microBatch ?? options.batch);
+  const perImage = activationBytesPerImage(model, [spec.size, spec.size, spec.channels], o.freezeUntil);
+  if (backend.backend === 'wasm' && perImage * rowsPerStep > WASM_ACTIVATION_BUDGET) {
+    const fit = Math.max(1, Math.floor(WASM_ACTIVATION_BUDGET / perImage / 3));
+    model.dispose();
+    throw new UserError(
+      `a step of ${rowsPerStep / 3} triplets (${rowsPerStep} images at ${spec.size} px) needs about ${((perImage * rowsPerStep) / 2 ** 30).toFixed(1)} GiB of activations, more than the wasm backend's 4 GiB heap allows; ` +
+        `use --micro-batch ${fit} (gradient accumulation keeps the batch), a smaller --image-size, or --freeze-until a later layer`,
+    );
   }
-  o.onStage?.(paths ? `decoding ${count} images at ${spec.size}×${spec.size}` : `${count} images in memory`);
-  const images = o.pixels ?? (await loadImageMatrix(paths!, spec.size));
 
   // The trainable part and its inputs.
   let trainable = model;
-  let inputs = images;
+  let inputs: ImageSet = images;
   let front: tf.LayersModel | null = null;
   let back: tf.LayersModel | null = null;
   if (o.freezeUntil) {
     ({ front, back } = splitAt(model, o.freezeUntil));
-    o.onStage?.(`computing the frozen layers up to ${o.freezeUntil} once for all ${count} images`);
-    const maps = embedRows(front, images, o.embedBatch ?? 16, false);
-    const mapShape = front.outputs[0]!.shape.slice(1) as number[];
-    const flatIn = tf.input({ shape: [maps.cols], name: 'cached_features' });
-    const reshaped = tf.layers.reshape({ targetShape: mapShape, name: 'cached_features_map' }).apply(flatIn) as tf.SymbolicTensor;
-    trainable = tf.model({ inputs: flatIn, outputs: back.apply(reshaped) as tf.SymbolicTensor, name: 'trainable_back' });
-    inputs = maps;
+    o.onStage?.(`computing the frozen layers up to ${o.freezeUntil} once for all ${count} images (${sizes})`);
+    inputs = memoryImages(await mapImages(front, images, { batch: o.embedBatch ?? 16 }));
+    trainable = back;
+  } else {
+    o.onStage?.(paths ? `${count} images, ${sizes}, decoded as training needs them` : `${count} images in memory`);
   }
-  const rowsPerStep = 3 * Math.min(options.batch, options.microBatch ?? options.batch);
-  const need = activationBytesPerRow(trainable) * rowsPerStep;
-  if (backend.backend === 'wasm' && need > WASM_ACTIVATION_BUDGET) {
-    const fit = Math.max(1, Math.floor(WASM_ACTIVATION_BUDGET / activationBytesPerRow(trainable) / 3));
-    throw new UserError(
-      `a step of ${rowsPerStep / 3} triplets (${rowsPerStep} images at ${spec.size} px) needs about ${(need / 2 ** 30).toFixed(1)} GiB of activations, more than the wasm backend's 4 GiB heap allows; ` +
-        `use --micro-batch ${fit} (gradient accumulation keeps the batch), a smaller --image-size, or --freeze-until a later layer`,
-    );
-  }
-  const fingerprint = createHash('sha256').update(JSON.stringify({ spec, options, freeze: o.freezeUntil ?? null, count, ranks: ranking.file })).digest('hex');
+  const fingerprint = createHash('sha256').update(JSON.stringify({ spec, options, freeze: o.freezeUntil ?? null, count, ranks: ranking.file, initFrom: o.initFrom ?? null })).digest('hex');
   let resumeFrom: { state: TrainState; momentum: tf.Variable[] } | undefined;
   if (o.resume) resumeFrom = loadCheckpoint(checkpointDir, trainable, fingerprint);
   mkdirSync(o.out, { recursive: true });
   const record = (history: readonly EpochRecord[], status: string) => ({
-    status, images: o.images ?? '(in memory)', count, ranks: ranking.file, spec, freezeUntil: o.freezeUntil ?? null, options,
+    status, images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, spec, freezeUntil: o.freezeUntil ?? null, options,
     steps: stepCounts(options, count), backend, version: packageVersion(), history,
   });
-  const state = await train(trainable, inputs, ranking.neighbours, options, {
+  const trainInputs: TrainInputs = { rows: count, gather: async (items) => stackItems(await inputs.get(items)), prefetch: !o.freezeUntil && !o.pixels };
+  const state = await train(trainable, trainInputs, ranking.neighbours, options, {
     onStep: o.onStep,
     onEpoch: async (s, momentum) => {
       o.onEpoch?.(s.history.at(-1)!);
@@ -163,9 +168,9 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
     format: 'diffusion-distill-model',
     version: 1,
     inputKind: 'images',
-    inputDim: spec.size * spec.size * spec.channels,
+    inputDim: null,
     embeddingDim: (whole.outputs[0]!.shape as number[]).at(-1)!,
-    preprocess: { normalize: 'none', image: { size: spec.size, channels: spec.channels, resize: 'square', range: [0, 1] } },
+    preprocess: { normalize: 'none', image: { size: spec.size, channels: spec.channels, resize: spec.resize, range: [0, 1] } },
     postprocess: { normalize: 'l2' },
     head: { backbone: spec.backbone, cut: spec.cut ?? null, whiten: spec.whiten, scale: spec.scale, freezeUntil: o.freezeUntil ?? null },
     provenance: {

@@ -91,6 +91,17 @@ export interface TrainHooks {
   onEpoch?(state: TrainState, momentum: readonly tf.Variable[]): Promise<void>;
 }
 
+/**
+ * Training inputs other than a descriptor matrix (images): the model inputs of the given items, in
+ * order, as one stacked tensor or as one tensor per item (images of different sizes).
+ */
+export interface TrainInputs {
+  readonly rows: number;
+  gather(items: readonly number[]): Promise<tf.Tensor | tf.Tensor[]>;
+  /** Start gathering the next step's items while this one trains (inputs decoded from disk). */
+  readonly prefetch?: boolean;
+}
+
 /** The learning rate at `step` of `total`. */
 export function learningRate(o: Pick<TrainOptions, 'lr' | 'schedule'>, step: number, total: number): number {
   const t = total > 0 ? step / total : 0;
@@ -134,14 +145,23 @@ export function zeroMomentum(model: tf.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => tf.variable(tf.zerosLike(w.read()), false));
 }
 
+/** Rows [start, start + count) of each third of `x` (anchors, closers, farthers). */
+function tripletSlice(x: tf.Tensor | readonly tf.Tensor[], b: number, start: number, count: number): tf.Tensor | tf.Tensor[] {
+  if (Array.isArray(x)) return [0, 1, 2].flatMap((p) => x.slice(p * b + start, p * b + start + count));
+  const t = x as tf.Tensor;
+  const rest = t.shape.slice(1);
+  return tf.concat([0, 1, 2].map((p) => tf.slice(t, [p * b + start, ...rest.map(() => 0)], [count, ...rest.map(() => -1)])));
+}
+
 /**
  * One SGD step, PyTorch's rule: g ← ∇ + wd·w; v ← μ·v + g; w ← w − lr·v.
+ * `x` holds the 3b inputs (anchors, closers, farthers), stacked or one tensor per item.
  * Returns the batch loss and the number of active hinges.
  */
 export function sgdStep(
   model: tf.LayersModel,
   momentum: readonly tf.Variable[],
-  x: tf.Tensor2D,
+  x: tf.Tensor | readonly tf.Tensor[],
   margins: tf.Tensor1D,
   o: Pick<TrainOptions, 'momentum' | 'weightDecay'> & { microBatch?: number | null; batchNorm?: 'train' | 'frozen' },
   lr: number,
@@ -159,18 +179,22 @@ export function sgdStep(
     const part =
       count === b
         ? { x, m: margins }
-        : tf.tidy(() => ({
-            x: tf.concat([0, 1, 2].map((p) => tf.slice(x, [p * b + start, 0], [count, -1]))) as tf.Tensor2D,
-            m: tf.slice(margins, [start], [count]) as tf.Tensor1D,
-          }));
+        : { x: tf.tidy(() => tripletSlice(x, b, start, count)), m: tf.slice(margins, [start], [count]) as tf.Tensor1D };
     const kept: { active?: tf.Tensor } = {};
+    const training = { training: o.batchNorm !== 'frozen' };
     const { value, grads } = tf.variableGrads(() => {
-      const { loss: l, hinges } = tripletLoss(model.apply(part.x, { training: o.batchNorm !== 'frozen' }) as tf.Tensor2D, part.m);
+      const px = part.x;
+      const out = Array.isArray(px) ? tf.concat(px.map((t) => model.apply(t, training) as tf.Tensor2D)) : (model.apply(px as tf.Tensor, training) as tf.Tensor2D);
+      const { loss: l, hinges } = tripletLoss(out, part.m);
       kept.active = tf.keep(tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')));
       hinges.dispose();
       return tf.mul(l, count / b) as tf.Scalar;
     }, weights);
-    if (count !== b) tf.dispose([part.x, part.m]);
+    if (count !== b) {
+      // Sliced tensors are new; the items of a list are the caller's.
+      if (!Array.isArray(part.x)) tf.dispose(part.x as tf.Tensor);
+      part.m.dispose();
+    }
     // Read back outside any tidy scope: on wasm a dataSync inside a scope is several times slower.
     active += kept.active!.dataSync()[0]!;
     kept.active!.dispose();
@@ -219,20 +243,42 @@ export function epochTriplets(neighbours: Int32Array, rows: number, o: TrainOpti
   return { items, margins };
 }
 
+/** A descriptor matrix as training inputs: the 3b rows of a step gathered on the JS side. */
+export function matrixInputs(x: Matrix): TrainInputs {
+  const d = x.cols;
+  return {
+    rows: x.rows,
+    gather: async (items) => {
+      const rows = new Float32Array(items.length * d);
+      // The database never has to fit the tfjs heap: only the step's rows become a tensor.
+      items.forEach((item, i) => rows.set(x.data.subarray(item * d, (item + 1) * d), i * d));
+      return tf.tensor2d(rows, [items.length, d]);
+    },
+  };
+}
+
+/** The items of triplets [start, start + b) of `items`: anchors, then closers, then farthers. */
+function stepItems(items: Int32Array, start: number, b: number): number[] {
+  const out = new Array<number>(3 * b);
+  for (let part = 0; part < 3; part++) for (let i = 0; i < b; i++) out[part * b + i] = items[3 * (start + i) + part]!;
+  return out;
+}
+
 /**
  * Trains `model` on triplets from `neighbours` (rows × length, a self-ranking of the rows of `x`,
- * the model's preprocessed inputs). Starts from `resume` (weights already loaded into the model,
- * momentum buffers given) when set. Returns the final state; the caller owns the model.
+ * the model's preprocessed inputs, or of other inputs such as images). Starts from `resume`
+ * (weights already loaded into the model, momentum buffers given) when set. Returns the final state; the caller owns the model.
  */
 export async function train(
   model: tf.LayersModel,
-  x: Matrix,
+  x: Matrix | TrainInputs,
   neighbours: Int32Array,
   o: TrainOptions,
   hooks: TrainHooks = {},
   resume?: { state: TrainState; momentum: tf.Variable[] },
 ): Promise<TrainState> {
-  const n = x.rows;
+  const inputs = 'gather' in x ? x : matrixInputs(x);
+  const n = inputs.rows;
   if (neighbours.length % n !== 0 || neighbours.length / n < 2) {
     throw new UserError(`the ranking has ${neighbours.length} entries, not a multiple (≥ 2 per item) of the ${n} database items; rank the same database`);
   }
@@ -242,8 +288,6 @@ export async function train(
   const momentum = resume?.momentum ?? zeroMomentum(model);
   const history = [...(resume?.state.history ?? [])];
   let step = resume?.state.stepsDone ?? 0;
-  const d = x.cols;
-  const batchRows = new Float32Array(3 * o.batch * d);
   try {
     for (let epoch = resume?.state.epochsDone ?? 0; epoch < counts.epochs && step < counts.total; epoch++) {
       const { items, margins } = epochTriplets(neighbours, n, o, epoch);
@@ -254,20 +298,25 @@ export async function train(
       let stepsThisEpoch = 0;
       let seen = 0;
       let lr = o.lr;
+      const gatherStep = (start: number) => {
+        const p = inputs.gather(stepItems(items, start, Math.min(o.batch, count - start)));
+        // A failed prefetch surfaces when awaited, not as an unhandled rejection.
+        p.catch(() => undefined);
+        return p;
+      };
+      let next: Promise<tf.Tensor | tf.Tensor[]> | null = null;
       for (let start = 0; start < count && step < counts.total; start += o.batch, step++, stepsThisEpoch++) {
         const b = Math.min(o.batch, count - start);
-        // Gather the 3b input rows on the JS side: the database never has to fit the tfjs heap.
-        for (let part = 0; part < 3; part++) {
-          for (let i = 0; i < b; i++) {
-            const item = items[3 * (start + i) + part]!;
-            batchRows.set(x.data.subarray(item * d, (item + 1) * d), (part * b + i) * d);
-          }
-        }
+        const xt = await (next ?? gatherStep(start));
+        next = inputs.prefetch && start + o.batch < count && step + 1 < counts.total ? gatherStep(start + o.batch) : null;
         lr = learningRate(o, step, counts.total);
-        const xt = tf.tensor2d(batchRows.subarray(0, 3 * b * d), [3 * b, d]);
         const mt = tf.tensor1d(margins.subarray(start, start + b));
-        const r = sgdStep(model, momentum, xt, mt, o, lr);
-        tf.dispose([xt, mt]);
+        let r: { loss: number; active: number };
+        try {
+          r = sgdStep(model, momentum, xt, mt, o, lr);
+        } finally {
+          tf.dispose([xt, mt]);
+        }
         if (!Number.isFinite(r.loss)) {
           throw new UserError(`training diverged at step ${step} (loss ${r.loss}); lower --lr (now ${o.lr})`);
         }

@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { evaluateFiles, type EvalReport } from '../eval/run.js';
 import { l2NormalizeNamed, readMatrix, type Matrix } from '../matrix.js';
 import { buildHead, embedRows, type HeadKind, type HeadInit, type HeadSpec } from '../model/head.js';
+import { copyWeightsByName } from '../model/compose.js';
 import { loadModelFolder, saveModelFolder, type ModelManifest } from '../model/io.js';
 import { learnPca, pcaProjection, type PcaMethod } from '../model/pca.js';
 import { readSelfRanking } from '../triplets/run.js';
@@ -246,15 +247,11 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
 }
 
 /** Loads the weights of the model folder `from` into `model` (same architecture). */
-async function copyWeights(from: string, model: tf.LayersModel): Promise<void> {
-  const { model: source } = await loadModelFolder(from);
+/** Starts `model` from the weights of the model folder (or run folder) `from`, matched by name. */
+export async function copyWeights(from: string, model: tf.LayersModel): Promise<void> {
+  const { dir, model: source } = await loadModelFolder(from);
   try {
-    const weights = source.getWeights();
-    const target = model.getWeights();
-    if (weights.length !== target.length || weights.some((w, i) => w.shape.join() !== target[i]!.shape.join())) {
-      throw new UserError(`${from}: its weights do not fit this head; continue with the same --head, --dim and --hidden`);
-    }
-    model.setWeights(weights);
+    copyWeightsByName(model, source, dir);
   } finally {
     source.dispose();
   }
