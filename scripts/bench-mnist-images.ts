@@ -16,7 +16,7 @@ import { diffuseFiles } from '../src/diffusion/run.js';
 import { classMap } from '../src/eval/classLevel.js';
 import { loadMnistSplit, writeMnistFiles } from '../src/io/mnist.js';
 import { l2NormalizeRows } from '../src/matrix.js';
-import { embedRows } from '../src/model/head.js';
+import { embedImages, pixelImages } from '../src/model/imageSet.js';
 import { loadModelFolder } from '../src/model/io.js';
 import { fullRanking } from '../src/search/exact.js';
 import { trainImages } from '../src/train/images.js';
@@ -42,7 +42,8 @@ try {
     onEpoch: (r) => console.error(`  epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, ${Math.round(r.tripletsPerSecond)} triplets/s`),
   });
   const { model } = await loadModelFolder(join(dir, 'run'));
-  const imageMode = pct(classMap(await fullRanking(embedRows(model, split.db, 256), embedRows(model, split.queries, 256), 'euclidean'), split.queryLabels, split.dbLabels).mAP);
+  const embed = (m: typeof split.db) => embedImages(model, pixelImages(m, 28, 1), { batch: 256 });
+  const imageMode = pct(classMap(await fullRanking(await embed(split.db), await embed(split.queries), 'euclidean'), split.queryLabels, split.dbLabels).mAP);
   console.log(`MNIST as 28×28 images: small ResNet ${widths.join('/')} + GeM + 128-d whitening, ${run.steps} steps of ${batch} triplets in ${((performance.now() - t0) / 1000).toFixed(0)} s on ${run.backend.backend}`);
   console.log(`| pixels (baseline) | ${pixels} |`);
   console.log(`| image mode, query embeddings | ${imageMode} |`);

@@ -1,7 +1,8 @@
 /**
  * Image mode on real photographs: the first 56 UKBench images (14 objects × 4 views,
  * `../shared/data/ukbench56`) with the ImageNet MobileNet v1 0.75 backbone
- * (`../shared/models/mobilenet_v1_0.75_224`) cut at its last feature map, GeM pooling, 224 px.
+ * (`../shared/models/mobilenet_v1_0.75_224`) cut at its last feature map, GeM pooling, images
+ * resized to a longer side of 224 px (the `cpu` preset; the 640 × 480 photographs become 224 × 168).
  * N-S score (group members in the top 4, the query included; 4 is perfect) of
  *   pretrained  the network's features before training (`ddistill features`)
  *   cas         CAS query re-ranking of those features (small preset: 56 items)
@@ -60,7 +61,7 @@ try {
   });
   await embedFiles({ model: join(dir, 'run'), images, out: join(dir, 'emb') });
   const finetuned = score(await fullRanking(readMatrix(join(dir, 'emb', 'images.npy')), null, 'euclidean'));
-  console.log(`UKBench 56 (14 objects × 4 views), MobileNet v1 0.75 + GeM, 224 px; ${run.steps} training steps in ${run.seconds.toFixed(0)} s; ${seconds()} s in all`);
+  console.log(`UKBench 56 (14 objects × 4 views), MobileNet v1 0.75 + GeM, longer side 224 px; ${run.steps} training steps in ${run.seconds.toFixed(0)} s; ${seconds()} s in all`);
   console.log('| features | N-S | mAP |');
   console.log('|---|---|---|');
   console.log(`| pretrained | ${pretrained.ns} | ${pretrained.mAP} |`);

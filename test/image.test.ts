@@ -11,7 +11,7 @@ import { bootstrap } from '../src/pipeline/bootstrap.js';
 import { fileHandler } from '../src/model/io.js';
 import { embedFiles, exportModel, featureFiles } from '../src/model/run.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
-import { activationBytesPerImage, trainImages } from '../src/train/images.js';
+import { layerOutputFloats, trainImages } from '../src/train/images.js';
 import { sgdStep, zeroMomentum } from '../src/train/loop.js';
 import { rng, withTempDir } from './helpers.js';
 
@@ -211,40 +211,51 @@ describe('image-mode training, embedding and export', async () => {
     });
   });
 
-  it('a step over images one by one equals the stacked step (frozen batch norm)', () => {
+  it('a step over images one by one, and image-wise, equals the stacked step', () => {
     const r = rng(12);
     const x = tf.tensor4d(Array.from({ length: 6 * 10 * 10 }, () => r()), [6, 10, 10, 1]);
     const margins = tf.tensor1d([0.3, 0.5]);
-    const stepWith = (input: tf.Tensor | tf.Tensor[], microBatch: number | null) => {
+    type Mode = { microBatch?: number | null; batchNorm: 'train' | 'frozen'; imageWise?: boolean };
+    const stepWith = (input: tf.Tensor | tf.Tensor[], mode: Mode) => {
       const model = buildResNet({ arch: 'small', size: null, channels: 1, widths: [4, 8], whiten: 5, seed: 6 });
       const momentum = zeroMomentum(model);
       const before = tf.memory().numTensors;
-      const results = [0.2, 0.1].map((lr) => sgdStep(model, momentum, input, margins, { momentum: 0.9, weightDecay: 1e-3, microBatch, batchNorm: 'frozen' }, lr));
+      const results = [0.2, 0.1].map((lr) => sgdStep(model, momentum, input, margins, { momentum: 0.9, weightDecay: 1e-3, ...mode }, lr));
       expect(tf.memory().numTensors).toBe(before);
+      // All weights, batch-norm moving statistics included.
       const w = model.getWeights().flatMap((t) => Array.from(t.dataSync()));
       tf.dispose(momentum);
       model.dispose();
       return { results, w };
     };
-    const stacked = stepWith(x, null);
+    const same = (a: ReturnType<typeof stepWith>, b: ReturnType<typeof stepWith>) => {
+      a.w.forEach((v, i) => expect(Math.abs(v - b.w[i]!) / Math.max(1, Math.abs(b.w[i]!))).toBeLessThan(1e-5));
+      a.results.forEach((m, i) => {
+        expect(m.loss).toBeCloseTo(b.results[i]!.loss, 5);
+        expect(m.active).toBe(b.results[i]!.active);
+      });
+    };
     const single = tf.split(x, 6) as tf.Tensor[];
-    for (const [input, micro] of [[single, null], [single, 1]] as const) {
-      const other = stepWith(input as tf.Tensor[], micro);
-      other.w.forEach((v, i) => expect(Math.abs(v - stacked.w[i]!) / Math.max(1, Math.abs(stacked.w[i]!))).toBeLessThan(1e-5));
-      other.results.forEach((m, i) => expect(m.loss).toBeCloseTo(stacked.results[i]!.loss, 5));
-    }
+    // Frozen batch norm: stacked, one by one, one by one in micro-batches, image-wise.
+    const stacked = stepWith(x, { batchNorm: 'frozen' });
+    same(stepWith(single, { batchNorm: 'frozen' }), stacked);
+    same(stepWith(single, { batchNorm: 'frozen', microBatch: 1 }), stacked);
+    same(stepWith(single, { batchNorm: 'frozen', imageWise: true }), stacked);
+    same(stepWith(x, { batchNorm: 'frozen', imageWise: true }), stacked);
+    // Batch statistics per image: image-wise equals one by one, moving statistics updated once.
+    same(stepWith(single, { batchNorm: 'train', imageWise: true }), stepWith(single, { batchNorm: 'train' }));
     tf.dispose([x, margins, ...single]);
   });
 
-  it('estimates activations of a size-free network as of the same network at that size', () => {
+  it('counts the layer outputs of a size-free network as of the same network at that size', () => {
     const free = buildResNet({ arch: 'resnet18', size: null, channels: 3, whiten: null, seed: 1 });
     const fixed = buildResNet({ arch: 'resnet18', size: 96, channels: 3, whiten: null, seed: 1 });
-    // Brute force: the static output shapes of the fixed-size network, × 4 bytes × 3 copies.
-    const sum = (layers: tf.layers.Layer[]) => layers.reduce((s, l) => s + (l.outputShape as number[]).slice(1).reduce((p, d) => p * d, 1), 0) * 12;
+    // Brute force: the static output shapes of the fixed-size network.
+    const sum = (layers: tf.layers.Layer[]) => layers.reduce((s, l) => s + (l.outputShape as number[]).slice(1).reduce((p, d) => p * d, 1), 0);
     const inner = fixed.layers.filter((l) => l.getClassName() !== 'InputLayer');
-    expect(activationBytesPerImage(free, [96, 96, 3])).toBe(sum(inner));
+    expect(layerOutputFloats(free, [96, 96, 3])).toBe(sum(inner));
     const cut = inner.findIndex((l) => l.name === 'conv4_block1_out');
-    expect(activationBytesPerImage(free, [96, 96, 3], 'conv4_block1_out')).toBe(sum(inner.slice(cut + 1)));
+    expect(layerOutputFloats(free, [96, 96, 3], 'conv4_block1_out')).toBe(sum(inner.slice(cut + 1)));
     free.dispose();
     fixed.dispose();
   });
@@ -252,10 +263,16 @@ describe('image-mode training, embedding and export', async () => {
   it('refuses a step that would not fit the wasm heap, and says what to do', async () => {
     await withTempDir(async (dir) => {
       writeNpy(join(dir, 'teacher', 'indices.npy'), { dtype: 'int32', shape: [4, 3], data: Int32Array.from([1, 2, 3, 0, 2, 3, 0, 1, 3, 0, 1, 2]) });
-      const pixels = { rows: 4, cols: 512 * 512 * 3, data: new Float32Array(4 * 512 * 512 * 3) };
+      // ResNet-18 at 224 px: about 0.27 GiB per image (measured), so 3 triplets per pass.
+      const pixels = { rows: 4, cols: 224 * 224 * 3, data: new Float32Array(4 * 224 * 224 * 3) };
       await expect(
-        trainImages({ pixels, backbone: 'resnet50', size: 512, ranks: join(dir, 'teacher'), out: join(dir, 'run'), backend: 'wasm', train: { batch: 40, triplets: { k: 3, m0: 0.1, perAnchor: 1 } } }),
-      ).rejects.toThrow(/GiB of activations, more than the wasm backend's 4 GiB heap allows; use --micro-batch \d+/);
+        trainImages({ pixels, backbone: 'resnet18', size: 224, ranks: join(dir, 'teacher'), out: join(dir, 'run'), backend: 'wasm', train: { batch: 40, triplets: { k: 3, m0: 0.1, perAnchor: 1 } } }),
+      ).rejects.toThrow(/GiB of activations, more than the wasm backend's 4 GiB heap allows; use --micro-batch 3 /);
+      // At 600 px not even one triplet of ResNet-50 fits; each image's backward pass alone does.
+      const large = { rows: 4, cols: 600 * 600 * 3, data: new Float32Array(4 * 600 * 600 * 3) };
+      await expect(
+        trainImages({ pixels: large, backbone: 'resnet50', size: 600, ranks: join(dir, 'teacher'), out: join(dir, 'run'), backend: 'wasm', train: { batch: 40, microBatch: 1, triplets: { k: 3, m0: 0.1, perAnchor: 1 } } }),
+      ).rejects.toThrow(/even one triplet does not fit: use --image-wise/);
       expect(existsSync(join(dir, 'run'))).toBe(false);
     });
   });

@@ -78,9 +78,9 @@ export function featuresCommand(): Command {
         'path per line) with sharp, resizes them (longer side = --image-size, the\n' +
         'paper\'s 600 by default; --resize square squashes them) and writes the\n' +
         'GeM-pooled, L2-normalised features of --backbone: a tfjs model.json (cut at\n' +
-        '--cut, by default its last spatial feature map; inputs scaled to [-1, 1])\n' +
-        'or a built-in ResNet (with --weights: Keras-converted weights loaded by\n' +
-        'layer name). Writes --out (float32 rows × dim) and a .json beside it\n' +
+        '--cut, by default its last spatial feature map), nsfwjs:mobilenet_v2, or a\n' +
+        'built-in ResNet (with --weights: Keras-converted weights loaded by layer\n' +
+        'name). Writes --out (float32 rows × dim) and a .json beside it\n' +
         'listing the images in row order. Distil from them: `ddistill diffuse --db\n' +
         'feats.npy ...`, then `ddistill train --images ...` (or `ddistill bootstrap\n' +
         '--images ...`, which does it all).',

@@ -29,6 +29,7 @@ export interface TrainingFlags {
   seed: number;
   microBatch?: number;
   batchNorm?: 'train' | 'frozen';
+  imageWise?: boolean;
   normalize: boolean;
   backend: BackendChoice;
   engine: EngineChoice;
@@ -116,6 +117,7 @@ export function addTrainingOptions(cmd: Command): Command {
     .option('--seed <n>', 'seed of initialisation, mining and shuffling', integer, d.seed)
     .option('--micro-batch <n>', 'triplets per forward pass (gradient accumulation)', parsePositiveInt)
     .addOption(new Option('--batch-norm <mode>', 'image mode: batch statistics (train) or stored (frozen)').choices(['train', 'frozen']))
+    .option('--image-wise', 'image mode: backward pass one image at a time (large images; one extra forward)')
     .option('--no-normalize', 'do not L2-normalise the descriptors first')
     .addOption(new Option('--backend <name>', 'tfjs backend (auto: tensorflow > wasm > cpu)').choices(BACKEND_CHOICES).default('auto'))
     .addOption(new Option('--engine <name>', 'dense products (PCA, validation)').choices(['auto', 'onnxruntime', 'js']).default('auto'));
@@ -141,6 +143,7 @@ export function trainingFromFlags(flags: TrainingFlags): { head: HeadOptions; tr
       batch: flags.batch, lr: flags.lr, schedule: flags.schedule, momentum: flags.momentum, weightDecay: flags.weightDecay,
       epochs: flags.epochs, steps: flags.steps ?? null, seed: flags.seed, microBatch: flags.microBatch ?? null,
       ...(flags.batchNorm ? { batchNorm: flags.batchNorm } : {}),
+      ...(flags.imageWise ? { imageWise: true } : {}),
       triplets: { k: flags.k, m0: flags.m0, perAnchor: flags.perAnchor },
     },
   };
@@ -174,7 +177,8 @@ export function trainCommand(): Command {
         'network on its own; --resize square squashes them to squares instead.\n' +
         '--freeze-until LAYER runs the layers up to LAYER once and trains the rest;\n' +
         '--micro-batch accumulates gradients when a batch does not fit the 4 GiB wasm\n' +
-        'heap; --batch-norm frozen keeps a pretrained network\'s statistics. The\n' +
+        'heap, --image-wise when not even one triplet does (each image\'s backward\n' +
+        'pass alone); --batch-norm frozen keeps a pretrained network\'s statistics. The\n' +
         'ranking comes from `ddistill features` + `ddistill diffuse` on the same\n' +
         'images (`ddistill bootstrap --images` runs the whole chain).\n\n' +
         'k must reach past an item\'s relevant set: ordering items inside one class\n' +

@@ -29,11 +29,11 @@ import { copyWeights, trainOptions, type TrainCallbacks, type TrainFilesOptions 
 export const WASM_ACTIVATION_BUDGET = 3 * 2 ** 30;
 
 /**
- * Approximate bytes of activations (kept for backpropagation) per input image of `inputShape`
- * ([height, width, channels]), counting the layers of `model` after layer `after` only (those
- * before it are frozen and cached) when given.
+ * Floats output per input image of `inputShape` ([height, width, channels]) by the layers of
+ * `model`, counting only those after layer `after` (the ones before are frozen and cached) when
+ * given: shapes inferred layer by layer, so a size-free network is judged at a given size.
  */
-export function activationBytesPerImage(model: tf.LayersModel, inputShape: readonly number[], after?: string): number {
+export function layerOutputFloats(model: tf.LayersModel, inputShape: readonly number[], after?: string): number {
   const shapes = new Map<string, tf.Shape | tf.Shape[]>([[tensorKey(model.inputs[0]!), [1, ...inputShape]]]);
   let counting = after === undefined;
   let floats = 0;
@@ -46,8 +46,17 @@ export function activationBytesPerImage(model: tf.LayersModel, inputShape: reado
     if (counting) floats += out.slice(1).reduce<number>((p, d) => p * (d ?? 1), 1);
     if (layer.name === after) counting = true;
   }
-  // Outputs kept for the backward pass, their gradients, and temporaries: about 3 copies.
-  return floats * 4 * 3;
+  return floats;
+}
+
+/**
+ * Peak wasm heap per image of a training step, in bytes, from the layer outputs' floats: the
+ * forward pass keeps about 3.3 copies of them (batch normalisation's intermediates included) and
+ * the backward pass more. Measured as the heap's high-water mark, ResNet-18 at 224 and 600 px:
+ * 8.5× the outputs' bytes with batch-norm statistics computed, 5.1× with them frozen.
+ */
+export function peakBytesPerImage(floats: number, batchNorm: 'train' | 'frozen' = 'train'): number {
+  return floats * 4 * (batchNorm === 'frozen' ? 6 : 9);
 }
 
 export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channels' | 'scale' | 'whiten' | 'resize'>, TrainCallbacks {
@@ -119,15 +128,19 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   const sizes = spec.resize === 'square' ? `${spec.size}×${spec.size}` : `longer side ${spec.size}`;
 
   // The wasm heap: judged at the largest image (size × size) before anything is decoded or written.
-  const rowsPerStep = 3 * Math.min(options.batch, options.microBatch ?? options.batch);
-  const perImage = activationBytesPerImage(model, [spec.size, spec.size, spec.channels], o.freezeUntil);
-  if (backend.backend === 'wasm' && perImage * rowsPerStep > WASM_ACTIVATION_BUDGET) {
-    const fit = Math.max(1, Math.floor(WASM_ACTIVATION_BUDGET / perImage / 3));
+  const perImage = peakBytesPerImage(layerOutputFloats(model, [spec.size, spec.size, spec.channels], o.freezeUntil), options.batchNorm);
+  const imagesPerPass = options.imageWise ? 1 : 3 * Math.min(options.batch, options.microBatch ?? options.batch);
+  if (backend.backend === 'wasm' && perImage * imagesPerPass > WASM_ACTIVATION_BUDGET) {
+    const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(1);
+    const fit = Math.floor(WASM_ACTIVATION_BUDGET / perImage / 3);
+    const what = options.imageWise ? `one image at ${spec.size} px` : `a step of ${imagesPerPass / 3} triplets (${imagesPerPass} images at ${spec.size} px)`;
+    const fixes = options.imageWise
+      ? 'use a smaller --image-size, --freeze-until a later layer, or --batch-norm frozen'
+      : fit >= 1
+        ? `use --micro-batch ${fit} (gradient accumulation keeps the batch), a smaller --image-size, or --freeze-until a later layer`
+        : `even one triplet does not fit: use --image-wise (each image's backward pass alone), a smaller --image-size, or --freeze-until a later layer`;
     model.dispose();
-    throw new UserError(
-      `a step of ${rowsPerStep / 3} triplets (${rowsPerStep} images at ${spec.size} px) needs about ${((perImage * rowsPerStep) / 2 ** 30).toFixed(1)} GiB of activations, more than the wasm backend's 4 GiB heap allows; ` +
-        `use --micro-batch ${fit} (gradient accumulation keeps the batch), a smaller --image-size, or --freeze-until a later layer`,
-    );
+    throw new UserError(`${what} needs about ${gib(perImage * imagesPerPass)} GiB of activations, more than the wasm backend's 4 GiB heap allows; ${fixes}`);
   }
 
   // The trainable part and its inputs.

@@ -38,6 +38,13 @@ export interface TrainOptions {
    * batches). Layers without batch normalisation are unaffected.
    */
   readonly batchNorm?: 'train' | 'frozen';
+  /**
+   * Image-wise backward: the step's embeddings are computed first without keeping activations,
+   * then each image's backward pass runs alone with its embedding's loss gradient — the same
+   * gradient (per-image batch-norm statistics) with one image's activations in memory, for one
+   * extra forward pass. What lets the paper's 600-px images train in the wasm heap.
+   */
+  readonly imageWise?: boolean;
   /** Triplet mining: k, m0 and triplets per anchor per epoch (its seed is ignored: see `seed`). */
   readonly triplets: Omit<TripletOptions, 'seed'>;
 }
@@ -154,6 +161,57 @@ function tripletSlice(x: tf.Tensor | readonly tf.Tensor[], b: number, start: num
 }
 
 /**
+ * The loss, active hinges and weight gradients of a batch, image by image (`imageWise`): the
+ * gradient is Σᵢ (∂eᵢ/∂θ)ᵀ gᵢ with gᵢ = ∂L/∂eᵢ, each term from one image's own backward pass.
+ */
+function imageWiseGrads(
+  model: tf.LayersModel,
+  weights: tf.Variable[],
+  x: tf.Tensor | readonly tf.Tensor[],
+  margins: tf.Tensor1D,
+  training: boolean,
+): { loss: number; active: number; grads: tf.NamedTensorMap } {
+  const images = Array.isArray(x) ? (x as tf.Tensor[]) : (tf.split(x as tf.Tensor, (x as tf.Tensor).shape[0]!) as tf.Tensor[]);
+  // 1. Embeddings without a tape; batch-norm moving statistics are put back (they update once, in 3).
+  const stats = training ? model.nonTrainableWeights.map((w) => tf.clone(w.read())) : [];
+  const embeddings = tf.tidy(() => tf.concat(images.map((t) => model.apply(t, { training }) as tf.Tensor2D)));
+  model.nonTrainableWeights.forEach((w, i) => stats[i] && w.write(stats[i]!));
+  tf.dispose(stats);
+  // 2. The loss and its gradient with respect to each embedding.
+  const kept: { active?: tf.Tensor; loss?: tf.Tensor } = {};
+  const [dE] = tf.grads((e: tf.Tensor) => {
+    const { loss, hinges } = tripletLoss(e as tf.Tensor2D, margins);
+    kept.active = tf.keep(tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')));
+    kept.loss = tf.keep(loss.clone());
+    hinges.dispose();
+    return loss;
+  })([embeddings]) as [tf.Tensor2D];
+  embeddings.dispose();
+  // 3. Each image's backward pass, accumulated.
+  let total: tf.NamedTensorMap | null = null;
+  images.forEach((t, i) => {
+    const g = tf.slice(dE!, [i, 0], [1, -1]);
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(model.apply(t, { training }) as tf.Tensor, g)) as tf.Scalar, weights);
+    tf.dispose([g, value]);
+    total = accumulate(total, grads);
+  });
+  if (!Array.isArray(x)) tf.dispose(images);
+  dE!.dispose();
+  const loss = kept.loss!.dataSync()[0]!;
+  const active = kept.active!.dataSync()[0]!;
+  tf.dispose([kept.loss!, kept.active!]);
+  return { loss, active, grads: total! };
+}
+
+/** `total` + `grads` (both consumed); `grads` when there is no total yet. */
+function accumulate(total: tf.NamedTensorMap | null, grads: tf.NamedTensorMap): tf.NamedTensorMap {
+  if (total === null) return grads;
+  const sum = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.add(total[k]!, g)]));
+  tf.dispose([...Object.values(total), ...Object.values(grads)]);
+  return sum;
+}
+
+/**
  * One SGD step, PyTorch's rule: g ← ∇ + wd·w; v ← μ·v + g; w ← w − lr·v.
  * `x` holds the 3b inputs (anchors, closers, farthers), stacked or one tensor per item.
  * Returns the batch loss and the number of active hinges.
@@ -163,10 +221,15 @@ export function sgdStep(
   momentum: readonly tf.Variable[],
   x: tf.Tensor | readonly tf.Tensor[],
   margins: tf.Tensor1D,
-  o: Pick<TrainOptions, 'momentum' | 'weightDecay'> & { microBatch?: number | null; batchNorm?: 'train' | 'frozen' },
+  o: Pick<TrainOptions, 'momentum' | 'weightDecay'> & { microBatch?: number | null; batchNorm?: 'train' | 'frozen'; imageWise?: boolean },
   lr: number,
 ): { loss: number; active: number } {
   const weights = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  if (o.imageWise) {
+    const r = imageWiseGrads(model, weights, x, margins, o.batchNorm !== 'frozen');
+    applySgd(weights, momentum, r.grads, o, lr);
+    return { loss: r.loss, active: r.active };
+  }
   const b = margins.shape[0];
   const micro = Math.min(b, o.microBatch ?? b);
   // Gradient accumulation: the mean loss over b triplets is the (count-weighted) mean of the
@@ -200,14 +263,14 @@ export function sgdStep(
     kept.active!.dispose();
     loss += value.dataSync()[0]!;
     value.dispose();
-    if (total === null) total = grads;
-    else {
-      const previous: tf.NamedTensorMap = total;
-      total = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.add(previous[k]!, g)]));
-      tf.dispose([...Object.values(previous), ...Object.values(grads)]);
-    }
+    total = accumulate(total, grads);
   }
-  const grads = total!;
+  applySgd(weights, momentum, total!, o, lr);
+  return { loss, active };
+}
+
+/** The momentum update of `weights` with `grads` (consumed). */
+function applySgd(weights: readonly tf.Variable[], momentum: readonly tf.Variable[], grads: tf.NamedTensorMap, o: Pick<TrainOptions, 'momentum' | 'weightDecay'>, lr: number): void {
   tf.tidy(() => {
     weights.forEach((w, i) => {
       let g = grads[w.name]!;
@@ -218,7 +281,6 @@ export function sgdStep(
     });
   });
   tf.dispose(Object.values(grads));
-  return { loss, active };
 }
 
 /** The items (anchor, closer, farther) of epoch `epoch`, in shuffled order, and their margins. */
