@@ -237,6 +237,15 @@ describe('ddistill train, embed and export', () => {
       expect(await run('train', '--db', join(dir, 'q.npy'), '--ranks', join(dir, 'teacher'), '--out', join(dir, 'run2'))).toBe(1);
       expect(err.join('')).toMatch(/ranks 120 items but .*q\.npy has 12 rows/);
       expect(existsSync(join(dir, 'run2'))).toBe(false);
+      // Image mode: one source of database items, queries of the same kind, sizes in pixels or presets.
+      err.length = 0;
+      expect(await run('bootstrap', '--db', join(dir, 'db.npy'), '--images', dir, '--out', join(dir, 'run3'))).toBe(1);
+      expect(err.join('')).toMatch(/give either --db \(descriptors\) or --images/);
+      expect(await run('bootstrap', '--images', join(dir, 'none'), '--out', join(dir, 'run3'))).toBe(1);
+      expect(err.join('')).toMatch(/none: no such folder or list file/);
+      expect(await run('features', '--images', dir, '--backbone', 'small', '--image-size', 'huge', '--out', join(dir, 'f.npy'))).toBe(1);
+      expect(err.join('')).toMatch(/expected pixels \(an integer ≥ 8\) or a preset \(paper = 600, cpu = 224\)/);
+      expect(existsSync(join(dir, 'run3'))).toBe(false);
     });
   });
 });
