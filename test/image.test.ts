@@ -127,6 +127,36 @@ describe('image-mode networks', async () => {
     theirs.dispose();
   });
 
+  it('loads weights by layer name from a model.json (Keras names) into a built-in ResNet', async () => {
+    await withTempDir(async (dir) => {
+      // The source: the same architecture with other random weights, saved as tfjs files.
+      const source = buildResNet({ arch: 'small', size: null, channels: 3, widths: [4, 8], whiten: null, seed: 3 });
+      await source.save(tf.io.withSaveHandler(async (a) => {
+        const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(a.weightData!));
+        writeFileSync(join(dir, 'w.bin'), data);
+        writeFileSync(join(dir, 'model.json'), JSON.stringify({ modelTopology: a.modelTopology, weightsManifest: [{ paths: ['w.bin'], weights: a.weightSpecs }] }));
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }));
+      const spec = { backbone: 'small', widths: [4, 8], size: 16, resize: 'longer' as const, channels: 3, scale: 'unit' as const, whiten: null, seed: 9 };
+      const loaded = await buildImageModel({ ...spec, weights: join(dir, 'model.json') });
+      const fresh = await buildImageModel(spec);
+      const x = tf.tensor4d(Array.from({ length: 2 * 16 * 12 * 3 }, rng(4)), [2, 16, 12, 3]);
+      const want = Array.from((source.predict(x) as tf.Tensor).dataSync());
+      expect(Array.from((loaded.predict(x) as tf.Tensor).dataSync())).toEqual(want);
+      expect(Array.from((fresh.predict(x) as tf.Tensor).dataSync())).not.toEqual(want);
+      // A network with no layer name in common is refused by name.
+      const other = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3], name: 'head' })] });
+      await other.save(tf.io.withSaveHandler(async (a) => {
+        writeFileSync(join(dir, 'o.bin'), new Uint8Array(tf.io.CompositeArrayBuffer.join(a.weightData!)));
+        writeFileSync(join(dir, 'other.json'), JSON.stringify({ modelTopology: a.modelTopology, weightsManifest: [{ paths: ['o.bin'], weights: a.weightSpecs }] }));
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }));
+      await expect(buildImageModel({ ...spec, weights: join(dir, 'other.json') })).rejects.toThrow(/other\.json: no layer names in common with small/);
+      tf.dispose(x);
+      [source, loaded, fresh, other].forEach((m) => m.dispose());
+    });
+  });
+
   it('a small ResNet\'s gradients on wasm match cpu', async () => {
     const model = buildResNet({ arch: 'small', size: 12, channels: 1, widths: [4, 8], whiten: 6, seed: 1 });
     const r = rng(2);
