@@ -1,8 +1,10 @@
 /**
  * Convolution gradient kernels for the wasm backend, which lacks Conv2DBackpropFilter and the
- * depthwise backprops and whose Conv2DBackpropInput is slow. The dense convolutions go through
- * im2col/col2im (plain loops over the wasm heap) and one call of wasm's fast BatchMatMul; the
- * depthwise ones are direct loops (their work is small). NHWC only, as the layers use.
+ * depthwise backprops and whose Conv2DBackpropInput is slow. The dense gradients are rewritten as
+ * plain convolutions for wasm's fast (XNNPACK) Conv2D — the input gradient on the dilated, padded
+ * output gradient, the filter gradient on transposed tensors (im2col + BatchMatMul when its
+ * padding would be negative); the depthwise ones are direct loops (their work is small). NHWC
+ * only, as the layers use.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -31,8 +33,9 @@ function convInfo(xShape: number[], filterShape: number[], a: { strides: number 
 }
 
 /**
- * Calls fn(row, n, oh, ow, kh, kw, ih, iw) for every output position and filter tap that lands
- * inside the input (row = (n·OH + oh)·OW + ow): the shared index walk of all four kernels.
+ * Calls fn(row, kk, pixel) for every output position and filter tap that lands inside the input:
+ * row = (n·OH + oh)·OW + ow, kk = kh·KW + kw, pixel = (n·H + ih)·W + iw. The index walk of the
+ * im2col filter gradient and the depthwise kernels.
  */
 function forEachTap(c: Info, fn: (row: number, kk: number, pixel: number) => void): void {
   const { batchSize: N, inHeight: H, inWidth: W, outHeight: OH, outWidth: OW, filterHeight: KH, filterWidth: KW } = c;
@@ -73,8 +76,7 @@ function matMul(backend: unknown, a: tf.TensorInfo, aShape: [number, number], b:
  * dilated by the stride: dW[kh, kw, ci, co] = Σ x[n, oh·s + kh − pad, ow·s + kw − pad, ci] ·
  * dy[n, oh, ow, co]. Falls back to im2col + BatchMatMul when the padding would be negative.
  */
-function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
-  const { inputs, backend, attrs } = args;
+function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const wasm = backend as WasmBackend;
   const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
@@ -84,7 +86,7 @@ function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const left = c.padInfo.left;
   const bottom = KH - 1 + (OH - 1) * sh + 1 - H - top;
   const right = KW - 1 + (OW - 1) * sw + 1 - W - left;
-  if (top < 0 || left < 0 || bottom < 0 || right < 0) return conv2DBackpropFilterIm2col(args);
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) return conv2DBackpropFilterIm2col(wasm, backend, x, dy, a.filterShape, c);
   const transpose = tf.getKernel('Transpose', 'wasm')!;
   const conv = tf.getKernel('Conv2D', 'wasm')!;
   const kb = backend as tf.KernelBackend;
@@ -103,11 +105,7 @@ function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
 }
 
 /** dW = im2col(x)ᵀ · dy: [KH·KW·CI, N·OH·OW] × [N·OH·OW, CO]. */
-function conv2DBackpropFilterIm2col({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
-  const wasm = backend as WasmBackend;
-  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-  const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
-  const c = convInfo(x.shape, a.filterShape, a, false);
+function conv2DBackpropFilterIm2col(wasm: WasmBackend, backend: unknown, x: tf.TensorInfo, dy: tf.TensorInfo, filterShape: number[], c: Info): tf.TensorInfo {
   const CI = c.inChannels;
   const rows = c.batchSize * c.outHeight * c.outWidth;
   const width = c.filterHeight * c.filterWidth * CI;
@@ -122,7 +120,7 @@ function conv2DBackpropFilterIm2col({ inputs, backend, attrs }: KernelArgs): tf.
   });
   const product = matMul(backend, cols, [rows, width], dy, [rows, c.outChannels], true, false);
   wasm.disposeData(cols.dataId);
-  const out = wasm.makeOutput(a.filterShape, 'float32');
+  const out = wasm.makeOutput(filterShape, 'float32');
   (wasm.typedArrayFromHeap(out) as Float32Array).set(wasm.typedArrayFromHeap(product) as Float32Array);
   wasm.disposeData(product.dataId);
   return out;

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
-import { createRequire } from 'node:module';
 import { UserError } from '../errors.js';
+import { packageVersion } from '../version.js';
 import { diffuseCommand } from './diffuse.js';
 import { evalCommand } from './eval.js';
 import { searchCommand } from './search.js';
@@ -10,7 +10,6 @@ import { bootstrapCommand } from './bootstrap.js';
 import { demoCommand } from './demo.js';
 import { embedCommand, exportCommand, featuresCommand } from './embed.js';
 
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 export function program(): Command {
   return new Command('ddistill')
@@ -19,7 +18,7 @@ export function program(): Command {
         'search by plain Euclidean distance. Each stage reads and writes plain files\n' +
         '(.npy, JSON). Start with `ddistill demo` (npm start).',
     )
-    .version(version)
+    .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .addCommand(searchCommand())
     .addCommand(diffuseCommand())
