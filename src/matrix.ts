@@ -1,6 +1,6 @@
 /** Dense row-major float32 matrices, the currency of every stage. */
 import { UserError } from './errors.js';
-import { NpyFile, type NdArray } from './io/npy.js';
+import { NpyFile, writeNpy, type NdArray } from './io/npy.js';
 
 export interface Matrix {
   readonly rows: number;
@@ -51,6 +51,11 @@ export function readMatrix(path: string): Matrix {
   const bad = firstNonFiniteRow(m);
   if (bad >= 0) throw new UserError(`${path}: row ${bad} contains NaN or infinite values; remove or repair that row`);
   return m;
+}
+
+/** Writes `m` as a float32 rows × cols .npy file (atomically). */
+export function writeMatrix(path: string, m: Matrix): void {
+  writeNpy(path, { dtype: 'float32', shape: [m.rows, m.cols], data: m.data });
 }
 
 /** Squared L2 norm of each row. */

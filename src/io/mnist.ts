@@ -5,11 +5,10 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
-import { writeNpy } from './npy.js';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
-import type { Matrix } from '../matrix.js';
+import { writeMatrix, type Matrix } from '../matrix.js';
 
 export const MNIST_SIDE = 28;
 const PIXELS = MNIST_SIDE * MNIST_SIDE;
@@ -84,8 +83,8 @@ export function writeMnistFiles(dir: string, split?: MnistSplit): MnistFiles {
   if (Object.values(files).every((f) => existsSync(f))) return files;
   const s = split ?? loadMnistSplit();
   mkdirSync(dir, { recursive: true });
-  writeNpy(files.db, { dtype: 'float32', shape: [s.db.rows, s.db.cols], data: s.db.data });
-  writeNpy(files.queries, { dtype: 'float32', shape: [s.queries.rows, s.queries.cols], data: s.queries.data });
+  writeMatrix(files.db, s.db);
+  writeMatrix(files.queries, s.queries);
   writeFileAtomic(files.labels, Array.from(s.dbLabels).join('\n') + '\n');
   writeFileAtomic(files.queryLabels, Array.from(s.queryLabels).join('\n') + '\n');
   return files;

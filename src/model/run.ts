@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { initBackend, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { writeNpy } from '../io/npy.js';
-import { l2NormalizeNamed, readMatrix, type Matrix } from '../matrix.js';
+import { l2NormalizeNamed, readMatrix, writeMatrix, type Matrix } from '../matrix.js';
 import { loadRevisitedGroundTruth } from '../io/groundTruth.js';
 import { imageBatches, listImages, type ImageOptions, type ResizeMode } from '../io/images.js';
 import { embedRows } from './head.js';
@@ -118,7 +117,7 @@ async function embedImageFiles(o: EmbedFilesOptions): Promise<EmbedSummary> {
     const r = await embedImageList(model, manifest, paths, { crops, skipBad: o.skipBad, onSkip: o.onSkip, onProgress: o.onProgress });
     if (r.kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
     const output = join(o.out, 'images.npy');
-    writeNpy(output, { dtype: 'float32', shape: [r.matrix.rows, r.matrix.cols], data: r.matrix.data });
+    writeMatrix(output, r.matrix);
     const seconds = (performance.now() - started) / 1000;
     const summary = { model: dir, embeddingDim: manifest.embeddingDim, written: [{ input: o.images!, output, rows: r.matrix.rows }], seconds };
     writeFileAtomic(join(o.out, 'embed.json'), JSON.stringify({ ...summary, images: r.kept, skipped: r.skipped, backend: info.backend, provenance: manifest.provenance }, null, 2) + '\n');
@@ -149,7 +148,7 @@ export async function embedFiles(o: EmbedFilesOptions): Promise<EmbedSummary> {
     const written = inputs.map(([name, file], i) => {
       const e = embedded[i]!;
       const output = join(o.out, `${name}.npy`);
-      writeNpy(output, { dtype: 'float32', shape: [e.rows, e.cols], data: e.data });
+      writeMatrix(output, e);
       return { input: file, output, rows: e.rows };
     });
     const seconds = (performance.now() - started) / 1000;
@@ -216,7 +215,7 @@ export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: numb
     model.dispose();
   }
   if (r.kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
-  writeNpy(o.out, { dtype: 'float32', shape: [r.matrix.rows, r.matrix.cols], data: r.matrix.data });
+  writeMatrix(o.out, r.matrix);
   const seconds = (performance.now() - started) / 1000;
   writeFileAtomic(`${o.out.replace(/\.npy$/, '')}.json`, JSON.stringify({ images: r.kept, skipped: r.skipped, backbone: o.backbone, cut: o.cut ?? null, size: o.size, resize, dim: r.matrix.cols, seconds }, null, 2) + '\n');
   return { rows: r.matrix.rows, dim: r.matrix.cols, skipped: r.skipped, seconds };

@@ -35,7 +35,7 @@ import { ranking as rankingOf } from '../eval/ranking.js';
 import { evaluateFiles, type EvalFilesOptions } from '../eval/run.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readNpy, writeNpy } from '../io/npy.js';
-import { l2NormalizeNamed, readMatrix, type Matrix } from '../matrix.js';
+import { l2NormalizeNamed, readMatrix, rowBlock, writeMatrix, type Matrix } from '../matrix.js';
 import { loadModelFolder } from '../model/io.js';
 import { embedDescriptors, embedFiles, embedImageList, featureFiles, queryCrops } from '../model/run.js';
 import { listImages } from '../io/images.js';
@@ -152,7 +152,6 @@ function rowsOf(m: Matrix, rows: Int32Array): Matrix {
   return { rows: rows.length, cols: m.cols, data };
 }
 
-const writeMatrix = (path: string, m: Matrix) => writeNpy(path, { dtype: 'float32', shape: [m.rows, m.cols], data: m.data });
 const secondsSince = (t0: number) => Number(((performance.now() - t0) / 1000).toFixed(3));
 
 /** Image mode: embeds the database and query images with the model of `trainDir` into `embDir`. */
@@ -277,7 +276,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
     const d = unit(database, databaseFile);
     const q = unit(queries!, queriesFile!);
     const search = { k: Math.min(100, database.rows), metric: 'euclidean' as const, engine: o.engine };
-    await exactSearch(d, rowsOf(q, Int32Array.of(0)), search); // warm-up: engine start-up is not query time
+    await exactSearch(d, rowBlock(q, 0, 1), search); // warm-up: engine start-up is not query time
     const t0 = performance.now();
     await exactSearch(d, q, search);
     const querySeconds = secondsSince(t0);
@@ -378,12 +377,15 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
         const search = { k: Math.min(100, database.rows), metric: 'euclidean' as const, engine: o.engine };
         // The online cost: embedding the queries (from their image files in image mode) + search.
         const embedQueries = async (count: number) =>
-          queryPaths ? (await embedImageList(model, mm, queryPaths.slice(0, count), { crops: crops?.slice(0, count) })).matrix : embedDescriptors(model, mm, rowsOf(queries, Int32Array.from({ length: count }, (_, i) => i)), queriesFile);
-        await exactSearch(embDb, await embedQueries(1), search); // warm-up
-        const t1 = performance.now();
-        await exactSearch(embDb, await embedQueries(queries.rows), search);
-        querySeconds = secondsSince(t1);
-        model.dispose();
+          queryPaths ? (await embedImageList(model, mm, queryPaths.slice(0, count), { crops: crops?.slice(0, count) })).matrix : embedDescriptors(model, mm, rowBlock(queries, 0, count), queriesFile);
+        try {
+          await exactSearch(embDb, await embedQueries(1), search); // warm-up
+          const t1 = performance.now();
+          await exactSearch(embDb, await embedQueries(queries.rows), search);
+          querySeconds = secondsSince(t1);
+        } finally {
+          model.dispose();
+        }
       }
     }
     const train = JSON.parse(readFileSync(join(trainDir, 'train.json'), 'utf8')) as { history: EpochRecord[]; seconds?: number };
