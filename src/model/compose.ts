@@ -78,16 +78,24 @@ export function chain(models: readonly tf.LayersModel[], name: string): tf.Layer
 }
 
 /**
- * Copies every weight of `target` from the weight of `source` with the same original name
- * (e.g. `conv1_conv/kernel`), whatever the nesting (a frozen front and trained back joined by
- * `chain` keep their layers' names). Missing or differently shaped weights are an error.
+ * Copies weights of `target` from the weights of `source` with the same original name (e.g.
+ * `conv1_conv/kernel`, as tfjs and Keras-converted models name them), whatever the nesting (a
+ * frozen front and trained back joined by `chain` keep their layers' names). Every weight must be
+ * found, unless `partial` (pretrained weights for part of a network); differently shaped ones are
+ * an error. Returns how many were copied.
  */
-export function copyWeightsByName(target: tf.LayersModel, source: tf.LayersModel, sourceName: string): void {
+export function copyWeightsByName(target: tf.LayersModel, source: tf.LayersModel, sourceName: string, o: { partial?: boolean } = {}): number {
   const byName = new Map(source.weights.map((w) => [w.originalName, w]));
+  let copied = 0;
   for (const w of target.weights) {
     const s = byName.get(w.originalName);
-    if (!s) throw new UserError(`${sourceName} has no weight '${w.originalName}'; start from a model of the same network`);
+    if (!s) {
+      if (o.partial) continue;
+      throw new UserError(`${sourceName} has no weight '${w.originalName}'; start from a model of the same network`);
+    }
     if (s.shape.join('×') !== w.shape.join('×')) throw new UserError(`${sourceName}: weight '${w.originalName}' is ${s.shape.join('×')}, not ${w.shape.join('×')}; start from a model of the same network`);
     w.write(s.read());
+    copied++;
   }
+  return copied;
 }

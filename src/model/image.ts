@@ -9,10 +9,10 @@
 import { existsSync } from 'node:fs';
 import { tf } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
-import { ownNode, tensorKey } from './compose.js';
+import { copyWeightsByName, ownNode, tensorKey } from './compose.js';
 import type { ResizeMode } from '../io/images.js';
 import { fileHandler } from './io.js';
-import { buildResNet, GeM, loadWeightsByName, RESNET_ARCHS, type ResNetArch } from './resnet.js';
+import { buildResNet, GeM, RESNET_ARCHS, type ResNetArch } from './resnet.js';
 
 export interface ImageModelSpec {
   /** 'resnet18' | 'resnet34' | 'resnet50' | 'small', 'nsfwjs:mobilenet_v2', or the path of a tfjs model.json. */
@@ -122,9 +122,9 @@ export async function buildImageModel(spec: ImageModelSpec): Promise<tf.LayersMo
     const model = buildResNet({ arch: spec.backbone, size: side, channels, whiten: spec.whiten, widths: spec.widths, seed: spec.seed });
     if (spec.weights) {
       const source = await loadLayersModelFile(spec.weights);
-      const copied = loadWeightsByName(model, source);
+      const copied = copyWeightsByName(model, source, spec.weights, { partial: true });
       source.dispose();
-      if (copied.length === 0) throw new UserError(`${spec.weights}: no layer names in common with ${spec.backbone} (expected Keras names such as conv1_conv, conv2_block1_1_conv)`);
+      if (copied === 0) throw new UserError(`${spec.weights}: no layer names in common with ${spec.backbone} (expected Keras names such as conv1_conv, conv2_block1_1_conv)`);
     }
     return model;
   }

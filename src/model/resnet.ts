@@ -119,28 +119,3 @@ export function buildResNet(spec: ImageNetSpec): tf.LayersModel {
   if (spec.whiten !== null) out = tf.layers.dense({ units: spec.whiten, kernelInitializer: tf.initializers.glorotUniform({ seed: seed * 7919 + 7907 }), name: 'whiten' }).apply(out) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: out, name: spec.arch });
 }
-
-/**
- * Copies weights by layer name from `source` (e.g. a Keras-converted ResNet) into `target`;
- * returns the names copied. Layers whose weight shapes differ are an error.
- */
-export function loadWeightsByName(target: tf.LayersModel, source: tf.LayersModel): string[] {
-  const copied: string[] = [];
-  for (const layer of target.layers) {
-    let other: tf.layers.Layer;
-    try {
-      other = source.getLayer(layer.name);
-    } catch {
-      continue;
-    }
-    const w = other.getWeights();
-    if (w.length === 0 || w.length !== layer.getWeights().length) continue;
-    const shapes = layer.getWeights().map((t) => t.shape.join('×'));
-    if (w.some((t, i) => t.shape.join('×') !== shapes[i])) {
-      throw new UserError(`layer ${layer.name}: weights ${w.map((t) => t.shape.join('×')).join(', ')} do not fit ${shapes.join(', ')}`);
-    }
-    layer.setWeights(w);
-    copied.push(layer.name);
-  }
-  return copied;
-}
