@@ -8,22 +8,19 @@
  * statistics, as in fine-tuning practice).
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { initBackend, tf, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
 import { listImages, type ResizeMode } from '../io/images.js';
 import type { Matrix } from '../matrix.js';
 import { chain, ownNode, splitAt, tensorKey } from '../model/compose.js';
 import { fileImages, mapImages, memoryImages, pixelImages, stackItems, type ImageSet } from '../model/imageSet.js';
 import { buildImageModel, defaultScale, type ImageModelSpec } from '../model/image.js';
-import { saveModelFolder, type ModelManifest } from '../model/io.js';
+import type { ModelManifest } from '../model/io.js';
 import { readSelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
-import { checkpointFolder, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { stepCounts, train, type EpochRecord, type TrainInputs, type TrainState } from './loop.js';
-import { copyWeights, trainOptions, type TrainCallbacks, type TrainFilesOptions } from './run.js';
+import { checkpointFolder } from './checkpoint.js';
+import { stepCounts, type EpochRecord, type TrainInputs } from './loop.js';
+import { copyWeights, finishRun, rankingDiffusion, trainingProvenance, trainInRunFolder, trainOptions, type TrainCallbacks, type TrainFilesOptions, type TrainRun } from './run.js';
 
 /** The wasm heap's limit, less room for weights and the runtime. */
 export const WASM_ACTIVATION_BUDGET = 3 * 2 ** 30;
@@ -158,23 +155,17 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
     o.onStage?.(paths ? `${count} images, ${sizes}, decoded as training needs them` : `${count} images in memory`);
   }
   const fingerprint = createHash('sha256').update(JSON.stringify({ spec, options, freeze: o.freezeUntil ?? null, count, ranks: ranking.file, initFrom: o.initFrom ?? null })).digest('hex');
-  let resumeFrom: { state: TrainState; momentum: tf.Variable[] } | undefined;
-  if (o.resume) resumeFrom = loadCheckpoint(checkpointDir, trainable, fingerprint);
-  mkdirSync(o.out, { recursive: true });
-  const record = (history: readonly EpochRecord[], status: string) => ({
-    status, images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, spec, freezeUntil: o.freezeUntil ?? null, options,
-    steps: stepCounts(options, count), backend, version: packageVersion(), history,
-  });
-  const trainInputs: TrainInputs = { rows: count, gather: async (items) => stackItems(await inputs.get(items)), prefetch: !o.freezeUntil && !o.pixels };
-  const state = await train(trainable, trainInputs, ranking.neighbours, options, {
-    onStep: o.onStep,
-    onEpoch: async (s, momentum) => {
-      o.onEpoch?.(s.history.at(-1)!);
-      await saveCheckpoint(checkpointDir, trainable, momentum, s, fingerprint);
-      writeFileAtomic(join(o.out, 'train.json'), JSON.stringify(record(s.history, 'training'), null, 2) + '\n');
+  const run: TrainRun = {
+    out: o.out,
+    checkpointDir,
+    fingerprint,
+    record: {
+      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, spec, freezeUntil: o.freezeUntil ?? null, options,
+      steps: stepCounts(options, count), backend, version: packageVersion(),
     },
-  }, resumeFrom);
-  if (resumeFrom) tf.dispose(resumeFrom.momentum);
+  };
+  const trainInputs: TrainInputs = { rows: count, gather: async (items) => stackItems(await inputs.get(items)), prefetch: !o.freezeUntil && !o.pixels };
+  const { state } = await trainInRunFolder(trainable, trainInputs, ranking, options, { ...run, resume: o.resume, callbacks: o });
   // One exportable network: the frozen front and the trained back joined again.
   const whole = front && back ? chain([front, back], 'image_embedder') : model;
   const seconds = (performance.now() - started) / 1000;
@@ -188,14 +179,11 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
     postprocess: { normalize: 'l2' },
     head: { backbone: spec.backbone, cut: spec.cut ?? null, whiten: spec.whiten, scale: spec.scale, freezeUntil: o.freezeUntil ?? null },
     provenance: {
-      images: o.images ?? '(in memory)', count, ranks: ranking.file, diffusion: ranking.diffusion ? { method: ranking.diffusion.method, k: ranking.diffusion.k } : null,
-      optimiser: { ...options, triplets: undefined }, triplets: options.triplets, steps: state.stepsDone, finalLoss: state.history.at(-1)?.loss ?? null,
-      backend: backend.backend, tfjs: backend.tfjsVersion, package: `diffusion-distill ${packageVersion()}`, trainedAt: new Date().toISOString(), seconds: Number(seconds.toFixed(3)),
+      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, diffusion: rankingDiffusion(ranking), triplets: options.triplets,
+      ...trainingProvenance(options, state, backend, seconds),
     },
   };
-  const modelDir = join(o.out, 'model');
-  await saveModelFolder(whole, modelDir, manifest);
-  writeFileAtomic(join(o.out, 'train.json'), JSON.stringify({ ...record(state.history, 'done'), seconds: Number(seconds.toFixed(3)) }, null, 2) + '\n');
+  const modelDir = await finishRun(run, whole, manifest, state, seconds);
   model.dispose();
   return { model: modelDir, history: state.history, steps: state.stepsDone, seconds, backend };
 }

@@ -16,10 +16,10 @@ import { buildHead, embedRows, type HeadKind, type HeadInit, type HeadSpec } fro
 import { copyWeightsByName } from '../model/compose.js';
 import { loadModelFolder, saveModelFolder, type ModelManifest } from '../model/io.js';
 import { learnPca, pcaProjection, type PcaMethod } from '../model/pca.js';
-import { readSelfRanking } from '../triplets/run.js';
+import { readSelfRanking, type SelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
 import { checkpointFolder, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { stepCounts, train, TRAIN_DEFAULTS, type EpochRecord, type StepProgress, type TrainOptions, type TrainState } from './loop.js';
+import { stepCounts, train, TRAIN_DEFAULTS, type EpochRecord, type StepProgress, type TrainHooks, type TrainInputs, type TrainOptions, type TrainState } from './loop.js';
 
 export interface HeadOptions {
   readonly kind: HeadKind;
@@ -99,6 +99,76 @@ export function trainOptions(partial: TrainFilesOptions['train'] = {}): TrainOpt
   return { ...TRAIN_DEFAULTS, ...defined(rest), triplets: { ...TRAIN_DEFAULTS.triplets, ...defined(triplets ?? {}) } } as TrainOptions;
 }
 
+/** A training run folder: where it writes, what it is (checked on resume), what train.json says. */
+export interface TrainRun {
+  readonly out: string;
+  readonly checkpointDir: string;
+  readonly fingerprint: string;
+  /** train.json's fields besides status, history and seconds. */
+  readonly record: Record<string, unknown>;
+}
+
+function writeTrainJson(run: TrainRun, status: 'training' | 'done', history: readonly EpochRecord[], seconds?: number): void {
+  const json = { status, ...run.record, history, ...(seconds === undefined ? {} : { seconds: Number(seconds.toFixed(3)) }) };
+  writeFileAtomic(join(run.out, 'train.json'), JSON.stringify(json, null, 2) + '\n');
+}
+
+/**
+ * The training loop in a run folder (both modes): continues from its checkpoint with `resume`,
+ * and after every epoch replaces the checkpoint and train.json.
+ */
+export async function trainInRunFolder(
+  model: tf.LayersModel,
+  inputs: Matrix | TrainInputs,
+  ranking: SelfRanking,
+  options: TrainOptions,
+  run: TrainRun & { readonly resume?: boolean; readonly validate?: TrainHooks['validate']; readonly callbacks: TrainCallbacks },
+): Promise<{ state: TrainState; resumedFrom: number | null }> {
+  let resumeFrom: { state: TrainState; momentum: tf.Variable[] } | undefined;
+  if (run.resume) {
+    resumeFrom = loadCheckpoint(run.checkpointDir, model, run.fingerprint);
+    run.callbacks.onStage?.(`resuming after epoch ${resumeFrom.state.epochsDone} (step ${resumeFrom.state.stepsDone})`);
+  }
+  mkdirSync(run.out, { recursive: true });
+  const state = await train(model, inputs, ranking.neighbours, options, {
+    onStep: run.callbacks.onStep,
+    validate: run.validate,
+    onEpoch: async (s, momentum) => {
+      run.callbacks.onEpoch?.(s.history.at(-1)!);
+      await saveCheckpoint(run.checkpointDir, model, momentum, s, run.fingerprint);
+      writeTrainJson(run, 'training', s.history);
+    },
+  }, resumeFrom);
+  if (resumeFrom) tf.dispose(resumeFrom.momentum);
+  return { state, resumedFrom: resumeFrom?.state.epochsDone ?? null };
+}
+
+/** Writes the trained model folder (run/model) and the final train.json; returns the model folder. */
+export async function finishRun(run: TrainRun, model: tf.LayersModel, manifest: ModelManifest, state: TrainState, seconds: number): Promise<string> {
+  const modelDir = join(run.out, 'model');
+  await saveModelFolder(model, modelDir, manifest);
+  writeTrainJson(run, 'done', state.history, seconds);
+  return modelDir;
+}
+
+/** The provenance every model manifest records about its training (both modes). */
+export function trainingProvenance(options: TrainOptions, state: TrainState, backend: BackendInfo, seconds: number): Record<string, unknown> {
+  return {
+    optimiser: { ...options, triplets: undefined },
+    steps: state.stepsDone,
+    finalLoss: state.history.at(-1)?.loss ?? null,
+    backend: backend.backend,
+    tfjs: backend.tfjsVersion,
+    package: `diffusion-distill ${packageVersion()}`,
+    trainedAt: new Date().toISOString(),
+    seconds: Number(seconds.toFixed(3)),
+  };
+}
+
+/** The diffusion that made a ranking, for records: method, k and parameters. */
+export const rankingDiffusion = (ranking: SelfRanking) =>
+  ranking.diffusion ? { method: ranking.diffusion.method, k: ranking.diffusion.k, parameters: ranking.diffusion.parameters } : null;
+
 /** Trains a descriptor-mode head; see the module comment for the run folder. */
 export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const started = performance.now();
@@ -123,7 +193,6 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const q = queries && normalize ? l2NormalizeNamed(queries, String(v!.queries)) : queries;
   const backend = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(backend);
-  mkdirSync(o.out, { recursive: true });
 
   const spec: HeadSpec = { kind: head.kind, inputDim: x.cols, outputDim: head.dim, hidden: head.hidden, init: head.init, seed: options.seed };
   const fingerprint = createHash('sha256')
@@ -143,12 +212,6 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const model = buildHead(o.resume || o.initFrom ? { ...spec, init: 'random' } : spec, projection);
   if (o.initFrom && !o.resume) await copyWeights(o.initFrom, model);
 
-  let resumeFrom: { state: TrainState; momentum: tf.Variable[] } | undefined;
-  if (o.resume) {
-    resumeFrom = loadCheckpoint(checkpointDir, model, fingerprint);
-    o.onStage?.(`resuming after epoch ${resumeFrom.state.epochsDone} (step ${resumeFrom.state.stepsDone})`);
-  }
-
   const validate = validating
     ? async (m: tf.LayersModel) =>
         reportFigures(
@@ -166,39 +229,16 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
         )
     : undefined;
 
-  const record = (history: readonly EpochRecord[], done: boolean) => ({
-    status: done ? 'done' : 'training',
-    db: o.db,
-    ranks: ranking.file,
-    diffusion: ranking.diffusion ? { method: ranking.diffusion.method, k: ranking.diffusion.k, parameters: ranking.diffusion.parameters } : null,
-    normalize,
-    head,
-    pca: pcaInfo,
-    options,
-    tripletRange,
-    steps: stepCounts(options, x.rows),
-    backend,
-    version: packageVersion(),
-    history,
-  });
-
-  const state = await train(
-    model,
-    x,
-    ranking.neighbours,
-    options,
-    {
-      onStep: o.onStep,
-      validate,
-      onEpoch: async (s, momentum) => {
-        o.onEpoch?.(s.history.at(-1)!);
-        await saveCheckpoint(checkpointDir, model, momentum, s, fingerprint);
-        writeFileAtomic(join(o.out, 'train.json'), JSON.stringify(record(s.history, false), null, 2) + '\n');
-      },
+  const run: TrainRun = {
+    out: o.out,
+    checkpointDir,
+    fingerprint,
+    record: {
+      db: o.db, ranks: ranking.file, diffusion: rankingDiffusion(ranking), normalize, head, pca: pcaInfo, options, tripletRange,
+      steps: stepCounts(options, x.rows), backend, version: packageVersion(),
     },
-    resumeFrom,
-  );
-  if (resumeFrom) tf.dispose(resumeFrom.momentum);
+  };
+  const { state, resumedFrom } = await trainInRunFolder(model, x, ranking, options, { ...run, resume: o.resume, validate, callbacks: o });
 
   const seconds = (performance.now() - started) / 1000;
   const manifest: ModelManifest = {
@@ -215,38 +255,17 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
       databaseSize: x.rows,
       ranks: ranking.file,
       initFrom: o.initFrom ?? null,
-      diffusion: record([], true).diffusion,
+      diffusion: rankingDiffusion(ranking),
       triplets: { ...options.triplets, k: tripletRange, kRequested: options.triplets.k },
-      optimiser: { ...options, triplets: undefined },
-      steps: state.stepsDone,
-      finalLoss: state.history.at(-1)?.loss ?? null,
       validation: state.history.at(-1)?.validation ?? null,
-      backend: backend.backend,
-      tfjs: backend.tfjsVersion,
-      package: `diffusion-distill ${packageVersion()}`,
-      trainedAt: new Date().toISOString(),
-      seconds: Number(seconds.toFixed(3)),
+      ...trainingProvenance(options, state, backend, seconds),
     },
   };
-  const modelDir = join(o.out, 'model');
-  await saveModelFolder(model, modelDir, manifest);
-  writeFileAtomic(join(o.out, 'train.json'), JSON.stringify({ ...record(state.history, true), seconds: Number(seconds.toFixed(3)) }, null, 2) + '\n');
+  const modelDir = await finishRun(run, model, manifest, state, seconds);
   model.dispose();
-  return {
-    out: o.out,
-    model: modelDir,
-    backend,
-    head,
-    options,
-    tripletRange,
-    history: state.history,
-    steps: state.stepsDone,
-    seconds,
-    resumedFrom: resumeFrom ? resumeFrom.state.epochsDone : null,
-  };
+  return { out: o.out, model: modelDir, backend, head, options, tripletRange, history: state.history, steps: state.stepsDone, seconds, resumedFrom };
 }
 
-/** Loads the weights of the model folder `from` into `model` (same architecture). */
 /** Starts `model` from the weights of the model folder (or run folder) `from`, matched by name. */
 export async function copyWeights(from: string, model: tf.LayersModel): Promise<void> {
   const { dir, model: source } = await loadModelFolder(from);
