@@ -35,6 +35,7 @@ export * from './train/presets.js';
 export * from './io/images.js';
 export * from './model/resnet.js';
 export * from './model/image.js';
+export * from './model/imageSet.js';
 export * from './model/compose.js';
 export * from './train/images.js';
 export * from './pipeline/bootstrap.js';

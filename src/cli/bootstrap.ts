@@ -100,7 +100,7 @@ export function bootstrapCommand(): Command {
     .option('--query-labels <file>', 'query class labels')
     .option('--groups <n|file>', 'UKBench groups')
     .option('--query-groups <file>', 'query groups');
-  addImageTrainingOptions(addImageOptions(addTrainingOptions(cmd), 'image mode: ', { default: 'resnet18' }), 'image mode: ');
+  addImageTrainingOptions(addImageOptions(addTrainingOptions(cmd), 'image mode: ', { required: false }), 'image mode: ');
   return addRunOptions(cmd, 'continue the run in --out')
     .addHelpText(
       'after',

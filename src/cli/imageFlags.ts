@@ -1,18 +1,18 @@
 /** The image-mode options shared by `features`, `train` and `bootstrap`. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ResizeMode } from '../io/images.js';
-import type { ImageTrainOptions } from '../train/images.js';
+import { IMAGE_DEFAULTS, IMAGE_SIZE_PRESETS } from '../model/image.js';
+import type { ImageNetworkOptions } from '../train/images.js';
 import { parsePositiveInt } from './common.js';
 
-/** Named image sizes: the paper's longer side, and a size a laptop CPU trains at. */
-export const IMAGE_SIZE_PRESETS: Readonly<Record<string, number>> = Object.freeze({ paper: 600, cpu: 224 });
-export const DEFAULT_IMAGE_SIZE = IMAGE_SIZE_PRESETS.paper!;
+
+const presetList = () => Object.entries(IMAGE_SIZE_PRESETS).map(([k, v]) => `${k} = ${v}`).join(', ');
 
 export function parseImageSize(value: string): number {
   const preset = IMAGE_SIZE_PRESETS[value];
   if (preset !== undefined) return preset;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 8) throw new InvalidArgumentError(`expected pixels (an integer ≥ 8) or a preset (${Object.entries(IMAGE_SIZE_PRESETS).map(([k, v]) => `${k} = ${v}`).join(', ')}).`);
+  if (!Number.isInteger(n) || n < 8) throw new InvalidArgumentError(`expected pixels (an integer ≥ 8) or a preset (${presetList()}).`);
   return n;
 }
 
@@ -25,16 +25,19 @@ export interface ImageFlags {
   inputScale?: 'unit' | 'symmetric';
 }
 
-/** --backbone, --cut, --weights, --image-size, --resize (help prefixed with `prefix`). */
-export function addImageOptions(cmd: Command, prefix: string, backbone: { required?: boolean; default?: string }): Command {
+/**
+ * --backbone (required, or defaulting to the library's), --cut, --weights, --image-size,
+ * --input-scale, --resize (help prefixed with `prefix`).
+ */
+export function addImageOptions(cmd: Command, prefix: string, backbone: { required: boolean }): Command {
   const b = new Option('--backbone <name|model.json>', `${prefix}resnet18/34/50, small, nsfwjs:mobilenet_v2, or a tfjs LayersModel (model.json)`);
   if (backbone.required) b.makeOptionMandatory();
-  if (backbone.default) b.default(backbone.default);
+  else b.default(IMAGE_DEFAULTS.backbone);
   return cmd
     .addOption(b)
     .option('--cut <layer>', `${prefix}layer of a model.json backbone to pool (default: its last feature map)`)
     .option('--weights <model.json>', `${prefix}Keras-converted weights for a built-in ResNet, loaded by layer name`)
-    .option('--image-size <px|preset>', `${prefix}longer side (or square side) in pixels; paper = 600, cpu = 224`, parseImageSize, DEFAULT_IMAGE_SIZE)
+    .option('--image-size <px|preset>', `${prefix}longer side (or square side) in pixels; ${presetList()}`, parseImageSize, IMAGE_DEFAULTS.size)
     .addOption(new Option('--input-scale <range>', `${prefix}pixel range the backbone expects: unit [0, 1] (built-in ResNets, nsfwjs) or symmetric [-1, 1] (Keras ImageNet models); default by backbone`).choices(['unit', 'symmetric']))
     .addOption(new Option('--resize <mode>', `${prefix}longer: keep the aspect ratio (the paper); square: squash`).choices(['longer', 'square']).default('longer'));
 }
@@ -52,7 +55,7 @@ export function addImageTrainingOptions(cmd: Command, prefix: string): Command {
 }
 
 /** The network and image options of `trainImages` from the flags. */
-export function imageOptionsFromFlags(flags: ImageTrainingFlags): Pick<ImageTrainOptions, 'backbone' | 'cut' | 'weights' | 'scale' | 'size' | 'resize' | 'freezeUntil' | 'whiten'> {
+export function imageOptionsFromFlags(flags: ImageTrainingFlags): ImageNetworkOptions {
   return {
     backbone: flags.backbone, cut: flags.cut, weights: flags.weights, scale: flags.inputScale, size: flags.imageSize, resize: flags.resize,
     freezeUntil: flags.freezeUntil, whiten: flags.whiten ?? null,

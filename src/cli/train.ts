@@ -196,7 +196,7 @@ export function trainCommand(): Command {
     .option('--query-labels <file>', 'validation: query class labels')
     .option('--groups <n|file>', 'validation: UKBench groups')
     .option('--query-groups <file>', 'validation: query groups');
-  addImageTrainingOptions(addImageOptions(cmd, 'image mode: ', { default: 'resnet18' }), 'image mode: ');
+  addImageTrainingOptions(addImageOptions(cmd, 'image mode: ', { required: false }), 'image mode: ');
   return addRunOptions(cmd, 'continue from --out/checkpoint with the same options')
     .addHelpText(
       'after',

@@ -33,6 +33,9 @@ export function listImages(source: string): string[] {
 
 export type ResizeMode = 'square' | 'longer';
 
+/** "224×224" or "longer side 600", for logs. */
+export const sizeLabel = (size: number, mode: ResizeMode = 'longer'): string => (mode === 'square' ? `${size}×${size}` : `longer side ${size}`);
+
 export interface ImageOptions {
   /** Target size: the side of the square, or the longer side. */
   readonly size: number;

@@ -34,6 +34,12 @@ export interface ImageModelSpec {
   readonly seed: number;
 }
 
+/** Named image sizes (the longer side): the paper's, and one a laptop CPU trains at. */
+export const IMAGE_SIZE_PRESETS: Readonly<Record<string, number>> = Object.freeze({ paper: 600, cpu: 224 });
+
+/** The image network when none is named, and the paper's image size. */
+export const IMAGE_DEFAULTS = Object.freeze({ backbone: 'resnet18', size: IMAGE_SIZE_PRESETS.paper! });
+
 export const isBuiltInBackbone = (b: string): b is ResNetArch => (RESNET_ARCHS as readonly string[]).includes(b);
 
 /** The networks bundled in the npm package nsfwjs (Keras LayersModels), as `nsfwjs:NAME` backbones. */

@@ -39,8 +39,8 @@ export function pixelImages(m: Matrix, size: number, channels: number): ImageSet
 
 /**
  * Image files, decoded on demand (sharp) with `o`'s resizing and optional per-image crops. Decoded
- * bytes are kept while they fit in `cacheBytes` (default 1 GiB), so small sets are decoded once and
- * large ones stream from disk with bounded memory.
+ * bytes are kept while they fit in `cacheBytes` (default 1 GiB; 0 for a single pass), so small sets
+ * are decoded once and large ones stream from disk with bounded memory.
  */
 export function fileImages(paths: readonly string[], o: ImageOptions & { readonly crops?: readonly (readonly number[] | null)[]; readonly cacheBytes?: number }): ImageSet {
   const cache = new Map<number, ImageBytes>();
@@ -97,8 +97,9 @@ export function predictItems(model: tf.LayersModel, items: readonly ImageItem[])
 /** Embeddings of all images of `set`, `batch` at a time: rows in set order (L2-normalised by default). */
 export async function embedImages(model: tf.LayersModel, set: ImageSet, o: { batch?: number; normalize?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<Matrix> {
   const batch = o.batch ?? 16;
-  const cols = (model.outputs[0]!.shape.slice(1) as number[]).reduce((p, d) => p * d, 1);
-  if (!Number.isFinite(cols)) throw new Error('embedImages: the model output has free dimensions; use mapImages');
+  const shape = model.outputs[0]!.shape.slice(1);
+  if (shape.some((d) => d === null)) throw new Error('embedImages: the model outputs maps of free size; use mapImages');
+  const cols = (shape as number[]).reduce((p, d) => p * d, 1);
   const out = new Float32Array(set.count * cols);
   let row = 0;
   for (let start = 0; start < set.count; start += batch) {
@@ -133,4 +134,4 @@ export async function mapImages(model: tf.LayersModel, set: ImageSet, o: { batch
   return maps;
 }
 
-export const range = (start: number, end: number): number[] => Array.from({ length: end - start }, (_, i) => start + i);
+const range = (start: number, end: number): number[] => Array.from({ length: end - start }, (_, i) => start + i);

@@ -101,8 +101,15 @@ export function resolveModelFolder(path: string): string {
   throw new UserError(`${path}: no ${MODEL_FILE} here or in ${join(path, 'model')}; give a model folder or a ddistill train output folder`);
 }
 
+/** A model folder in memory: where it came from, the network, its manifest. */
+export interface LoadedModel {
+  readonly dir: string;
+  readonly model: tf.LayersModel;
+  readonly manifest: ModelManifest;
+}
+
 /** Loads a model folder written by `saveModelFolder` (or a training run folder). */
-export async function loadModelFolder(path: string): Promise<{ dir: string; model: tf.LayersModel; manifest: ModelManifest }> {
+export async function loadModelFolder(path: string): Promise<LoadedModel> {
   const dir = resolveModelFolder(path);
   const manifest = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as ModelManifest;
   if (manifest.format !== 'diffusion-distill-model') throw new UserError(`${join(dir, MANIFEST_FILE)}: not a diffusion-distill model manifest`);

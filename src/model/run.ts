@@ -12,7 +12,7 @@ import { imageBatches, listImages, type ImageOptions, type ResizeMode } from '..
 import { embedRows } from './head.js';
 import { embedImages, memoryImages } from './imageSet.js';
 import { buildImageModel, defaultScale } from './image.js';
-import { loadModelFolder, saveModelFolder, type ModelManifest } from './io.js';
+import { loadModelFolder, saveModelFolder, type LoadedModel, type ModelManifest } from './io.js';
 import type { tf } from '../backend/tfjs.js';
 
 /** The manifest's preprocessing applied to descriptors read from `file`. */
@@ -90,18 +90,17 @@ async function runOverImages(
 }
 
 /**
- * Embeds image files with a loaded image model, decoded and resized as its manifest says:
+ * Embeds image files with a loaded image model folder, decoded and resized as its manifest says:
  * L2-normalised rows of the readable images, and the paths kept and skipped.
  */
 export async function embedImageList(
-  model: tf.LayersModel,
-  manifest: ModelManifest,
+  loaded: LoadedModel,
   paths: readonly string[],
   o: { crops?: (readonly number[] | null)[]; skipBad?: boolean; onSkip?: (path: string, message: string) => void; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<{ matrix: Matrix; kept: string[]; skipped: string[] }> {
-  const image = manifest.preprocess.image;
-  if (manifest.inputKind !== 'images' || !image) throw new UserError('this model embeds descriptors, not images; give --db/--queries .npy files');
-  return runOverImages(model, paths, { size: image.size, mode: image.resize, ...o });
+  const image = loaded.manifest.preprocess.image;
+  if (loaded.manifest.inputKind !== 'images' || !image) throw new UserError(`${loaded.dir}: this model embeds descriptors; give --db/--queries .npy files`);
+  return runOverImages(loaded.model, paths, { size: image.size, mode: image.resize, ...o });
 }
 
 /** Embeds images with an image model (decoded and resized as its manifest says). */
@@ -111,10 +110,10 @@ async function embedImageFiles(o: EmbedFilesOptions): Promise<EmbedSummary> {
   const crops = queryCrops(o.crops, paths, o.images!);
   const info = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(info);
-  const { dir, model, manifest } = await loadModelFolder(o.model);
+  const loaded = await loadModelFolder(o.model);
+  const { dir, model, manifest } = loaded;
   try {
-    if (manifest.inputKind !== 'images') throw new UserError(`${dir}: this model embeds descriptors; give --db/--queries .npy files`);
-    const r = await embedImageList(model, manifest, paths, { crops, skipBad: o.skipBad, onSkip: o.onSkip, onProgress: o.onProgress });
+    const r = await embedImageList(loaded, paths, { crops, skipBad: o.skipBad, onSkip: o.onSkip, onProgress: o.onProgress });
     if (r.kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
     const output = join(o.out, 'images.npy');
     writeMatrix(output, r.matrix);
@@ -192,6 +191,9 @@ export interface FeatureFilesOptions {
   readonly onProgress?: (done: number, total: number) => void;
 }
 
+/** The .json beside a features .npy, listing its images in row order (written last). */
+export const featureListFile = (npy: string): string => `${npy.replace(/\.npy$/, '')}.json`;
+
 /**
  * Base descriptors from a network before any training (`ddistill features`): GeM-pooled,
  * L2-normalised, one row per readable image, plus `<out>.json` listing the images (and the ones
@@ -217,6 +219,6 @@ export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: numb
   if (r.kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
   writeMatrix(o.out, r.matrix);
   const seconds = (performance.now() - started) / 1000;
-  writeFileAtomic(`${o.out.replace(/\.npy$/, '')}.json`, JSON.stringify({ images: r.kept, skipped: r.skipped, backbone: o.backbone, cut: o.cut ?? null, size: o.size, resize, dim: r.matrix.cols, seconds }, null, 2) + '\n');
+  writeFileAtomic(featureListFile(o.out), JSON.stringify({ images: r.kept, skipped: r.skipped, backbone: o.backbone, cut: o.cut ?? null, size: o.size, resize, dim: r.matrix.cols, seconds }, null, 2) + '\n');
   return { rows: r.matrix.rows, dim: r.matrix.cols, skipped: r.skipped, seconds };
 }

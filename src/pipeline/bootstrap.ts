@@ -37,9 +37,10 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { l2NormalizeNamed, readMatrix, rowBlock, writeMatrix, type Matrix } from '../matrix.js';
 import { loadModelFolder } from '../model/io.js';
-import { embedDescriptors, embedFiles, embedImageList, featureFiles, queryCrops } from '../model/run.js';
-import { listImages } from '../io/images.js';
-import { trainImages, type ImageTrainOptions } from '../train/images.js';
+import { embedDescriptors, embedFiles, embedImageList, featureFiles, featureListFile, queryCrops } from '../model/run.js';
+import { listImages, sizeLabel } from '../io/images.js';
+import { trainImages, type ImageNetworkOptions } from '../train/images.js';
+import { IMAGE_DEFAULTS } from '../model/image.js';
 import { exactSearch } from '../search/exact.js';
 import type { EpochRecord, StepProgress } from '../train/loop.js';
 import { seededRandom } from '../triplets/mining.js';
@@ -55,9 +56,6 @@ export interface GroundTruthOptions {
   readonly queryGroups?: string;
 }
 
-/** Image mode: the network and how images are resized (as `ddistill train --images`). */
-export type BootstrapImageOptions = Pick<ImageTrainOptions, 'backbone' | 'cut' | 'weights' | 'scale' | 'size' | 'resize' | 'freezeUntil' | 'whiten'>;
-
 export interface BootstrapOptions extends GroundTruthOptions {
   /** Database descriptors, or (image mode) `images`. */
   readonly db?: string;
@@ -65,7 +63,8 @@ export interface BootstrapOptions extends GroundTruthOptions {
   /** Image mode: the database images (a folder or list file) and the query images. */
   readonly images?: string;
   readonly queryImages?: string;
-  readonly image?: BootstrapImageOptions;
+  /** Image mode: the network and how images are resized (as `ddistill train --images`). */
+  readonly image?: Partial<ImageNetworkOptions>;
   readonly out: string;
   readonly iterations: number;
   /** Train on this fraction of the database (seeded subset), embed and search all of it. */
@@ -163,14 +162,15 @@ async function embedImageRun(
   crops: (readonly number[] | null)[] | undefined,
   onImages?: (done: number, total: number) => void,
 ): Promise<void> {
-  const { dir, model, manifest } = await loadModelFolder(trainDir);
+  const loaded = await loadModelFolder(trainDir);
+  const { dir, model, manifest } = loaded;
   try {
     const started = performance.now();
     const total = paths.length + (queryPaths?.length ?? 0);
-    const db = await embedImageList(model, manifest, paths, { onProgress: (d) => onImages?.(d, total) });
+    const db = await embedImageList(loaded, paths, { onProgress: (d) => onImages?.(d, total) });
     writeMatrix(join(embDir, 'db.npy'), db.matrix);
     if (queryPaths) {
-      const q = await embedImageList(model, manifest, queryPaths, { crops, onProgress: (d) => onImages?.(paths.length + d, total) });
+      const q = await embedImageList(loaded, queryPaths, { crops, onProgress: (d) => onImages?.(paths.length + d, total) });
       writeMatrix(join(embDir, 'queries.npy'), q.matrix);
     }
     // embed.json last: its presence says the stage is complete.
@@ -200,7 +200,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   if (imageMode === (o.db !== undefined)) throw new UserError('give either --db (descriptors) or --images (image mode), on the command line or in --config');
   if (imageMode && o.queries) throw new UserError('in image mode give the queries as images (--query-images), not descriptors');
   if (!imageMode && o.queryImages) throw new UserError('--query-images needs --images (image mode); with --db give --queries descriptors');
-  const image = imageMode ? { ...o.image!, backbone: o.image?.backbone ?? 'resnet18', size: o.image?.size ?? 600 } : null;
+  const image = imageMode ? { ...o.image, backbone: o.image?.backbone ?? IMAGE_DEFAULTS.backbone, size: o.image?.size ?? IMAGE_DEFAULTS.size } : null;
   const paths = imageMode ? listImages(o.images!) : null;
   const queryPaths = o.queryImages ? listImages(o.queryImages) : null;
   // Revisitop queries are cropped to their boxes (the protocol), when the ground truth has them.
@@ -250,16 +250,16 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
     const dir = join(o.out, 'features');
     dbFile = join(dir, 'db.npy');
     queriesFile = queryPaths ? join(dir, 'queries.npy') : undefined;
-    const extract = async (images: string, out: string, gnd?: string) => {
-      if (existsSync(out.replace(/\.npy$/, '.json'))) return;
-      stage(0, 'features', `${image!.backbone} features of ${images} (${image!.resize === 'square' ? `${image!.size}×${image!.size}` : `longer side ${image!.size}`})`);
+    const extract = async (name: 'db' | 'queries', images: string, out: string, gnd?: string) => {
+      if (existsSync(featureListFile(out))) return;
+      stage(0, 'features', `${image!.backbone} features of ${images} (${sizeLabel(image!.size, image!.resize)})`);
       const t0 = performance.now();
       await featureFiles({ images, out, crops: gnd, backbone: image!.backbone, cut: image!.cut, weights: image!.weights, scale: image!.scale, size: image!.size, resize: image!.resize, backend: o.backend, onProgress: o.onImages });
-      manifest.featureSeconds = { ...manifest.featureSeconds, [out.endsWith('db.npy') ? 'db' : 'queries']: secondsSince(t0) };
+      manifest.featureSeconds = { ...manifest.featureSeconds, [name]: secondsSince(t0) };
       save();
     };
-    await extract(o.images!, dbFile);
-    if (queryPaths) await extract(o.queryImages!, queriesFile!, crops ? o.gnd : undefined);
+    await extract('db', o.images!, dbFile);
+    if (queryPaths) await extract('queries', o.queryImages!, queriesFile!, crops ? o.gnd : undefined);
     db = readMatrix(dbFile);
   }
   const database = db!;
@@ -373,11 +373,12 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
       ({ metrics, pr } = await evaluate({ db: embDb, query: embQ ?? undefined }));
       seconds.eval = secondsSince(t0);
       if (queries) {
-        const { model, manifest: mm } = await loadModelFolder(trainDir);
+        const loaded = await loadModelFolder(trainDir);
+        const { model, manifest: mm } = loaded;
         const search = { k: Math.min(100, database.rows), metric: 'euclidean' as const, engine: o.engine };
         // The online cost: embedding the queries (from their image files in image mode) + search.
         const embedQueries = async (count: number) =>
-          queryPaths ? (await embedImageList(model, mm, queryPaths.slice(0, count), { crops: crops?.slice(0, count) })).matrix : embedDescriptors(model, mm, rowBlock(queries, 0, count), queriesFile);
+          queryPaths ? (await embedImageList(loaded, queryPaths.slice(0, count), { crops: crops?.slice(0, count) })).matrix : embedDescriptors(model, mm, rowBlock(queries, 0, count), queriesFile);
         try {
           await exactSearch(embDb, await embedQueries(1), search); // warm-up
           const t1 = performance.now();

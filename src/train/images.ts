@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { initBackend, tf, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
-import { listImages, type ResizeMode } from '../io/images.js';
+import { listImages, sizeLabel, type ResizeMode } from '../io/images.js';
 import type { Matrix } from '../matrix.js';
 import { chain, ownNode, splitAt, tensorKey } from '../model/compose.js';
 import { fileImages, mapImages, memoryImages, pixelImages, stackItems, type ImageSet } from '../model/imageSet.js';
@@ -56,6 +56,9 @@ export function layerOutputFloats(model: tf.LayersModel, inputShape: readonly nu
 export function peakBytesPerImage(floats: number, batchNorm: 'train' | 'frozen' = 'train'): number {
   return floats * 4 * (batchNorm === 'frozen' ? 6 : 9);
 }
+
+/** The network and how images are resized: what `train --images` and `bootstrap --images` share. */
+export type ImageNetworkOptions = Pick<ImageTrainOptions, 'backbone' | 'cut' | 'weights' | 'scale' | 'size' | 'resize' | 'freezeUntil' | 'whiten'>;
 
 export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channels' | 'scale' | 'whiten' | 'resize'>, TrainCallbacks {
   readonly whiten?: number | null;
@@ -122,8 +125,8 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   const model = await buildImageModel(spec);
   // Also when resuming: the checkpoint holds the trainable part only, not a frozen front.
   if (o.initFrom) await copyWeights(o.initFrom, model);
-  const images = o.pixels ? pixelImages(o.pixels, spec.size, spec.channels) : fileImages(paths!, { size: spec.size, mode: spec.resize });
-  const sizes = spec.resize === 'square' ? `${spec.size}×${spec.size}` : `longer side ${spec.size}`;
+  const images = o.pixels ? pixelImages(o.pixels, spec.size, spec.channels) : fileImages(paths!, { size: spec.size, mode: spec.resize, cacheBytes: o.freezeUntil ? 0 : undefined });
+  const sizes = sizeLabel(spec.size, spec.resize);
 
   // The wasm heap: judged at the largest image (size × size) before anything is decoded or written.
   const perImage = peakBytesPerImage(layerOutputFloats(model, [spec.size, spec.size, spec.channels], o.freezeUntil), options.batchNorm);
