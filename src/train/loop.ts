@@ -152,6 +152,15 @@ export function zeroMomentum(model: tf.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => tf.variable(tf.zerosLike(w.read()), false));
 }
 
+/** The model's outputs for `x`, stacked inputs or one tensor per item, as one 2-d tensor. */
+function forward(model: tf.LayersModel, x: tf.Tensor | readonly tf.Tensor[], training: boolean): tf.Tensor2D {
+  if (Array.isArray(x)) return tf.concat((x as tf.Tensor[]).map((t) => model.apply(t, { training }) as tf.Tensor2D));
+  return model.apply(x as tf.Tensor, { training }) as tf.Tensor2D;
+}
+
+/** The number of active hinges (kept out of the surrounding scope, for reading afterwards). */
+const keptActiveCount = (hinges: tf.Tensor1D): tf.Tensor => tf.keep(tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')));
+
 /** Rows [start, start + count) of each third of `x` (anchors, closers, farthers). */
 function tripletSlice(x: tf.Tensor | readonly tf.Tensor[], b: number, start: number, count: number): tf.Tensor | tf.Tensor[] {
   if (Array.isArray(x)) return [0, 1, 2].flatMap((p) => x.slice(p * b + start, p * b + start + count));
@@ -174,14 +183,14 @@ function imageWiseGrads(
   const images = Array.isArray(x) ? (x as tf.Tensor[]) : (tf.split(x as tf.Tensor, (x as tf.Tensor).shape[0]!) as tf.Tensor[]);
   // 1. Embeddings without a tape; batch-norm moving statistics are put back (they update once, in 3).
   const stats = training ? model.nonTrainableWeights.map((w) => tf.clone(w.read())) : [];
-  const embeddings = tf.tidy(() => tf.concat(images.map((t) => model.apply(t, { training }) as tf.Tensor2D)));
+  const embeddings = tf.tidy(() => forward(model, images, training));
   model.nonTrainableWeights.forEach((w, i) => stats[i] && w.write(stats[i]!));
   tf.dispose(stats);
   // 2. The loss and its gradient with respect to each embedding.
   const kept: { active?: tf.Tensor; loss?: tf.Tensor } = {};
   const [dE] = tf.grads((e: tf.Tensor) => {
     const { loss, hinges } = tripletLoss(e as tf.Tensor2D, margins);
-    kept.active = tf.keep(tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')));
+    kept.active = keptActiveCount(hinges);
     kept.loss = tf.keep(loss.clone());
     hinges.dispose();
     return loss;
@@ -244,12 +253,9 @@ export function sgdStep(
         ? { x, m: margins }
         : { x: tf.tidy(() => tripletSlice(x, b, start, count)), m: tf.slice(margins, [start], [count]) as tf.Tensor1D };
     const kept: { active?: tf.Tensor } = {};
-    const training = { training: o.batchNorm !== 'frozen' };
     const { value, grads } = tf.variableGrads(() => {
-      const px = part.x;
-      const out = Array.isArray(px) ? tf.concat(px.map((t) => model.apply(t, training) as tf.Tensor2D)) : (model.apply(px as tf.Tensor, training) as tf.Tensor2D);
-      const { loss: l, hinges } = tripletLoss(out, part.m);
-      kept.active = tf.keep(tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')));
+      const { loss: l, hinges } = tripletLoss(forward(model, part.x, o.batchNorm !== 'frozen'), part.m);
+      kept.active = keptActiveCount(hinges);
       hinges.dispose();
       return tf.mul(l, count / b) as tf.Scalar;
     }, weights);
