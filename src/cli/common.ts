@@ -62,6 +62,19 @@ export function progress(label: string): { update(done: number, total: number, d
   };
 }
 
+/** A progress bar over images, unreadable ones skipped noted each on its own line. */
+export function imageProgress(label: string): { onSkip(path: string, message: string): void; onProgress(done: number, total: number): void; done(): void } {
+  const bar = progress(label);
+  return {
+    onSkip(path, message) {
+      bar.done();
+      note(`skipped ${path}: ${message}`);
+    },
+    onProgress: (done, total) => bar.update(done, total),
+    done: () => bar.done(),
+  };
+}
+
 /** The training bar's detail: epoch, running loss, triplets/s. */
 export function stepDetail(p: StepProgress): string {
   return `epoch ${p.epoch + 1}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tripletsPerSecond)} triplets/s`;

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
 import { embedFiles, exportModel, featureFiles, type EmbedSummary } from '../model/run.js';
-import { duration, note, print, progress } from './common.js';
+import { duration, imageProgress, note, print } from './common.js';
 import { addImageOptions, type ImageFlags } from './imageFlags.js';
 
 export function embedCommand(): Command {
@@ -26,19 +26,12 @@ export function embedCommand(): Command {
     .option('--json', 'print embed.json as one line')
     .addHelpText('after', '\nExample:\n  ddistill embed --model run/ --db db.npy --queries q.npy --out emb/ && ddistill eval --db emb/db.npy --query emb/queries.npy --metric euclidean --gnd gnd.pkl')
     .action(async (flags: { model: string; db?: string; queries?: string; images?: string; crops?: string; skipBadImages?: boolean; out: string; backend: BackendChoice; json?: boolean }) => {
-      const bar = progress('embedding');
+      const images = imageProgress('embedding');
       let s: EmbedSummary;
       try {
-        s = await embedFiles({
-          ...flags, skipBad: flags.skipBadImages, onBackend: (b) => note(`backend: ${b.backend} (${b.source})`),
-          onSkip: (p, m) => {
-            bar.done();
-            note(`skipped ${p}: ${m}`);
-          },
-          onProgress: (d, t) => bar.update(d, t),
-        });
+        s = await embedFiles({ ...flags, skipBad: flags.skipBadImages, onBackend: (b) => note(`backend: ${b.backend} (${b.source})`), onSkip: images.onSkip, onProgress: images.onProgress });
       } finally {
-        bar.done();
+        images.done();
       }
       if (flags.json) {
         print(JSON.stringify(s));
@@ -93,22 +86,19 @@ export function featuresCommand(): Command {
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
     .addHelpText('after', '\nExamples:\n  ddistill features --images photos/ --backbone mobilenet/model.json --out feats.npy\n  ddistill features --images queries/ --crops gnd_roxford5k.pkl --backbone resnet50 --weights r50/model.json --out q.npy')
     .action(async (flags: ImageFlags & { images: string; skipBadImages?: boolean; crops?: string; out: string; backend: BackendChoice }) => {
-      const bar = progress('features');
+      const images = imageProgress('features');
       try {
         const r = await featureFiles({
           images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, resize: flags.resize, weights: flags.weights, scale: flags.inputScale, skipBad: flags.skipBadImages, crops: flags.crops,
           out: flags.out, backend: flags.backend,
           onBackend: (b) => note(`backend: ${b.backend} (${b.source})`),
-          onSkip: (p, m) => {
-            bar.done();
-            note(`skipped ${p}: ${m}`);
-          },
-          onProgress: (d, t) => bar.update(d, t),
+          onSkip: images.onSkip,
+          onProgress: images.onProgress,
         });
-        bar.done();
+        images.done();
         print(`wrote ${r.rows} × ${r.dim} features to ${flags.out} in ${duration(r.seconds)}${r.skipped.length ? ` (${r.skipped.length} unreadable images skipped)` : ''}`);
       } finally {
-        bar.done();
+        images.done();
       }
     });
 }
