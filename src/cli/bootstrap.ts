@@ -3,6 +3,7 @@ import { DIFFUSION_METHODS, type DiffusionMethod } from '../diffusion/index.js';
 import { UserError } from '../errors.js';
 import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
 import { resultTable } from '../pipeline/table.js';
+import { mainFigure } from '../report/html.js';
 import { duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
 import type { EpochRecord, StepProgress } from '../train/loop.js';
 import { paramsFlag } from './diffuse.js';
@@ -51,11 +52,10 @@ export function pipelineHooks() {
 
 /** One JSON line: baseline, diffusion re-ranking and per-iteration figures. */
 export function summaryJson(m: RunManifest): Record<string, unknown> {
-  const main = (metrics: Record<string, number> | undefined) => (metrics ? (metrics.mAP ?? metrics.medium ?? metrics.NS ?? null) : null);
   return {
-    baseline: main(m.baseline?.metrics),
-    [m.reranking?.method ?? 'reranking']: main(m.reranking?.metrics),
-    iterations: m.iterations.map((r) => ({ iteration: r.iteration, mAP: main(r.metrics), metrics: r.metrics, querySeconds: r.querySeconds, seconds: r.seconds })),
+    baseline: mainFigure(m.baseline),
+    [m.reranking?.method ?? 'reranking']: mainFigure(m.reranking),
+    iterations: m.iterations.map((r) => ({ iteration: r.iteration, mAP: mainFigure(r), metrics: r.metrics, querySeconds: r.querySeconds, seconds: r.seconds })),
     queries: m.baseline?.queries ?? null,
     querySeconds: { baseline: m.baseline?.querySeconds ?? null, reranking: m.reranking?.querySeconds ?? null },
     seconds: m.seconds,
