@@ -18,6 +18,7 @@ interface BootstrapFlags extends TrainingFlags, GroundTruthFlags, ImageTrainingF
   iterations: number;
   trainFraction: number;
   method: DiffusionMethod;
+  preset?: 'default' | 'small';
   params?: string;
   topK?: number;
   compare: boolean;
@@ -92,7 +93,8 @@ export function bootstrapCommand(): Command {
     .option('--iterations <n>', 'bootstrap iterations', parsePositiveInt, 2)
     .option('--train-fraction <f>', 'fraction of the database to train on', fraction, 1)
     .addOption(new Option('--method <name>', 'diffusion teacher').choices(DIFFUSION_METHODS).default('cas'))
-    .option('--params <json|file.json>', 'diffusion parameters as JSON (see ddistill diffuse --help)')
+    .addOption(new Option('--preset <name>', 'CAS neighbourhood sizes: default, or small (k1..k5 = 5, 20, 25, 6, 25) for collections of under ~100 items or small groups').choices(['default', 'small']))
+    .option('--params <json|file.json>', 'diffusion parameters as JSON, over the preset (see ddistill diffuse --help)')
     .option('--top-k <n>', 'teacher ranking length (default: the triplet range -k)', parsePositiveInt)
     .option('--no-compare', 'skip the baseline and query re-ranking measurements')
     .option('--gnd <file>', 'revisited ground truth (gnd_*.pkl/.json)')
@@ -127,7 +129,7 @@ export function bootstrapCommand(): Command {
       try {
         manifest = await bootstrap({
           db: flags.db, queries: flags.queries, images: flags.images, queryImages: flags.queryImages, image: flags.images ? imageOptionsFromFlags(flags) : undefined, out: flags.out, iterations: flags.iterations, trainFraction: flags.trainFraction,
-          method: flags.method, params, topK: flags.topK, compare: flags.compare, resume: flags.resume, config,
+          method: flags.method, preset: flags.preset, params, topK: flags.topK, compare: flags.compare, resume: flags.resume, config,
           gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups,
           ...trainingFromFlags(flags), normalize: flags.normalize, backend: flags.backend, engine: flags.engine,
           ...hooks,

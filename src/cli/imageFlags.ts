@@ -1,6 +1,7 @@
 /** The image-mode options shared by `features`, `train` and `bootstrap`. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ResizeMode } from '../io/images.js';
+import { backboneNames } from '../model/backbones.js';
 import { IMAGE_DEFAULTS, IMAGE_SIZE_PRESETS } from '../model/image.js';
 import type { ImageNetworkOptions } from '../train/images.js';
 import { parsePositiveInt } from './common.js';
@@ -19,7 +20,7 @@ export function parseImageSize(value: string): number {
 export interface ImageFlags {
   backbone: string;
   cut?: string;
-  imageSize: number;
+  imageSize?: number;
   resize: ResizeMode;
   weights?: string;
   inputScale?: 'unit' | 'symmetric';
@@ -30,14 +31,14 @@ export interface ImageFlags {
  * --input-scale, --resize (help prefixed with `prefix`).
  */
 export function addImageOptions(cmd: Command, prefix: string, backbone: { required: boolean }): Command {
-  const b = new Option('--backbone <name|model.json>', `${prefix}resnet18/34/50, small, nsfwjs:mobilenet_v2, or a tfjs LayersModel (model.json)`);
+  const b = new Option('--backbone <name|model.json>', `${prefix}${backboneNames()}`);
   if (backbone.required) b.makeOptionMandatory();
   else b.default(IMAGE_DEFAULTS.backbone);
   return cmd
     .addOption(b)
     .option('--cut <layer>', `${prefix}layer of a model.json backbone to pool (default: its last feature map)`)
     .option('--weights <model.json>', `${prefix}Keras-converted weights for a built-in ResNet, loaded by layer name`)
-    .option('--image-size <px|preset>', `${prefix}longer side (or square side) in pixels; ${presetList()}`, parseImageSize, IMAGE_DEFAULTS.size)
+    .option('--image-size <px|preset>', `${prefix}longer side (or square side) in pixels; ${presetList()} (default: 224 on wasm/cpu, 600 with native TensorFlow)`, parseImageSize)
     .addOption(new Option('--input-scale <range>', `${prefix}pixel range the backbone expects: unit [0, 1] (built-in ResNets, nsfwjs) or symmetric [-1, 1] (Keras ImageNet models); default by backbone`).choices(['unit', 'symmetric']))
     .addOption(new Option('--resize <mode>', `${prefix}longer: keep the aspect ratio (the paper); square: squash`).choices(['longer', 'square']).default('longer'));
 }
@@ -50,7 +51,7 @@ export interface ImageTrainingFlags extends ImageFlags {
 /** --freeze-until and --whiten (help prefixed with `prefix`). */
 export function addImageTrainingOptions(cmd: Command, prefix: string): Command {
   return cmd
-    .option('--freeze-until <layer>', `${prefix}train only the layers after this one (a block output)`)
+    .option('--freeze-until <layer|all|none>', `${prefix}train only the layers after this one (a block output); all: freeze the whole backbone and GeM and train a --head on their descriptors (default for a pretrained backbone); none: train every layer (default for a built-in ResNet without --weights)`)
     .option('--whiten <n>', `${prefix}a whitening layer of n outputs after GeM`, parsePositiveInt);
 }
 

@@ -6,25 +6,26 @@ import { HEAD_INITS, HEAD_KINDS, type HeadInit, type HeadKind } from '../model/h
 import type { PcaMethod } from '../model/pca.js';
 import { SCHEDULES, TRAIN_DEFAULTS, type EpochRecord, type Schedule, type StepProgress } from '../train/loop.js';
 import { trainImages } from '../train/images.js';
+import { PHOTO_HEAD_RECIPE } from '../train/presets.js';
 import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
 import { duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
 import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
 
 export interface TrainingFlags {
   head: HeadKind;
-  dim: number;
-  hidden: number;
+  dim?: number;
+  hidden?: number;
   init: HeadInit;
   pcaMethod: PcaMethod;
-  k: number;
-  m0: number;
+  k?: number;
+  m0?: number;
   perAnchor: number;
-  batch: number;
-  lr: number;
+  batch?: number;
+  lr?: number;
   schedule: Schedule;
   momentum: number;
   weightDecay: number;
-  epochs: number;
+  epochs?: number;
   steps?: number;
   seed: number;
   microBatch?: number;
@@ -95,25 +96,29 @@ export function applyConfig(cmd: Command, path: string): void {
   }
 }
 
+/** Where PHOTO_HEAD_RECIPE's defaults apply, for help texts. */
+const PHOTO = ' on a frozen image backbone';
+
 /** The head, triplet, optimiser and backend options, shared by `train` and `bootstrap`. */
 export function addTrainingOptions(cmd: Command): Command {
   const d = TRAIN_DEFAULTS;
+  const p = PHOTO_HEAD_RECIPE;
   return cmd
     .addOption(new Option('--head <kind>', 'network on the descriptors').choices(HEAD_KINDS).default(HEAD_DEFAULTS.kind))
-    .option('--dim <n>', 'embedding dimension', parsePositiveInt, HEAD_DEFAULTS.dim)
-    .option('--hidden <n>', 'hidden width (residual, mlp)', parsePositiveInt, HEAD_DEFAULTS.hidden)
+    .option('--dim <n>', `embedding dimension (default: ${HEAD_DEFAULTS.dim})`, parsePositiveInt)
+    .option('--hidden <n>', `hidden width (residual, mlp) (default: ${HEAD_DEFAULTS.hidden}; ${p.head.hidden} on a frozen backbone${PHOTO})`, parsePositiveInt)
     .addOption(new Option('--init <how>', 'initial projection').choices(HEAD_INITS).default(HEAD_DEFAULTS.init))
     .addOption(new Option('--pca-method <m>', 'eigenvectors: exact (ml-matrix) or subspace iteration').choices(['auto', 'exact', 'subspace']).default('auto'))
-    .option('-k, --k <n>', 'triplet range in the diffusion ranking', parsePositiveInt, d.triplets.k)
-    .option('--m0 <x>', 'margin scale', nonNegative, d.triplets.m0)
+    .option('-k, --k <n>', `triplet range in the diffusion ranking (default: ${d.triplets.k}; ${p.train.triplets!.k}${PHOTO})`, parsePositiveInt)
+    .option('--m0 <x>', `margin scale (default: ${d.triplets.m0}; ${p.train.triplets!.m0}${PHOTO})`, nonNegative)
     .option('--per-anchor <n>', 'triplets per anchor per epoch', parsePositiveInt, d.triplets.perAnchor)
-    .option('--batch <n>', 'triplets per step', parsePositiveInt, d.batch)
-    .option('--lr <x>', 'initial learning rate', positive, d.lr)
+    .option('--batch <n>', `triplets per step (default: ${d.batch}; ${p.train.batch}${PHOTO})`, parsePositiveInt)
+    .option('--lr <x>', `initial learning rate (default: ${d.lr}; ${p.train.lr}${PHOTO})`, positive)
     .addOption(new Option('--schedule <s>', 'learning-rate decay').choices(SCHEDULES).default(d.schedule))
     .option('--momentum <x>', 'SGD momentum', fraction, d.momentum)
     .option('--weight-decay <x>', 'L2 weight decay', nonNegative, d.weightDecay)
-    .option('--epochs <n>', 'passes over the mined triplets', parsePositiveInt, d.epochs)
-    .option('--steps <n>', 'total steps instead of --epochs', parsePositiveInt)
+    .option('--epochs <n>', `passes over the mined triplets (default: ${d.epochs})`, parsePositiveInt)
+    .option('--steps <n>', `total steps instead of --epochs (default: ${p.train.steps}${PHOTO})`, parsePositiveInt)
     .option('--seed <n>', 'seed of initialisation, mining and shuffling', integer, d.seed)
     .option('--micro-batch <n>', 'triplets per forward pass (gradient accumulation)', parsePositiveInt)
     .addOption(new Option('--batch-norm <mode>', 'image mode: batch statistics (train) or stored (frozen)').choices(['train', 'frozen']))
@@ -136,12 +141,12 @@ export function addRunOptions(cmd: Command, resumeHelp: string): Command {
 }
 
 /** The head and training options out of parsed flags. */
-export function trainingFromFlags(flags: TrainingFlags): { head: HeadOptions; train: NonNullable<TrainFilesOptions['train']> } {
+export function trainingFromFlags(flags: TrainingFlags): { head: Partial<HeadOptions>; train: NonNullable<TrainFilesOptions['train']> } {
   return {
     head: { kind: flags.head, dim: flags.dim, hidden: flags.hidden, init: flags.init, pcaMethod: flags.pcaMethod },
     train: {
       batch: flags.batch, lr: flags.lr, schedule: flags.schedule, momentum: flags.momentum, weightDecay: flags.weightDecay,
-      epochs: flags.epochs, steps: flags.steps ?? null, seed: flags.seed, microBatch: flags.microBatch ?? null,
+      epochs: flags.epochs, steps: flags.steps, seed: flags.seed, microBatch: flags.microBatch ?? null,
       ...(flags.batchNorm ? { batchNorm: flags.batchNorm } : {}),
       ...(flags.imageWise ? { imageWise: true } : {}),
       triplets: { k: flags.k, m0: flags.m0, perAnchor: flags.perAnchor },
@@ -221,7 +226,7 @@ export function trainCommand(): Command {
       if (flags.images) {
         try {
           const r = await trainImages({
-            images: flags.images, ...imageOptionsFromFlags(flags), ranks: flags.ranks, out: flags.out, train, backend: flags.backend, resume: flags.resume,
+            images: flags.images, ...imageOptionsFromFlags(flags), ranks: flags.ranks, out: flags.out, head: training.head, train, backend: flags.backend, resume: flags.resume,
             onBackend, onStage: (m) => note(m), onStep, onEpoch,
           });
           if (flags.json) print(JSON.stringify({ model: r.model, backend: r.backend.backend, steps: r.steps, seconds: Number(r.seconds.toFixed(3)), history: r.history }));

@@ -26,6 +26,7 @@ export function listImages(source: string): string[] {
     if (out.length === 0) throw new UserError(`${source}: no images (${IMAGE_EXTENSIONS.join(', ')}) in this folder`);
     return out;
   }
+  if (IMAGE_EXTENSIONS.includes(extname(source).toLowerCase())) return [source];
   const lines = readFileSync(source, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
   if (lines.length === 0) throw new UserError(`${source}: the list is empty; write one image path per line`);
   return lines.map((l) => (isAbsolute(l) ? l : resolve(dirname(source), l)));
@@ -93,6 +94,24 @@ export async function loadImageBytes(path: string, o: ImageOptions): Promise<Ima
     if (err instanceof UserError) throw err;
     throw new UserError(`${path}: cannot decode this image (${(err as Error).message.split('\n')[0]}); remove or replace it, or pass --skip-bad-images`);
   }
+}
+
+/**
+ * Reads every image's header (no decoding: about a millisecond each), so that an unreadable file
+ * is a one-line error before any expensive stage. Returns the paths that cannot be read.
+ */
+export async function unreadableImages(paths: readonly string[]): Promise<{ path: string; message: string }[]> {
+  const sharp = await loadSharp();
+  const bad: { path: string; message: string }[] = [];
+  for (const path of paths) {
+    try {
+      const meta = await sharp(path).metadata();
+      if (!meta.width || !meta.height) throw new Error('no image size in its header');
+    } catch (err) {
+      bad.push({ path, message: (err as Error).message.split('\n')[0]! });
+    }
+  }
+  return bad;
 }
 
 /** Bytes 0…255 to floats in [0, 1]. */

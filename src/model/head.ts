@@ -73,6 +73,31 @@ export function buildHead(spec: HeadSpec, projection?: Projection): tf.LayersMod
   return tf.model({ inputs: input, outputs: output, name: `head_${kind}` });
 }
 
+/**
+ * A layer that L2-normalises its input rows: what puts pooled image features on the unit sphere
+ * before a descriptor head, inside one exportable image network.
+ */
+export class L2Normalize extends tf.layers.Layer {
+  static readonly className = 'L2Normalize';
+  override computeOutputShape(inputShape: tf.Shape): tf.Shape {
+    return inputShape;
+  }
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return l2Normalize((Array.isArray(inputs) ? inputs[0]! : inputs) as tf.Tensor2D);
+  }
+}
+tf.serialization.registerClass(L2Normalize);
+
+/** The name of the descriptor head inside an image network (backbone → GeM → head). */
+export const DESCRIPTOR_HEAD = 'descriptor_head';
+
+/** `head` behind an L2 normalisation of its input, as one model named DESCRIPTOR_HEAD. */
+export function normalizedHead(head: tf.LayersModel): tf.LayersModel {
+  const input = tf.input({ shape: head.inputs[0]!.shape.slice(1) as number[], name: 'pooled' });
+  const unit = new L2Normalize({ name: 'pooled_l2' }).apply(input) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: head.apply(unit) as tf.SymbolicTensor, name: DESCRIPTOR_HEAD });
+}
+
 /** x / ‖x‖ per row (zero rows stay zero), inside a tidy. */
 export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D);

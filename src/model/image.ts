@@ -12,10 +12,11 @@ import { UserError } from '../errors.js';
 import { copyWeightsByName, ownNode, tensorKey } from './compose.js';
 import type { ResizeMode } from '../io/images.js';
 import { fileHandler } from './io.js';
+import { backboneFile, SHIPPED_BACKBONES } from './backbones.js';
 import { buildResNet, GeM, RESNET_ARCHS, type ResNetArch } from './resnet.js';
 
 export interface ImageModelSpec {
-  /** 'resnet18' | 'resnet34' | 'resnet50' | 'small', 'nsfwjs:mobilenet_v2', or the path of a tfjs model.json. */
+  /** A shipped backbone (models/), 'resnet18' | 'resnet34' | 'resnet50' | 'small', 'nsfwjs:mobilenet_v2', or the path of a tfjs model.json. */
   readonly backbone: string;
   /** For a model.json backbone: the layer to cut at (default: its last 4-d output). */
   readonly cut?: string;
@@ -37,8 +38,14 @@ export interface ImageModelSpec {
 /** Named image sizes (the longer side): the paper's, and one a laptop CPU trains at. */
 export const IMAGE_SIZE_PRESETS: Readonly<Record<string, number>> = Object.freeze({ paper: 600, cpu: 224 });
 
-/** The image network when none is named, and the paper's image size. */
-export const IMAGE_DEFAULTS = Object.freeze({ backbone: 'resnet18', size: IMAGE_SIZE_PRESETS.paper! });
+/** The image network when none is named: the ImageNet MobileNet shipped in models/. */
+export const IMAGE_DEFAULTS = Object.freeze({ backbone: 'mobilenet_v1_0.75' });
+
+/**
+ * The image size when none is given: the paper's 600 px where native TensorFlow runs, 224 px on
+ * the wasm and cpu backends (a laptop CPU; about 7× fewer pixels).
+ */
+export const defaultImageSize = (backend: string): number => (backend === 'tensorflow' ? IMAGE_SIZE_PRESETS.paper! : IMAGE_SIZE_PRESETS.cpu!);
 
 export const isBuiltInBackbone = (b: string): b is ResNetArch => (RESNET_ARCHS as readonly string[]).includes(b);
 
@@ -50,7 +57,8 @@ const NSFWJS_PREFIX = 'nsfwjs:';
  * How a backbone expects its input: the built-in ResNets and nsfwjs's networks take [0, 1]
  * (nsfwjs divides by 255); Keras ImageNet models such as MobileNet take [-1, 1].
  */
-export const defaultScale = (backbone: string): ImageModelSpec['scale'] => (isBuiltInBackbone(backbone) || backbone.startsWith(NSFWJS_PREFIX) ? 'unit' : 'symmetric');
+export const defaultScale = (backbone: string): ImageModelSpec['scale'] =>
+  SHIPPED_BACKBONES[backbone]?.scale ?? (isBuiltInBackbone(backbone) || backbone.startsWith(NSFWJS_PREFIX) ? 'unit' : 'symmetric');
 
 /**
  * A network that nsfwjs bundles (as JavaScript modules holding the model.json and base64 weight
@@ -134,12 +142,12 @@ export async function buildImageModel(spec: ImageModelSpec): Promise<tf.LayersMo
     }
     return model;
   }
-  const backbone = await loadLayersModelFile(spec.backbone);
+  const backbone = await loadLayersModelFile(backboneFile(spec.backbone));
   const inShape = backbone.inputs[0]!.shape;
   if (inShape.length !== 4 || inShape[3] !== channels) {
     throw new UserError(`${spec.backbone} takes inputs of shape ${JSON.stringify(inShape.slice(1))}, not images of ${channels} channels`);
   }
-  const cut = spec.cut ?? lastFeatureMap(backbone);
+  const cut = spec.cut ?? SHIPPED_BACKBONES[spec.backbone]?.cut ?? lastFeatureMap(backbone);
   // The convolutional layers up to the cut work at any input size: they are re-applied to ours.
   const input = tf.input({ shape: [side, side, channels], name: 'image' });
   let x: tf.SymbolicTensor = input;

@@ -8,8 +8,9 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-// Registers the custom GeM layer, so that image models load.
+// Registers the custom GeM and L2Normalize layers, so that image models load.
 import './resnet.js';
+import './head.js';
 import { tf } from '../backend/tfjs.js';
 
 export const MODEL_FILE = 'model.json';

@@ -11,7 +11,7 @@ import { loadRevisitedGroundTruth } from '../io/groundTruth.js';
 import { imageBatches, listImages, type ImageOptions, type ResizeMode } from '../io/images.js';
 import { embedRows } from './head.js';
 import { embedImages, memoryImages } from './imageSet.js';
-import { buildImageModel, defaultScale } from './image.js';
+import { buildImageModel, defaultImageSize, defaultScale } from './image.js';
 import { loadModelFolder, saveModelFolder, type LoadedModel, type ModelManifest } from './io.js';
 import type { tf } from '../backend/tfjs.js';
 
@@ -175,8 +175,8 @@ export interface FeatureFilesOptions {
   readonly images: string;
   readonly backbone: string;
   readonly cut?: string;
-  /** Longer side (or square side) of the resized images. */
-  readonly size: number;
+  /** Longer side (or square side) of the resized images (default: defaultImageSize of the backend). */
+  readonly size?: number;
   readonly resize?: ResizeMode;
   readonly scale?: 'unit' | 'symmetric';
   readonly weights?: string;
@@ -206,19 +206,20 @@ export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: numb
   const info = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(info);
   const resize = o.resize ?? 'longer';
+  const size = o.size ?? defaultImageSize(info.backend);
   const model = await buildImageModel({
-    backbone: o.backbone, cut: o.cut, size: o.size, resize, channels: 3, whiten: null, weights: o.weights, seed: 0,
+    backbone: o.backbone, cut: o.cut, size, resize, channels: 3, whiten: null, weights: o.weights, seed: 0,
     scale: o.scale ?? defaultScale(o.backbone),
   });
   let r: Awaited<ReturnType<typeof runOverImages>>;
   try {
-    r = await runOverImages(model, paths, { size: o.size, mode: resize, crops, skipBad: o.skipBad, batch: o.batch, onSkip: o.onSkip, onProgress: o.onProgress });
+    r = await runOverImages(model, paths, { size, mode: resize, crops, skipBad: o.skipBad, batch: o.batch, onSkip: o.onSkip, onProgress: o.onProgress });
   } finally {
     model.dispose();
   }
   if (r.kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
   writeMatrix(o.out, r.matrix);
   const seconds = (performance.now() - started) / 1000;
-  writeFileAtomic(featureListFile(o.out), JSON.stringify({ images: r.kept, skipped: r.skipped, backbone: o.backbone, cut: o.cut ?? null, size: o.size, resize, dim: r.matrix.cols, seconds }, null, 2) + '\n');
+  writeFileAtomic(featureListFile(o.out), JSON.stringify({ images: r.kept, skipped: r.skipped, backbone: o.backbone, cut: o.cut ?? null, size, resize, dim: r.matrix.cols, seconds }, null, 2) + '\n');
   return { rows: r.matrix.rows, dim: r.matrix.cols, skipped: r.skipped, seconds };
 }

@@ -28,6 +28,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineChoice } from '../backend/dense.js';
 import { initBackend, type BackendChoice } from '../backend/tfjs.js';
+import { casGraphSize, CAS_DEFAULTS, CAS_PRESETS } from '../diffusion/cas.js';
 import { diffuse, type DiffusionMethod } from '../diffusion/index.js';
 import { diffuseFiles } from '../diffusion/run.js';
 import { UserError } from '../errors.js';
@@ -38,9 +39,11 @@ import { readNpy, writeNpy } from '../io/npy.js';
 import { l2NormalizeNamed, readMatrix, rowBlock, writeMatrix, type Matrix } from '../matrix.js';
 import { loadModelFolder } from '../model/io.js';
 import { embedDescriptors, embedFiles, embedImageList, featureFiles, featureListFile, queryCrops } from '../model/run.js';
-import { listImages, sizeLabel } from '../io/images.js';
-import { trainImages, type ImageNetworkOptions } from '../train/images.js';
-import { IMAGE_DEFAULTS } from '../model/image.js';
+import { listImages, sizeLabel, unreadableImages } from '../io/images.js';
+import { checkImageTraining, defaultFreeze, FREEZE_ALL, imageTrainingDefaults, trainImages, type ImageNetworkOptions } from '../train/images.js';
+import { defaultImageSize, IMAGE_DEFAULTS } from '../model/image.js';
+import { DESCRIPTOR_HEAD, embedRows } from '../model/head.js';
+import { ensureOutputFolder } from '../io/paths.js';
 import { exactSearch } from '../search/exact.js';
 import type { EpochRecord, StepProgress } from '../train/loop.js';
 import { seededRandom } from '../triplets/mining.js';
@@ -70,6 +73,8 @@ export interface BootstrapOptions extends GroundTruthOptions {
   /** Train on this fraction of the database (seeded subset), embed and search all of it. */
   readonly trainFraction?: number;
   readonly method?: DiffusionMethod;
+  /** CAS neighbourhood sizes: 'default', or 'small' for small collections (as `ddistill diffuse --preset`). */
+  readonly preset?: keyof typeof CAS_PRESETS;
   readonly params?: Record<string, unknown>;
   /** Length of the teacher's rankings (default: the triplet range k). */
   readonly topK?: number;
@@ -181,6 +186,25 @@ async function embedImageRun(
   }
 }
 
+/**
+ * Image mode with a frozen backbone: the database and query embeddings are the trained head applied
+ * to the backbone's descriptors in features/ (what the whole image network computes, without
+ * running the backbone again).
+ */
+async function embedFromFeatures(trainDir: string, embDir: string, database: Matrix, queries: Matrix | null): Promise<void> {
+  const { dir, model, manifest } = await loadModelFolder(trainDir);
+  try {
+    const started = performance.now();
+    const head = model.getLayer(DESCRIPTOR_HEAD) as unknown as import('../backend/tfjs.js').tf.LayersModel;
+    writeMatrix(join(embDir, 'db.npy'), embedRows(head, database));
+    if (queries) writeMatrix(join(embDir, 'queries.npy'), embedRows(head, queries));
+    const seconds = secondsSince(started);
+    writeFileAtomic(join(embDir, 'embed.json'), JSON.stringify({ model: dir, embeddingDim: manifest.embeddingDim, images: database.rows, queries: queries?.rows ?? 0, fromFeatures: true, seconds }, null, 2) + '\n');
+  } finally {
+    model.dispose();
+  }
+}
+
 /** Runs (or resumes) a bootstrap; returns the final manifest. */
 export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   const started = performance.now();
@@ -193,19 +217,38 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   if (o.gnd && !hasQueries) throw new UserError('revisited ground truth (--gnd) needs --queries (or --query-images)');
   const compare = (o.compare ?? true) && hasGt && hasQueries;
   const method = o.method ?? 'cas';
-  const options = trainOptions(o.train);
-  const head = headOptions(o.head);
+  if (o.preset && method !== 'cas') throw new UserError(`--preset applies to CAS only, not ${method}`);
+  const params: Record<string, unknown> = { ...(o.preset ? CAS_PRESETS[o.preset] : {}), ...(o.params ?? {}) };
 
   const imageMode = o.images !== undefined;
   if (imageMode === (o.db !== undefined)) throw new UserError('give either --db (descriptors) or --images (image mode), on the command line or in --config');
   if (imageMode && o.queries) throw new UserError('in image mode give the queries as images (--query-images), not descriptors');
   if (!imageMode && o.queryImages) throw new UserError('--query-images needs --images (image mode); with --db give --queries descriptors');
-  const image = imageMode ? { ...o.image, backbone: o.image?.backbone ?? IMAGE_DEFAULTS.backbone, size: o.image?.size ?? IMAGE_DEFAULTS.size } : null;
+  ensureOutputFolder(o.out);
+  const backend = await initBackend(o.backend ?? 'auto');
+  const backbone = o.image?.backbone ?? IMAGE_DEFAULTS.backbone;
+  const freeze = o.image?.freezeUntil ?? defaultFreeze(backbone, o.image?.weights);
+  const image = imageMode ? { ...o.image, backbone, size: o.image?.size ?? defaultImageSize(backend.backend), freezeUntil: freeze } : null;
+  // A head on a frozen backbone trains on the features/ descriptors, and embeds from them.
+  const frozenBackbone = image !== null && freeze === FREEZE_ALL;
+  const defaults = image ? imageTrainingDefaults(freeze) : { head: {}, train: {} };
+  const options = trainOptions(o.train, defaults.train);
+  const head = headOptions(o.head, defaults.head);
   const paths = imageMode ? listImages(o.images!) : null;
   const queryPaths = o.queryImages ? listImages(o.queryImages) : null;
   // Revisitop queries are cropped to their boxes (the protocol), when the ground truth has them.
   const crops = queryPaths && o.gnd ? queryCrops(o.gnd, queryPaths, o.queryImages!) : undefined;
   let db = imageMode ? null : readMatrix(o.db!);
+  // Checks that can fail, before any expensive stage: the diffusion's neighbourhoods against the
+  // number of training items, the images' headers, the training step against the wasm heap.
+  const size = db?.rows ?? paths!.length;
+  const subsetSize = fraction < 1 ? Math.max(2, Math.round(fraction * size)) : size;
+  if (method === 'cas') casGraphSize({ ...CAS_DEFAULTS, ...params }, subsetSize);
+  if (imageMode) {
+    const bad = await unreadableImages([...paths!, ...(queryPaths ?? [])]);
+    if (bad.length > 0) throw new UserError(`${bad[0]!.path}: cannot read this image (${bad[0]!.message})${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}; remove or replace it`);
+    await checkImageTraining({ ...image!, train: options }, backend);
+  }
   const defining = definingOptions(o);
   const fingerprint = createHash('sha256').update(JSON.stringify({ defining, dbSize: db?.rows ?? paths!.length, dbCols: db?.cols ?? null })).digest('hex');
   const manifestPath = join(o.out, MANIFEST);
@@ -218,14 +261,11 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
     }
   } else {
     if (o.resume) throw new UserError(`${o.out}: no bootstrap run to resume (no ${MANIFEST}); run without --resume`);
-    const size = db?.rows ?? paths!.length;
-    const subsetSize = fraction < 1 ? Math.max(2, Math.round(fraction * size)) : size;
     manifest = {
       format: 'diffusion-distill-run', version: 1, status: 'running', options: defining, fingerprint, versions: {},
       databaseSize: size, trainItems: subsetSize, baseline: null, reranking: null, iterations: [], seconds: 0,
     };
   }
-  const backend = await initBackend(o.backend ?? 'auto');
   manifest.versions = { package: packageVersion(), tfjs: backend.tfjsVersion, backend: `${backend.backend} (${backend.source})`, node: process.version };
   mkdirSync(o.out, { recursive: true });
   if (o.config) writeFileAtomic(join(o.out, 'config.json'), JSON.stringify(o.config, null, 2) + '\n');
@@ -286,7 +326,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   if (compare && !manifest.reranking) {
     stage(0, 'reranking', `${method} query re-ranking of the ${queries!.rows} queries`);
     const t0 = performance.now();
-    const res = await diffuse(method, database, queries, o.params ?? {}, { topK: database.rows, normalize, engine: o.engine });
+    const res = await diffuse(method, database, queries, params, { topK: database.rows, normalize, engine: o.engine });
     const querySeconds = secondsSince(t0);
     const r = rankingOf(res.indices, res.rows, database.rows);
     manifest.reranking = { method, ...(await evaluate({ ranking: r })), querySeconds, queries: queries!.rows };
@@ -329,7 +369,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
       }
       stage(it, 'diffuse', `${method} self-ranking of ${manifest.trainItems} items (${it === 1 ? 'input descriptors' : `embeddings of iteration ${it - 1}`})`);
       const t0 = performance.now();
-      await diffuseFiles({ method, db: input, out: teacher, topK: o.topK ?? options.triplets.k, params: o.params, engine: o.engine });
+      await diffuseFiles({ method, db: input, out: teacher, topK: o.topK ?? options.triplets.k, params, engine: o.engine });
       seconds.diffuse = secondsSince(t0);
     }
     // 2–3. Triplets and training (continuing from the previous iteration's head).
@@ -341,7 +381,8 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
       const initFrom = it > 1 ? join(o.out, `iter-${it - 1}`, 'train') : undefined;
       if (image) {
         await trainImages({
-          images: trainImagesList, ...image, ranks: teacher, out: trainDir, train: o.train, backend: o.backend, resume: resumeTraining, initFrom,
+          images: trainImagesList, ...image, ranks: teacher, out: trainDir, head: o.head, train: o.train, backend: o.backend, resume: resumeTraining, initFrom,
+          features: frozenBackbone ? (subset ? rowsOf(database, subset) : database) : undefined,
           onStep: o.onStep, onEpoch: o.onEpoch, onStage: (m) => stage(it, 'train', m),
         });
       } else {
@@ -357,7 +398,8 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
     if (!existsSync(join(embDir, 'embed.json'))) {
       stage(it, 'embed', `embedding ${database.rows} database items${queries ? ` and ${queries.rows} queries` : ''}`);
       const t0 = performance.now();
-      if (image) await embedImageRun(trainDir, embDir, paths!, queryPaths, crops, o.onImages);
+      if (frozenBackbone) await embedFromFeatures(trainDir, embDir, database, queries);
+      else if (image) await embedImageRun(trainDir, embDir, paths!, queryPaths, crops, o.onImages);
       else await embedFiles({ model: trainDir, db: databaseFile, queries: queriesFile, out: embDir, backend: o.backend });
       seconds.embed = secondsSince(t0);
     }

@@ -6,21 +6,29 @@
  * frozen front of the network runs once over all images and only the back trains, on the cached
  * feature maps (the usual CPU economy; frozen batch-norm layers then keep their ImageNet
  * statistics, as in fine-tuning practice).
+ *
+ * `--freeze-until all` (the default for a pretrained backbone): the whole backbone and GeM are
+ * frozen and run once; a descriptor head (`--head`, residual by default, PCA-initialised) is
+ * trained on their L2-normalised output, with PHOTO_HEAD_RECIPE's defaults. The saved model is one
+ * image network: backbone → GeM → L2 → head (docs/algorithms.md, "Image mode").
  */
 import { createHash } from 'node:crypto';
 import { initBackend, tf, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
 import { listImages, sizeLabel, type ResizeMode } from '../io/images.js';
-import type { Matrix } from '../matrix.js';
+import { l2NormalizeRows, type Matrix } from '../matrix.js';
+import { isPretrained } from '../model/backbones.js';
 import { chain, ownNode, splitAt, tensorKey } from '../model/compose.js';
-import { fileImages, mapImages, memoryImages, pixelImages, stackItems, type ImageSet } from '../model/imageSet.js';
-import { buildImageModel, defaultScale, type ImageModelSpec } from '../model/image.js';
+import { normalizedHead } from '../model/head.js';
+import { embedImages, fileImages, mapImages, memoryImages, pixelImages, stackItems, type ImageSet } from '../model/imageSet.js';
+import { buildImageModel, defaultImageSize, defaultScale, type ImageModelSpec } from '../model/image.js';
 import type { ModelManifest } from '../model/io.js';
 import { readSelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
 import { checkpointFolder } from './checkpoint.js';
-import { stepCounts, type EpochRecord, type TrainInputs } from './loop.js';
-import { copyWeights, finishRun, rankingDiffusion, trainingProvenance, trainInRunFolder, trainOptions, type TrainCallbacks, type TrainFilesOptions, type TrainRun } from './run.js';
+import { stepCounts, type EpochRecord, type TrainInputs, type TrainOptions } from './loop.js';
+import { PHOTO_HEAD_RECIPE } from './presets.js';
+import { copyWeights, finishRun, headOptions, initialHead, rankingDiffusion, trainingProvenance, trainInRunFolder, trainOptions, type HeadOptions, type TrainCallbacks, type TrainFilesOptions, type TrainRun } from './run.js';
 
 /** The wasm heap's limit, less room for weights and the runtime. */
 export const WASM_ACTIVATION_BUDGET = 3 * 2 ** 30;
@@ -57,10 +65,59 @@ export function peakBytesPerImage(floats: number, batchNorm: 'train' | 'frozen' 
   return floats * 4 * (batchNorm === 'frozen' ? 6 : 9);
 }
 
+/**
+ * Throws a one-line error naming the fix when a training step of `model` would not fit the wasm
+ * heap: judged at the largest image (size × size), counting the layers after `freezeUntil`.
+ */
+function checkHeap(model: tf.LayersModel, spec: ImageModelSpec, options: TrainOptions, freezeUntil: string | undefined, backend: string): void {
+  const perImage = peakBytesPerImage(layerOutputFloats(model, [spec.size, spec.size, spec.channels], freezeUntil), options.batchNorm);
+  const imagesPerPass = options.imageWise ? 1 : 3 * Math.min(options.batch, options.microBatch ?? options.batch);
+  if (backend !== 'wasm' || perImage * imagesPerPass <= WASM_ACTIVATION_BUDGET) return;
+  const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(1);
+  const fit = Math.floor(WASM_ACTIVATION_BUDGET / perImage / 3);
+  const what = options.imageWise ? `one image at ${spec.size} px` : `a step of ${imagesPerPass / 3} triplets (${imagesPerPass} images at ${spec.size} px)`;
+  const fixes = options.imageWise
+    ? 'use a smaller --image-size, --freeze-until a later layer, or --batch-norm frozen'
+    : fit >= 1
+      ? `use --micro-batch ${fit} (gradient accumulation keeps the batch), a smaller --image-size, or --freeze-until a later layer`
+      : `even one triplet does not fit: use --image-wise (each image's backward pass alone), a smaller --image-size, or --freeze-until a later layer`;
+  throw new UserError(`${what} needs about ${gib(perImage * imagesPerPass)} GiB of activations, more than the wasm backend's 4 GiB heap allows; ${fixes}`);
+}
+
+/**
+ * The checks of `trainImages` that need no data, for a pipeline to run before its expensive
+ * stages: the backbone loads, and (fine-tuning) a training step fits the wasm heap.
+ */
+export async function checkImageTraining(o: ImageNetworkOptions & { readonly train: TrainOptions }, backend: BackendInfo): Promise<void> {
+  const freeze = o.freezeUntil ?? defaultFreeze(o.backbone, o.weights);
+  const spec = imageSpec(o, o.train.seed, backend.backend);
+  const model = await buildImageModel(spec);
+  try {
+    if (freeze !== FREEZE_ALL) checkHeap(model, spec, o.train, freeze === FREEZE_NONE ? undefined : freeze, backend.backend);
+  } finally {
+    model.dispose();
+  }
+}
+
 /** The network and how images are resized: what `train --images` and `bootstrap --images` share. */
 export type ImageNetworkOptions = Pick<ImageTrainOptions, 'backbone' | 'cut' | 'weights' | 'scale' | 'size' | 'resize' | 'freezeUntil' | 'whiten'>;
 
-export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channels' | 'scale' | 'whiten' | 'resize'>, TrainCallbacks {
+/** `freezeUntil` value that freezes the whole backbone and GeM and trains a descriptor head. */
+export const FREEZE_ALL = 'all';
+/** `freezeUntil` value that trains every layer. */
+export const FREEZE_NONE = 'none';
+
+/** What is frozen when nothing is said: all of a pretrained backbone; nothing of a random one. */
+export const defaultFreeze = (backbone: string, weights?: string): string => (isPretrained(backbone, weights) ? FREEZE_ALL : FREEZE_NONE);
+
+/** The training defaults of image mode: the photo recipe for a head on a frozen backbone, else the paper's. */
+export function imageTrainingDefaults(freeze: string): { head: Partial<HeadOptions>; train: NonNullable<TrainFilesOptions['train']> } {
+  return freeze === FREEZE_ALL ? { head: PHOTO_HEAD_RECIPE.head, train: PHOTO_HEAD_RECIPE.train } : { head: {}, train: {} };
+}
+
+export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channels' | 'scale' | 'whiten' | 'resize' | 'size'>, TrainCallbacks {
+  /** Longer (or square) side; default by backend (defaultImageSize). */
+  readonly size?: number;
   readonly whiten?: number | null;
   /** Image files: 'longer' (default, the paper's) keeps the aspect ratio; 'square' squashes. */
   readonly resize?: ResizeMode;
@@ -72,8 +129,15 @@ export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channe
   readonly scale?: ImageModelSpec['scale'];
   readonly ranks: string;
   readonly out: string;
-  /** Train only the layers after this one (its output is computed once and cached). */
+  /**
+   * Train only the layers after this one (its output is computed once and cached); FREEZE_ALL: a
+   * descriptor head on the frozen backbone + GeM; FREEZE_NONE: every layer. Default: defaultFreeze.
+   */
   readonly freezeUntil?: string;
+  /** FREEZE_ALL: the descriptor head (defaults: PHOTO_HEAD_RECIPE's). */
+  readonly head?: Partial<HeadOptions>;
+  /** FREEZE_ALL: the frozen backbone's GeM descriptors of the images, if already computed (`ddistill features`). */
+  readonly features?: Matrix;
   readonly train?: TrainFilesOptions['train'];
   readonly backend?: BackendChoice;
   readonly resume?: boolean;
@@ -91,12 +155,12 @@ export interface ImageTrainSummary {
   readonly backend: BackendInfo;
 }
 
-/** The image spec with its defaults filled in. */
-export function imageSpec(o: Omit<ImageTrainOptions, 'ranks' | 'out'>, seed: number): ImageModelSpec {
+/** The image spec with its defaults filled in (the size for `backend` when none is given). */
+export function imageSpec(o: Omit<ImageTrainOptions, 'ranks' | 'out'>, seed: number, backend = 'wasm'): ImageModelSpec {
   return {
     backbone: o.backbone,
     cut: o.cut,
-    size: o.size,
+    size: o.size ?? defaultImageSize(backend),
     resize: o.pixels ? 'square' : (o.resize ?? 'longer'),
     channels: o.channels ?? 3,
     scale: o.scale ?? defaultScale(o.backbone),
@@ -110,7 +174,10 @@ export function imageSpec(o: Omit<ImageTrainOptions, 'ranks' | 'out'>, seed: num
 /** Trains an image network on triplets from a self-ranking of the same images. */
 export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSummary> {
   const started = performance.now();
-  const options = trainOptions(o.train);
+  const freeze = o.freezeUntil ?? defaultFreeze(o.backbone, o.weights);
+  const defaults = imageTrainingDefaults(freeze);
+  const options = trainOptions(o.train, defaults.train);
+  if (freeze === FREEZE_ALL && o.whiten) throw new UserError('--whiten has nothing to train with --freeze-until all (the head projects the descriptors); use --dim, or fine-tune with --freeze-until LAYER');
   const ranking = readSelfRanking(o.ranks);
   if (!o.images === !o.pixels) throw new UserError('give the images either as files (--images) or in memory (pixels), not both');
   const paths = o.images ? listImages(o.images) : null;
@@ -121,27 +188,24 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   const checkpointDir = checkpointFolder(o.out, o.resume);
   const backend = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(backend);
-  const spec = imageSpec(o, options.seed);
+  const spec = imageSpec(o, options.seed, backend.backend);
   const model = await buildImageModel(spec);
+  const frozenFront = freeze !== FREEZE_NONE;
+  const images = o.pixels ? pixelImages(o.pixels, spec.size, spec.channels) : fileImages(paths!, { size: spec.size, mode: spec.resize, cacheBytes: frozenFront ? 0 : undefined });
+  const sizes = sizeLabel(spec.size, spec.resize);
+  if (freeze === FREEZE_ALL) {
+    return trainHeadOnFrozen({ ...o, spec, model, imageSet: images, count, ranking, options, head: headOptions(o.head, defaults.head), checkpointDir, backendInfo: backend, started });
+  }
+  const freezeUntil = frozenFront ? freeze : undefined;
   // Also when resuming: the checkpoint holds the trainable part only, not a frozen front.
   if (o.initFrom) await copyWeights(o.initFrom, model);
-  const images = o.pixels ? pixelImages(o.pixels, spec.size, spec.channels) : fileImages(paths!, { size: spec.size, mode: spec.resize, cacheBytes: o.freezeUntil ? 0 : undefined });
-  const sizes = sizeLabel(spec.size, spec.resize);
 
   // The wasm heap: judged at the largest image (size × size) before anything is decoded or written.
-  const perImage = peakBytesPerImage(layerOutputFloats(model, [spec.size, spec.size, spec.channels], o.freezeUntil), options.batchNorm);
-  const imagesPerPass = options.imageWise ? 1 : 3 * Math.min(options.batch, options.microBatch ?? options.batch);
-  if (backend.backend === 'wasm' && perImage * imagesPerPass > WASM_ACTIVATION_BUDGET) {
-    const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(1);
-    const fit = Math.floor(WASM_ACTIVATION_BUDGET / perImage / 3);
-    const what = options.imageWise ? `one image at ${spec.size} px` : `a step of ${imagesPerPass / 3} triplets (${imagesPerPass} images at ${spec.size} px)`;
-    const fixes = options.imageWise
-      ? 'use a smaller --image-size, --freeze-until a later layer, or --batch-norm frozen'
-      : fit >= 1
-        ? `use --micro-batch ${fit} (gradient accumulation keeps the batch), a smaller --image-size, or --freeze-until a later layer`
-        : `even one triplet does not fit: use --image-wise (each image's backward pass alone), a smaller --image-size, or --freeze-until a later layer`;
+  try {
+    checkHeap(model, spec, options, freezeUntil, backend.backend);
+  } catch (err) {
     model.dispose();
-    throw new UserError(`${what} needs about ${gib(perImage * imagesPerPass)} GiB of activations, more than the wasm backend's 4 GiB heap allows; ${fixes}`);
+    throw err;
   }
 
   // The trainable part and its inputs.
@@ -149,30 +213,45 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   let inputs: ImageSet = images;
   let front: tf.LayersModel | null = null;
   let back: tf.LayersModel | null = null;
-  if (o.freezeUntil) {
-    ({ front, back } = splitAt(model, o.freezeUntil));
-    o.onStage?.(`computing the frozen layers up to ${o.freezeUntil} once for all ${count} images (${sizes})`);
+  if (freezeUntil) {
+    ({ front, back } = splitAt(model, freezeUntil));
+    o.onStage?.(`computing the frozen layers up to ${freezeUntil} once for all ${count} images (${sizes})`);
     inputs = memoryImages(await mapImages(front, images, { batch: o.embedBatch ?? 16 }));
     trainable = back;
   } else {
     o.onStage?.(paths ? `${count} images, ${sizes}, decoded as training needs them` : `${count} images in memory`);
   }
-  const fingerprint = createHash('sha256').update(JSON.stringify({ spec, options, freeze: o.freezeUntil ?? null, count, ranks: ranking.file, initFrom: o.initFrom ?? null })).digest('hex');
+  const fingerprint = createHash('sha256').update(JSON.stringify({ spec, options, freeze: freezeUntil ?? null, count, ranks: ranking.file, initFrom: o.initFrom ?? null })).digest('hex');
   const run: TrainRun = {
     out: o.out,
     checkpointDir,
     fingerprint,
     record: {
-      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, spec, freezeUntil: o.freezeUntil ?? null, options,
+      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, spec, freezeUntil: freezeUntil ?? null, options,
       steps: stepCounts(options, count), backend, version: packageVersion(),
     },
   };
-  const trainInputs: TrainInputs = { rows: count, gather: async (items) => stackItems(await inputs.get(items)), prefetch: !o.freezeUntil && !o.pixels };
+  const trainInputs: TrainInputs = { rows: count, gather: async (items) => stackItems(await inputs.get(items)), prefetch: !freezeUntil && !o.pixels };
   const { state } = await trainInRunFolder(trainable, trainInputs, ranking, options, { ...run, resume: o.resume, callbacks: o });
   // One exportable network: the frozen front and the trained back joined again.
   const whole = front && back ? chain([front, back], 'image_embedder') : model;
   const seconds = (performance.now() - started) / 1000;
-  const manifest: ModelManifest = {
+  const manifest = imageManifest(
+    whole, spec,
+    { backbone: spec.backbone, cut: spec.cut ?? null, whiten: spec.whiten, scale: spec.scale, freezeUntil: freezeUntil ?? null },
+    {
+      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, diffusion: rankingDiffusion(ranking), triplets: options.triplets,
+      ...trainingProvenance(options, state, backend, seconds),
+    },
+  );
+  const modelDir = await finishRun(run, whole, manifest, state, seconds);
+  model.dispose();
+  return { model: modelDir, history: state.history, steps: state.stepsDone, seconds, backend };
+}
+
+/** The image model manifest's fixed part: image input, L2-normalised output. */
+function imageManifest(whole: tf.LayersModel, spec: ImageModelSpec, head: Record<string, unknown>, provenance: Record<string, unknown>): ModelManifest {
+  return {
     format: 'diffusion-distill-model',
     version: 1,
     inputKind: 'images',
@@ -180,13 +259,54 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
     embeddingDim: (whole.outputs[0]!.shape as number[]).at(-1)!,
     preprocess: { normalize: 'none', image: { size: spec.size, channels: spec.channels, resize: spec.resize, range: [0, 1] } },
     postprocess: { normalize: 'l2' },
-    head: { backbone: spec.backbone, cut: spec.cut ?? null, whiten: spec.whiten, scale: spec.scale, freezeUntil: o.freezeUntil ?? null },
-    provenance: {
-      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, diffusion: rankingDiffusion(ranking), triplets: options.triplets,
-      ...trainingProvenance(options, state, backend, seconds),
+    head,
+    provenance,
+  };
+}
+
+/**
+ * FREEZE_ALL: the backbone + GeM run once over the images (or their descriptors are given), and a
+ * descriptor head is trained on the L2-normalised descriptors; the model saved is backbone → GeM
+ * → L2 → head, one image network.
+ */
+async function trainHeadOnFrozen(
+  o: ImageTrainOptions & {
+    spec: ImageModelSpec; model: tf.LayersModel; imageSet: ImageSet; count: number; ranking: ReturnType<typeof readSelfRanking>;
+    options: ReturnType<typeof trainOptions>; head: HeadOptions; checkpointDir: string; backendInfo: BackendInfo; started: number;
+  },
+): Promise<ImageTrainSummary> {
+  const { spec, model, count, ranking, options, head, backendInfo: backend } = o;
+  let features = o.features;
+  if (features && features.rows !== count) throw new UserError(`the given features have ${features.rows} rows but there are ${count} images`);
+  if (!features) {
+    o.onStage?.(`computing the frozen backbone's descriptors once for all ${count} images (${sizeLabel(spec.size, spec.resize)})`);
+    features = await embedImages(model, o.imageSet, { batch: o.embedBatch ?? 16 });
+  }
+  const x = l2NormalizeRows(features, () => {}); // a blank image's zero row stays zero
+  const { model: headModel, pca } = await initialHead(x, head, options.seed, { resume: o.resume, initFrom: o.initFrom, onStage: o.onStage });
+  const fingerprint = createHash('sha256').update(JSON.stringify({ spec, options, freeze: FREEZE_ALL, head, count, ranks: ranking.file, initFrom: o.initFrom ?? null })).digest('hex');
+  const run: TrainRun = {
+    out: o.out,
+    checkpointDir: o.checkpointDir,
+    fingerprint,
+    record: {
+      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, spec, freezeUntil: FREEZE_ALL, head, pca, options,
+      steps: stepCounts(options, count), backend, version: packageVersion(),
     },
   };
+  const { state } = await trainInRunFolder(headModel, x, ranking, options, { ...run, resume: o.resume, callbacks: o });
+  const whole = chain([model, normalizedHead(headModel)], 'image_embedder');
+  const seconds = (performance.now() - o.started) / 1000;
+  const manifest = imageManifest(
+    whole, spec,
+    { backbone: spec.backbone, cut: spec.cut ?? null, whiten: null, scale: spec.scale, freezeUntil: FREEZE_ALL, descriptorHead: { ...head, seed: options.seed } },
+    {
+      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, diffusion: rankingDiffusion(ranking), triplets: options.triplets, pca,
+      ...trainingProvenance(options, state, backend, seconds),
+    },
+  );
   const modelDir = await finishRun(run, whole, manifest, state, seconds);
   model.dispose();
+  headModel.dispose();
   return { model: modelDir, history: state.history, steps: state.stepsDone, seconds, backend };
 }

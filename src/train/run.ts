@@ -88,15 +88,23 @@ export function reportFigures(r: EvalReport): Record<string, number> {
 /** The fields of `o` that are set (undefined ones leave the defaults alone). */
 const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 
-/** Merges partial head options over the defaults. */
-export function headOptions(partial: Partial<HeadOptions> = {}): HeadOptions {
-  return { ...HEAD_DEFAULTS, ...defined(partial) } as HeadOptions;
+/** Merges partial head options over the defaults (`base`: HEAD_DEFAULTS, or a recipe's). */
+export function headOptions(partial: Partial<HeadOptions> = {}, base: Partial<HeadOptions> = {}): HeadOptions {
+  return { ...HEAD_DEFAULTS, ...base, ...defined(partial) } as HeadOptions;
 }
 
-/** Merges partial training options over the defaults, field by field. */
-export function trainOptions(partial: TrainFilesOptions['train'] = {}): TrainOptions {
+/**
+ * Merges partial training options over the defaults (`base`: TRAIN_DEFAULTS, or a recipe's),
+ * field by field. Epochs given without steps count epochs, whatever steps the base sets.
+ */
+export function trainOptions(partial: TrainFilesOptions['train'] = {}, base: TrainFilesOptions['train'] = {}): TrainOptions {
   const { triplets, ...rest } = partial;
-  return { ...TRAIN_DEFAULTS, ...defined(rest), triplets: { ...TRAIN_DEFAULTS.triplets, ...defined(triplets ?? {}) } } as TrainOptions;
+  const { triplets: baseTriplets, ...baseRest } = base;
+  const epochsOnly = rest.epochs !== undefined && rest.steps === undefined ? { steps: null } : {};
+  return {
+    ...TRAIN_DEFAULTS, ...defined(baseRest), ...epochsOnly, ...defined(rest),
+    triplets: { ...TRAIN_DEFAULTS.triplets, ...defined(baseTriplets ?? {}), ...defined(triplets ?? {}) },
+  } as TrainOptions;
 }
 
 /** A training run folder: where it writes, what it is (checked on resume), what train.json says. */
@@ -169,6 +177,44 @@ export function trainingProvenance(options: TrainOptions, state: TrainState, bac
 export const rankingDiffusion = (ranking: SelfRanking) =>
   ranking.diffusion ? { method: ranking.diffusion.method, k: ranking.diffusion.k, parameters: ranking.diffusion.parameters } : null;
 
+/** A PCA-initialised head cannot have more outputs than inputs. */
+export function checkHeadFits(head: HeadOptions, inputDim: number): void {
+  if (head.kind !== 'mlp' && head.init !== 'random' && head.dim > inputDim) {
+    throw new UserError(`a PCA-initialised head cannot output ${head.dim} dimensions from ${inputDim}-d descriptors; use --dim ≤ ${inputDim} or --init random`);
+  }
+}
+
+const headSpec = (head: HeadOptions, inputDim: number, seed: number): HeadSpec => ({ kind: head.kind, inputDim, outputDim: head.dim, hidden: head.hidden, init: head.init, seed });
+
+/**
+ * The head to train on the descriptors `x`: PCA-initialised from them (residual and linear heads
+ * with init pca/whiten), or from the weights of `initFrom`; when resuming, the checkpoint will
+ * supply the weights. Returns the PCA's record (null when none was learnt).
+ */
+export async function initialHead(
+  x: Matrix,
+  head: HeadOptions,
+  seed: number,
+  o: { readonly resume?: boolean; readonly initFrom?: string; readonly engine?: EngineChoice; readonly onStage?: (message: string) => void },
+): Promise<{ model: tf.LayersModel; pca: Record<string, unknown> | null }> {
+  checkHeadFits(head, x.cols);
+  const spec = headSpec(head, x.cols, seed);
+  let pca: Record<string, unknown> | null = null;
+  let projection;
+  if (!o.resume && !o.initFrom && head.kind !== 'mlp' && head.init !== 'random') {
+    o.onStage?.(`learning ${head.init === 'whiten' ? 'PCA-whitening' : 'PCA'} (${x.cols} → ${head.dim}) on ${x.rows} descriptors`);
+    const t = performance.now();
+    const learnt = await learnPca(x, head.dim, { method: head.pcaMethod, engine: o.engine, seed });
+    projection = pcaProjection(learnt, head.init === 'whiten');
+    const kept = learnt.eigenvalues.reduce((sum, v) => sum + v, 0);
+    pca = { method: learnt.method, seconds: Number(((performance.now() - t) / 1000).toFixed(3)), varianceKept: Number((kept / learnt.totalVariance).toFixed(4)) };
+  }
+  // Resuming: the checkpoint holds the weights, so the head starts from any initialisation.
+  const model = buildHead(o.resume || o.initFrom ? { ...spec, init: 'random' } : spec, projection);
+  if (o.initFrom && !o.resume) await copyWeights(o.initFrom, model);
+  return { model, pca };
+}
+
 /** Trains a descriptor-mode head; see the module comment for the run folder. */
 export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const started = performance.now();
@@ -183,9 +229,7 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const x = normalize ? l2NormalizeNamed(raw, o.db) : raw;
   const tripletRange = Math.min(options.triplets.k, ranking.length);
   const checkpointDir = checkpointFolder(o.out, o.resume);
-  if (head.kind !== 'mlp' && head.init !== 'random' && head.dim > x.cols) {
-    throw new UserError(`a PCA-initialised head cannot output ${head.dim} dimensions from ${x.cols}-d descriptors; use --dim ≤ ${x.cols} or --init random`);
-  }
+  checkHeadFits(head, x.cols);
   const v = o.validation;
   const validating = v !== undefined && (v.gnd ?? v.labels ?? v.groups) !== undefined;
   const queries = validating && v.queries !== undefined ? (typeof v.queries === 'string' ? readMatrix(v.queries) : v.queries) : null;
@@ -194,23 +238,11 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const backend = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(backend);
 
-  const spec: HeadSpec = { kind: head.kind, inputDim: x.cols, outputDim: head.dim, hidden: head.hidden, init: head.init, seed: options.seed };
+  const spec = headSpec(head, x.cols, options.seed);
   const fingerprint = createHash('sha256')
     .update(JSON.stringify({ db: resolve(o.db), dbSize: statSync(o.db).size, ranks: resolve(ranking.file), ranksSize: statSync(ranking.file).size, spec, options, normalize, initFrom: o.initFrom ?? null }))
     .digest('hex');
-  let pcaInfo: Record<string, unknown> | null = null;
-  let projection;
-  if (!o.resume && !o.initFrom && head.kind !== 'mlp' && head.init !== 'random') {
-    o.onStage?.(`learning ${head.init === 'whiten' ? 'PCA-whitening' : 'PCA'} (${x.cols} → ${head.dim}) on ${x.rows} descriptors`);
-    const t = performance.now();
-    const pca = await learnPca(x, head.dim, { method: head.pcaMethod, engine: o.engine, seed: options.seed });
-    projection = pcaProjection(pca, head.init === 'whiten');
-    const kept = pca.eigenvalues.reduce((sum, v) => sum + v, 0);
-    pcaInfo = { method: pca.method, seconds: Number(((performance.now() - t) / 1000).toFixed(3)), varianceKept: Number((kept / pca.totalVariance).toFixed(4)) };
-  }
-  // Resuming: the checkpoint holds the weights, so the head starts from any initialisation.
-  const model = buildHead(o.resume || o.initFrom ? { ...spec, init: 'random' } : spec, projection);
-  if (o.initFrom && !o.resume) await copyWeights(o.initFrom, model);
+  const { model, pca: pcaInfo } = await initialHead(x, head, options.seed, o);
 
   const validate = validating
     ? async (m: tf.LayersModel) =>
