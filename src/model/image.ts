@@ -30,8 +30,11 @@ export interface ImageModelSpec {
   readonly whiten: number | null;
   /** 'small' ResNet: channels per stage. */
   readonly widths?: readonly number[];
-  /** Keras-converted weights (model.json) to load by layer name into a built-in ResNet. */
+  /** Keras-converted weights (model.json) to load by layer name into a built-in ResNet (Keras layout). */
   readonly weights?: string;
+  /** Allow weights that match only in part (the counts are reported through onWeights). */
+  readonly partialWeights?: boolean;
+  readonly onWeights?: (r: { copied: number; missing: string[]; unused: string[] }) => void;
   readonly seed: number;
 }
 
@@ -126,6 +129,34 @@ export function lastFeatureMap(model: tf.LayersModel): string {
   throw new UserError('the backbone has no spatial feature map to pool');
 }
 
+/**
+ * Loads Keras-converted ImageNet weights (keras.applications names: conv1_conv, conv2_block1_1_conv,
+ * …) into a built-in ResNet in the Keras layout. Every backbone weight must be matched and every
+ * weight of the file used, unless `partialWeights` (then the counts go to `onWeights`); GeM's p
+ * and a whitening layer are ours and never in such a file.
+ */
+async function loadKerasWeights(model: tf.LayersModel, spec: ImageModelSpec): Promise<void> {
+  const source = await loadLayersModelFile(spec.weights!);
+  try {
+    const ours = (name: string) => name.startsWith('gem/') || name.startsWith('whiten/');
+    const targetNames = new Set(model.weights.map((w) => w.originalName));
+    const missing = model.weights.map((w) => w.originalName).filter((n) => !ours(n) && !source.weights.some((s) => s.originalName === n));
+    const unused = source.weights.map((w) => w.originalName).filter((n) => !targetNames.has(n));
+    const list = (names: string[]) => `${names.slice(0, 5).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`;
+    if (missing.length === model.weights.filter((w) => !ours(w.originalName)).length) {
+      throw new UserError(`${spec.weights}: no weight names in common with ${spec.backbone} (expected Keras names such as conv1_conv/kernel, conv2_block1_1_conv/bias)`);
+    }
+    if (!spec.partialWeights && (missing.length > 0 || unused.length > 0)) {
+      const parts = [missing.length > 0 ? `${missing.length} weights of ${spec.backbone} are not in it (${list(missing)})` : '', unused.length > 0 ? `${unused.length} of its weights have no place in ${spec.backbone} (${list(unused)})` : ''].filter(Boolean);
+      throw new UserError(`${spec.weights}: ${parts.join('; ')}; give the weights of the same Keras network (without its classifier: include_top=False), or pass --partial-weights to load what matches`);
+    }
+    const copied = copyWeightsByName(model, source, spec.weights!, { partial: true });
+    spec.onWeights?.({ copied, missing, unused });
+  } finally {
+    source.dispose();
+  }
+}
+
 /** Builds the image network of `spec` (loading backbone files as needed). */
 export async function buildImageModel(spec: ImageModelSpec): Promise<tf.LayersModel> {
   const { channels } = spec;
@@ -133,12 +164,15 @@ export async function buildImageModel(spec: ImageModelSpec): Promise<tf.LayersMo
   if (!Number.isInteger(spec.size) || spec.size < 8) throw new UserError(`image size must be an integer ≥ 8, got ${spec.size}`);
   if (isBuiltInBackbone(spec.backbone)) {
     if (spec.scale !== 'unit') throw new UserError('the built-in ResNets take images in [0, 1]; leave the input scale as it is');
-    const model = buildResNet({ arch: spec.backbone, size: side, channels, whiten: spec.whiten, widths: spec.widths, seed: spec.seed });
+    const layout = spec.weights ? 'keras' : 'plain';
+    const model = buildResNet({ arch: spec.backbone, size: side, channels, whiten: spec.whiten, widths: spec.widths, seed: spec.seed, layout });
     if (spec.weights) {
-      const source = await loadLayersModelFile(spec.weights);
-      const copied = copyWeightsByName(model, source, spec.weights, { partial: true });
-      source.dispose();
-      if (copied === 0) throw new UserError(`${spec.weights}: no layer names in common with ${spec.backbone} (expected Keras names such as conv1_conv, conv2_block1_1_conv)`);
+      try {
+        await loadKerasWeights(model, spec);
+      } catch (err) {
+        model.dispose();
+        throw err;
+      }
     }
     return model;
   }

@@ -45,6 +45,26 @@ export class GeM extends tf.layers.Layer {
 }
 tf.serialization.registerClass(GeM);
 
+/**
+ * Caffe-style input for Keras ImageNet ResNets (keras.applications preprocess_input 'caffe'):
+ * images in [0, 1] become 0–255, RGB → BGR, minus the ImageNet channel means.
+ */
+export class CaffePreprocess extends tf.layers.Layer {
+  static readonly className = 'CaffePreprocess';
+  /** B, G, R means (keras.applications.imagenet_utils). */
+  static readonly MEAN_BGR = [103.939, 116.779, 123.68] as const;
+  override computeOutputShape(inputShape: tf.Shape): tf.Shape {
+    return inputShape;
+  }
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+      return tf.sub(tf.mul(tf.reverse(x, -1), 255), tf.tensor1d([...CaffePreprocess.MEAN_BGR]));
+    });
+  }
+}
+tf.serialization.registerClass(CaffePreprocess);
+
 export type ResNetArch = 'resnet18' | 'resnet34' | 'resnet50' | 'small';
 export const RESNET_ARCHS: readonly ResNetArch[] = ['resnet18', 'resnet34', 'resnet50', 'small'];
 
@@ -58,6 +78,12 @@ export interface ImageNetSpec {
   /** 'small': channels per stage (one basic block each, no max pooling). */
   readonly widths?: readonly number[];
   readonly seed: number;
+  /**
+   * 'keras': the keras.applications layout, for Keras-converted weights: convolutions with biases,
+   * conv1 and pool1 padded explicitly (conv1_pad, pool1_pad: 3 and 1 pixels, then valid), and
+   * caffe preprocessing inside the network. Default 'plain': no biases, 'same' padding, [0, 1].
+   */
+  readonly layout?: 'plain' | 'keras';
 }
 
 const STAGES: Record<Exclude<ResNetArch, 'small'>, { blocks: number[]; bottleneck: boolean }> = {
@@ -71,10 +97,12 @@ export function buildResNet(spec: ImageNetSpec): tf.LayersModel {
   const { size, channels, seed } = spec;
   if (size !== null && (!Number.isInteger(size) || size < 8)) throw new UserError(`image size must be an integer ≥ 8, got ${size}`);
   let counter = 0;
+  const keras = spec.layout === 'keras';
   // Seeds start at 1: tfjs initialisers treat a seed of 0 as "no seed" (random).
   const init = () => tf.initializers.heNormal({ seed: seed * 7919 + 1 + counter++ });
-  const conv = (x: tf.SymbolicTensor, filters: number, kernel: number, stride: number, name: string) =>
-    tf.layers.conv2d({ filters, kernelSize: kernel, strides: stride, padding: 'same', useBias: false, kernelInitializer: init(), name }).apply(x) as tf.SymbolicTensor;
+  const conv = (x: tf.SymbolicTensor, filters: number, kernel: number, stride: number, name: string, padding: 'same' | 'valid' = 'same') =>
+    tf.layers.conv2d({ filters, kernelSize: kernel, strides: stride, padding, useBias: keras, kernelInitializer: init(), name }).apply(x) as tf.SymbolicTensor;
+  const pad = (x: tf.SymbolicTensor, p: number, name: string) => tf.layers.zeroPadding2d({ padding: p, name }).apply(x) as tf.SymbolicTensor;
   const bn = (x: tf.SymbolicTensor, name: string) => tf.layers.batchNormalization({ axis: 3, epsilon: 1.001e-5, name }).apply(x) as tf.SymbolicTensor;
   const relu = (x: tf.SymbolicTensor, name: string) => tf.layers.activation({ activation: 'relu', name }).apply(x) as tf.SymbolicTensor;
 
@@ -104,8 +132,14 @@ export function buildResNet(spec: ImageNetSpec): tf.LayersModel {
     });
   } else {
     const { blocks, bottleneck: bottle } = STAGES[spec.arch];
-    x = relu(bn(conv(x, 64, 7, 2, 'conv1_conv'), 'conv1_bn'), 'conv1_relu');
-    x = tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'pool1_pool' }).apply(x) as tf.SymbolicTensor;
+    if (keras) {
+      x = new CaffePreprocess({ name: 'caffe_preprocess' }).apply(x) as tf.SymbolicTensor;
+      x = relu(bn(conv(pad(x, 3, 'conv1_pad'), 64, 7, 2, 'conv1_conv', 'valid'), 'conv1_bn'), 'conv1_relu');
+      x = tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid', name: 'pool1_pool' }).apply(pad(x, 1, 'pool1_pad')) as tf.SymbolicTensor;
+    } else {
+      x = relu(bn(conv(x, 64, 7, 2, 'conv1_conv'), 'conv1_bn'), 'conv1_relu');
+      x = tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'pool1_pool' }).apply(x) as tf.SymbolicTensor;
+    }
     [64, 128, 256, 512].forEach((filters, stage) => {
       for (let b = 0; b < blocks[stage]!; b++) {
         const name = `conv${stage + 2}_block${b + 1}`;
