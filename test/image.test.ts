@@ -130,7 +130,7 @@ describe('image-mode networks', async () => {
   it('loads weights by layer name from a model.json (Keras names) into a built-in ResNet', async () => {
     await withTempDir(async (dir) => {
       // The source: the same architecture with other random weights, saved as tfjs files.
-      const source = buildResNet({ arch: 'small', size: null, channels: 3, widths: [4, 8], whiten: null, seed: 3 });
+      const source = buildResNet({ arch: 'small', size: null, channels: 3, widths: [4, 8], whiten: null, seed: 3, layout: 'keras' });
       await source.save(tf.io.withSaveHandler(async (a) => {
         const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(a.weightData!));
         writeFileSync(join(dir, 'w.bin'), data);
@@ -151,7 +151,7 @@ describe('image-mode networks', async () => {
         writeFileSync(join(dir, 'other.json'), JSON.stringify({ modelTopology: a.modelTopology, weightsManifest: [{ paths: ['o.bin'], weights: a.weightSpecs }] }));
         return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
       }));
-      await expect(buildImageModel({ ...spec, weights: join(dir, 'other.json') })).rejects.toThrow(/other\.json: no layer names in common with small/);
+      await expect(buildImageModel({ ...spec, weights: join(dir, 'other.json') })).rejects.toThrow(/other\.json: no weight names in common with small/);
       tf.dispose(x);
       [source, loaded, fresh, other].forEach((m) => m.dispose());
     });

@@ -55,7 +55,7 @@ function randomize(model: tf.LayersModel, seed: number): void {
     model.weights.map((w) => {
       const name = w.originalName.split('/').pop()!;
       if (name === 'kernel') {
-        const fanIn = w.shape.slice(0, -1).reduce((p, d) => p * d!, 1);
+        const fanIn = (w.shape.slice(0, -1) as number[]).reduce((p, d) => p * d, 1);
         const a = Math.sqrt(6 / fanIn);
         return uniform(w.shape as number[], -a, a);
       }

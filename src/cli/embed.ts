@@ -89,7 +89,7 @@ export function featuresCommand(): Command {
       const images = imageProgress('features');
       try {
         const r = await featureFiles({
-          images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, resize: flags.resize, weights: flags.weights, scale: flags.inputScale, skipBad: flags.skipBadImages, crops: flags.crops,
+          images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, resize: flags.resize, weights: flags.weights, partialWeights: flags.partialWeights, scale: flags.inputScale, skipBad: flags.skipBadImages, crops: flags.crops,
           out: flags.out, backend: flags.backend,
           onBackend: (b) => note(`backend: ${b.backend} (${b.source})`),
           onSkip: images.onSkip,

@@ -23,6 +23,7 @@ export interface ImageFlags {
   imageSize?: number;
   resize: ResizeMode;
   weights?: string;
+  partialWeights?: boolean;
   inputScale?: 'unit' | 'symmetric';
 }
 
@@ -37,7 +38,8 @@ export function addImageOptions(cmd: Command, prefix: string, backbone: { requir
   return cmd
     .addOption(b)
     .option('--cut <layer>', `${prefix}layer of a model.json backbone to pool (default: its last feature map)`)
-    .option('--weights <model.json>', `${prefix}Keras-converted weights for a built-in ResNet, loaded by layer name`)
+    .option('--weights <model.json>', `${prefix}Keras-converted ImageNet weights (keras.applications names, include_top=False) for a built-in ResNet; the network takes their layout (biases, padding, caffe input)`)
+    .option('--partial-weights', `${prefix}load the --weights that match and leave the rest as they are (default: every weight must match)`)
     .option('--image-size <px|preset>', `${prefix}longer side (or square side) in pixels; ${presetList()} (default: 224 on wasm/cpu, 600 with native TensorFlow)`, parseImageSize)
     .addOption(new Option('--input-scale <range>', `${prefix}pixel range the backbone expects: unit [0, 1] (built-in ResNets, nsfwjs) or symmetric [-1, 1] (Keras ImageNet models); default by backbone`).choices(['unit', 'symmetric']))
     .addOption(new Option('--resize <mode>', `${prefix}longer: keep the aspect ratio (the paper); square: squash`).choices(['longer', 'square']).default('longer'));
@@ -58,7 +60,7 @@ export function addImageTrainingOptions(cmd: Command, prefix: string): Command {
 /** The network and image options of `trainImages` from the flags. */
 export function imageOptionsFromFlags(flags: ImageTrainingFlags): ImageNetworkOptions {
   return {
-    backbone: flags.backbone, cut: flags.cut, weights: flags.weights, scale: flags.inputScale, size: flags.imageSize, resize: flags.resize,
+    backbone: flags.backbone, cut: flags.cut, weights: flags.weights, partialWeights: flags.partialWeights, scale: flags.inputScale, size: flags.imageSize, resize: flags.resize,
     freezeUntil: flags.freezeUntil, whiten: flags.whiten ?? null,
   };
 }

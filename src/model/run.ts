@@ -180,6 +180,7 @@ export interface FeatureFilesOptions {
   readonly resize?: ResizeMode;
   readonly scale?: 'unit' | 'symmetric';
   readonly weights?: string;
+  readonly partialWeights?: boolean;
   readonly out: string;
   readonly skipBad?: boolean;
   /** Revisited ground truth whose query boxes (bbx) crop the images, in order (query images). */
@@ -208,7 +209,7 @@ export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: numb
   const resize = o.resize ?? 'longer';
   const size = o.size ?? defaultImageSize(info.backend);
   const model = await buildImageModel({
-    backbone: o.backbone, cut: o.cut, size, resize, channels: 3, whiten: null, weights: o.weights, seed: 0,
+    backbone: o.backbone, cut: o.cut, size, resize, channels: 3, whiten: null, weights: o.weights, partialWeights: o.partialWeights, seed: 0,
     scale: o.scale ?? defaultScale(o.backbone),
   });
   let r: Awaited<ReturnType<typeof runOverImages>>;

@@ -294,7 +294,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
       if (existsSync(featureListFile(out))) return;
       stage(0, 'features', `${image!.backbone} features of ${images} (${sizeLabel(image!.size, image!.resize)})`);
       const t0 = performance.now();
-      await featureFiles({ images, out, crops: gnd, backbone: image!.backbone, cut: image!.cut, weights: image!.weights, scale: image!.scale, size: image!.size, resize: image!.resize, backend: o.backend, onProgress: o.onImages });
+      await featureFiles({ images, out, crops: gnd, backbone: image!.backbone, cut: image!.cut, weights: image!.weights, partialWeights: image!.partialWeights, scale: image!.scale, size: image!.size, resize: image!.resize, backend: o.backend, onProgress: o.onImages });
       manifest.featureSeconds = { ...manifest.featureSeconds, [name]: secondsSince(t0) };
       save();
     };

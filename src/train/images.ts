@@ -100,7 +100,7 @@ export async function checkImageTraining(o: ImageNetworkOptions & { readonly tra
 }
 
 /** The network and how images are resized: what `train --images` and `bootstrap --images` share. */
-export type ImageNetworkOptions = Pick<ImageTrainOptions, 'backbone' | 'cut' | 'weights' | 'scale' | 'size' | 'resize' | 'freezeUntil' | 'whiten'>;
+export type ImageNetworkOptions = Pick<ImageTrainOptions, 'backbone' | 'cut' | 'weights' | 'partialWeights' | 'scale' | 'size' | 'resize' | 'freezeUntil' | 'whiten'>;
 
 /** `freezeUntil` value that freezes the whole backbone and GeM and trains a descriptor head. */
 export const FREEZE_ALL = 'all';
@@ -167,6 +167,8 @@ export function imageSpec(o: Omit<ImageTrainOptions, 'ranks' | 'out'>, seed: num
     whiten: o.whiten ?? null,
     widths: o.widths,
     weights: o.weights,
+    partialWeights: o.partialWeights,
+    onWeights: o.onWeights,
     seed,
   };
 }
