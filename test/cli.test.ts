@@ -158,6 +158,15 @@ describe('ddistill diffuse', () => {
     });
   });
 
+  it('checks its output folder before any work: a file on the way is one line', async () => {
+    await withTempDir(async (dir) => {
+      writeRandom(join(dir, 'db.npy'), 40, 4, 1);
+      writeFileSync(join(dir, 'some-file.npy'), 'x');
+      expect(await run('diffuse', '--db', join(dir, 'db.npy'), '--preset', 'small', '--out', join(dir, 'some-file.npy', 'sub'))).toBe(1);
+      expect(err.join('')).toMatch(/^ddistill: error: --out \S+sub: \S+some-file\.npy is a file, not a folder; choose another --out\n$/);
+    });
+  });
+
   it('rejects unknown parameters and CAS-only flags for other methods', async () => {
     await withTempDir(async (dir) => {
       writeRandom(join(dir, 'db.npy'), 40, 4, 1);

@@ -141,7 +141,10 @@ export function bootstrapCommand(): Command {
         print(JSON.stringify(summaryJson(manifest)));
         return;
       }
-      for (const line of resultTable(manifest)) print(line);
-      print(`run folder: ${flags.out} (manifest.json, iter-*/); ${duration(manifest.seconds)} in all`);
+      const last = `${flags.out}/iter-${manifest.iterations.at(-1)!.iteration}`;
+      if (manifest.iterations.some((r) => Object.keys(r.metrics).length > 0)) for (const line of resultTable(manifest)) print(line);
+      else print(`no ground truth given, so nothing was scored (add --labels, --groups or --gnd to measure)`);
+      print(`model: ${last}/train (embed new ${flags.images ? 'photos' : 'descriptors'}: ddistill embed --model ${last}/train ...); embeddings: ${last}/emb/`);
+      print(`run folder: ${flags.out} (report.html, manifest.json, iter-*/); ${duration(manifest.seconds)} in all`);
     });
 }

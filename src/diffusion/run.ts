@@ -7,6 +7,7 @@ import type { EngineChoice } from '../backend/dense.js';
 import { packageVersion } from '../version.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { ensureOutputFolder } from '../io/paths.js';
 import { writeNpy } from '../io/npy.js';
 import { readMatrix } from '../matrix.js';
 import { diffuse, DIFFUSION_DEFAULTS, type DiffusionMethod, type DiffusionParams } from './index.js';
@@ -66,6 +67,7 @@ export function parseParams(method: DiffusionMethod, text: string, source: strin
 /** Runs a diffusion between `.npy` files and writes the ranked neighbours into `out`. */
 export async function diffuseFiles(o: DiffuseFilesOptions): Promise<DiffusionManifest> {
   const started = performance.now();
+  ensureOutputFolder(o.out);
   const db = readMatrix(o.db);
   const queries = o.query ? readMatrix(o.query) : null;
   if (queries && queries.cols !== db.cols) {

@@ -34,7 +34,8 @@ export const isShippedBackbone = (name: string): boolean => Object.hasOwn(SHIPPE
 /** The package's models/ folder (beside dist/ or src/). */
 export const modelsFolder = (): string => fileURLToPath(new URL('../../models/', import.meta.url));
 
-const NSFWJS_PREFIX = 'nsfwjs:';
+/** Backbones read from the npm package nsfwjs: `nsfwjs:NAME`. */
+export const NSFWJS_PREFIX = 'nsfwjs:';
 
 /** Every backbone name a user can give, for messages. */
 export const backboneNames = (): string =>

@@ -12,7 +12,7 @@ import { UserError } from '../errors.js';
 import { copyWeightsByName, ownNode, tensorKey } from './compose.js';
 import type { ResizeMode } from '../io/images.js';
 import { fileHandler } from './io.js';
-import { backboneFile, SHIPPED_BACKBONES } from './backbones.js';
+import { backboneFile, NSFWJS_PREFIX, SHIPPED_BACKBONES } from './backbones.js';
 import { buildResNet, GeM, RESNET_ARCHS, type ResNetArch } from './resnet.js';
 
 export interface ImageModelSpec {
@@ -54,7 +54,6 @@ export const isBuiltInBackbone = (b: string): b is ResNetArch => (RESNET_ARCHS a
 
 /** The networks bundled in the npm package nsfwjs (Keras LayersModels), as `nsfwjs:NAME` backbones. */
 export const NSFWJS_MODELS = ['mobilenet_v2', 'inception_v3'] as const;
-const NSFWJS_PREFIX = 'nsfwjs:';
 
 /**
  * How a backbone expects its input: the built-in ResNets and nsfwjs's networks take [0, 1]

@@ -2,10 +2,12 @@
  * `embed` and `export` on files: a trained model folder (or a train run folder) in; embeddings
  * (.npy) or a standalone model folder out.
  */
-import { join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { initBackend, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { ensureOutputFolder } from '../io/paths.js';
 import { l2NormalizeNamed, readMatrix, writeMatrix, type Matrix } from '../matrix.js';
 import { loadRevisitedGroundTruth } from '../io/groundTruth.js';
 import { imageBatches, listImages, type ImageOptions, type ResizeMode } from '../io/images.js';
@@ -134,6 +136,7 @@ export interface EmbedSummary {
 }
 
 export async function embedFiles(o: EmbedFilesOptions): Promise<EmbedSummary> {
+  ensureOutputFolder(o.out);
   if (o.images) return embedImageFiles(o);
   if (!o.db && !o.queries) throw new UserError('give --db and/or --queries descriptors (or --images) to embed');
   const started = performance.now();
@@ -161,6 +164,7 @@ export async function embedFiles(o: EmbedFilesOptions): Promise<EmbedSummary> {
 
 /** Copies a model (checked by loading it) into a standalone tfjs model folder. */
 export async function exportModel(o: { model: string; out: string; backend?: BackendChoice }): Promise<{ from: string; out: string; manifest: ModelManifest }> {
+  ensureOutputFolder(o.out);
   await initBackend(o.backend ?? 'auto');
   const { dir, model, manifest } = await loadModelFolder(o.model);
   try {
@@ -202,6 +206,8 @@ export const featureListFile = (npy: string): string => `${npy.replace(/\.npy$/,
  */
 export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: number; dim: number; skipped: string[]; seconds: number }> {
   const started = performance.now();
+  ensureOutputFolder(dirname(o.out));
+  if (existsSync(o.out) && statSync(o.out).isDirectory()) throw new UserError(`--out ${o.out} is a folder; give the .npy file to write`);
   const paths = listImages(o.images);
   const crops = queryCrops(o.crops, paths, o.images);
   const info = await initBackend(o.backend ?? 'auto');

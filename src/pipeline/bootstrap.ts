@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineChoice } from '../backend/dense.js';
-import { initBackend, type BackendChoice } from '../backend/tfjs.js';
+import { initBackend, tf, type BackendChoice } from '../backend/tfjs.js';
 import { casGraphSize, CAS_DEFAULTS, CAS_PRESETS } from '../diffusion/cas.js';
 import { diffuse, type DiffusionMethod } from '../diffusion/index.js';
 import { diffuseFiles } from '../diffusion/run.js';
@@ -195,7 +195,7 @@ async function embedFromFeatures(trainDir: string, embDir: string, database: Mat
   const { dir, model, manifest } = await loadModelFolder(trainDir);
   try {
     const started = performance.now();
-    const head = model.getLayer(DESCRIPTOR_HEAD) as unknown as import('../backend/tfjs.js').tf.LayersModel;
+    const head = model.getLayer(DESCRIPTOR_HEAD) as unknown as tf.LayersModel;
     writeMatrix(join(embDir, 'db.npy'), embedRows(head, database));
     if (queries) writeMatrix(join(embDir, 'queries.npy'), embedRows(head, queries));
     const seconds = secondsSince(started);

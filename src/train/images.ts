@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { initBackend, tf, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
 import { listImages, sizeLabel, type ResizeMode } from '../io/images.js';
+import { ensureOutputFolder } from '../io/paths.js';
 import { l2NormalizeRows, type Matrix } from '../matrix.js';
 import { isPretrained } from '../model/backbones.js';
 import { chain, ownNode, splitAt, tensorKey } from '../model/compose.js';
@@ -176,6 +177,7 @@ export function imageSpec(o: Omit<ImageTrainOptions, 'ranks' | 'out'>, seed: num
 /** Trains an image network on triplets from a self-ranking of the same images. */
 export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSummary> {
   const started = performance.now();
+  ensureOutputFolder(o.out);
   const freeze = o.freezeUntil ?? defaultFreeze(o.backbone, o.weights);
   const defaults = imageTrainingDefaults(freeze);
   const options = trainOptions(o.train, defaults.train);

@@ -10,6 +10,7 @@ import type { EngineChoice } from '../backend/dense.js';
 import { initBackend, tf, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { ensureOutputFolder } from '../io/paths.js';
 import { evaluateFiles, type EvalReport } from '../eval/run.js';
 import { l2NormalizeNamed, readMatrix, type Matrix } from '../matrix.js';
 import { buildHead, embedRows, type HeadKind, type HeadInit, type HeadSpec } from '../model/head.js';
@@ -218,6 +219,7 @@ export async function initialHead(
 /** Trains a descriptor-mode head; see the module comment for the run folder. */
 export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const started = performance.now();
+  ensureOutputFolder(o.out);
   const head = headOptions(o.head);
   const options = trainOptions(o.train);
   const normalize = o.normalize ?? true;
