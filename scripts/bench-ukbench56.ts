@@ -53,7 +53,7 @@ try {
   await diffuseFiles({ method: 'cas', db: feats, out: join(dir, 'teacher'), topK: 55, preset: 'small' });
   const run = await trainImages({
     images, backbone, size: 224, freezeUntil: 'conv_pw_11_relu', ranks: join(dir, 'teacher'), out: join(dir, 'run'),
-    // k 10 reaches past each image's 3 relevant views (ALGORITHMS.md §4); pretrained batch-norm
+    // k 10 reaches past each image's 3 relevant views (docs/algorithms.md §4); pretrained batch-norm
     // statistics stay frozen (batches of 24 images are too small to estimate them).
     train: { batch: 8, lr: 0.01, epochs: 10, batchNorm: 'frozen', triplets: { k: 10, m0: 0.1, perAnchor: 5 } },
     onStage: (m) => console.error(m),

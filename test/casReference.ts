@@ -1,5 +1,5 @@
 /**
- * A dense, deliberately plain CAS written for the tests from ALGORITHMS.md §1, step by step, in
+ * A dense, deliberately plain CAS written for the tests from docs/algorithms.md §1, step by step, in
  * float64 with n × n arrays of arrays. Slow (O(n³)) and only for small n; the optimised
  * implementation must agree with it.
  */

@@ -24,7 +24,7 @@ function blobs(n: number, d: number, clusters: number, seed: number): Matrix {
 }
 const rowsOf = (m: Matrix) => Array.from({ length: m.rows }, (_, i) => Array.from(m.data.subarray(i * m.cols, (i + 1) * m.cols)));
 
-describe('CAS agrees with a dense, literal implementation of ALGORITHMS.md §1', () => {
+describe('CAS agrees with a dense, literal implementation of docs/algorithms.md §1', () => {
   const db = blobs(270, 12, 6, 11);
   const q = blobs(20, 12, 6, 12);
   const cases: [string, Partial<CasParams>][] = [

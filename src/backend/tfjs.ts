@@ -2,7 +2,7 @@
  * The tfjs backend, chosen in one place: tfjs-node-gpu, else tfjs-node (native TensorFlow, when
  * installed: optional, they cannot be installed where only the npm registry is reachable), else
  * the wasm backend, else the plain cpu backend. On wasm, slow kernels are replaced by
- * compositions of its fast ones (see DESIGN.md and BENCHMARKS.md).
+ * compositions of its fast ones (see docs/design.md and BENCHMARKS.md).
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';

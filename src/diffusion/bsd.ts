@@ -1,5 +1,5 @@
 /**
- * Bidirectional similarity diffusion, the first stage of CAS (ALGORITHMS.md §1 step 2): the
+ * Bidirectional similarity diffusion, the first stage of CAS (docs/algorithms.md §1 step 2): the
  * fixed-point iteration F ← ½α(FS + SF) + (1 − α)I from F = W, for a symmetric sparse S. F is
  * dense (n × n) or, in truncated mode, sparse rows keeping their largest entries.
  */

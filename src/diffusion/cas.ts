@@ -1,6 +1,6 @@
 /**
  * CAS — Cluster-Aware Similarity diffusion (Luo, Yao, Xu, ICML 2024), with the semantics and
- * defaults of the authors' reference code (ALGORITHMS.md §1), computed on sparse rows:
+ * defaults of the authors' reference code (docs/algorithms.md §1), computed on sparse rows:
  * the confident and candidate sets, A, W, S, T and P are sparse; only the bidirectional diffusion
  * F is dense, and only while n ≤ `denseLimit` — above that its rows are truncated to their
  * `truncate` largest entries after every step (O(n·L) memory).
@@ -142,7 +142,7 @@ export interface CasRepresentation {
   readonly V: SparseRows;
 }
 
-/** Steps 1–4 of ALGORITHMS.md §1 on a neighbour graph. */
+/** Steps 1–4 of docs/algorithms.md §1 on a neighbour graph. */
 export async function casRepresentation(
   graph: NeighbourGraph,
   p: CasParams,

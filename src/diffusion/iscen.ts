@@ -1,5 +1,5 @@
 /**
- * Diffusion of Iscen et al. (CVPR 2017), a well-known baseline (ALGORITHMS.md §3): a mutual kNN
+ * Diffusion of Iscen et al. (CVPR 2017), a well-known baseline (docs/algorithms.md §3): a mutual kNN
  * graph of the database with weights s³, S = D^{-½}AD^{-½}, and for each query the solution of
  * (I − αS)f = y by conjugate gradient, y = s³ on the query's nearest database items.
  */

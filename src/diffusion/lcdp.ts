@@ -1,6 +1,6 @@
 /**
  * LCDP — locally constrained diffusion (Yang, Koknar-Tezel, Latecki, CVPR 2009), as framed by
- * Donoser & Bischof (CVPR 2013): Q ← P_kNN · Q · P_kNNᵀ, ranking by rows of Q (ALGORITHMS.md §2).
+ * Donoser & Bischof (CVPR 2013): Q ← P_kNN · Q · P_kNNᵀ, ranking by rows of Q (docs/algorithms.md §2).
  * Dense Q while n ≤ denseLimit; above that Q keeps its `truncate` largest entries per row.
  */
 import { UserError } from '../errors.js';

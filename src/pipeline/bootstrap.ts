@@ -1,5 +1,5 @@
 /**
- * The bootstrap pipeline (Zhao et al., BMVC 2018; ALGORITHMS.md §4 steps 2–8): for each
+ * The bootstrap pipeline (Zhao et al., BMVC 2018; docs/algorithms.md §4 steps 2–8): for each
  * iteration, a diffusion self-ranking of the current database representation → triplets and
  * training of the head (continuing from the previous iteration's weights) → re-embedding of the
  * database and queries → evaluation. The next iteration diffuses the new embeddings.

@@ -1,5 +1,5 @@
 /**
- * The distillation training loop (Zhao et al., BMVC 2018, §2.3; ALGORITHMS.md §4): soft-margin
+ * The distillation training loop (Zhao et al., BMVC 2018, §2.3; docs/algorithms.md §4): soft-margin
  * triplets mined afresh each epoch from a diffusion self-ranking, loss
  * mean over the batch of [d(a,c) − d(a,f) + margin]₊ with Euclidean d on L2-normalised outputs,
  * SGD with momentum and weight decay (PyTorch's semantics), a decaying learning rate.

@@ -1,7 +1,7 @@
 /**
  * Measured training recipes. The paper's defaults (k 300, m0 0.1, batch 40, lr 0.01) suit
  * landmark collections, whose relevant sets are tens to hundreds of items; MNIST's classes hold
- * ~950 database digits each, so its triplet range must reach past them (ALGORITHMS.md §4).
+ * ~950 database digits each, so its triplet range must reach past them (docs/algorithms.md §4).
  */
 import type { TrainFilesOptions } from './run.js';
 

@@ -1,5 +1,5 @@
 /**
- * Soft-margin triplets from a diffusion self-ranking (Zhao et al., BMVC 2018, §2.2; ALGORITHMS.md
+ * Soft-margin triplets from a diffusion self-ranking (Zhao et al., BMVC 2018, §2.2; docs/algorithms.md
  * §4): for an anchor a, two items drawn at random from its top-k by diffusion; the better-ranked
  * is the closer c, the other the farther f; the margin is (|r_f − r_c| / k)·m0.
  */
