@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/tfjs.js';
+import { listImages } from '../src/io/images.js';
 import { readMatrix } from '../src/matrix.js';
 import { backboneFile, SHIPPED_BACKBONES } from '../src/model/backbones.js';
 import { buildImageModel } from '../src/model/image.js';
@@ -42,6 +43,17 @@ describe('the shipped backbone', () => {
     expect(model.getLayer('image_scale')).toBeTruthy();
     model.dispose();
     expect(() => backboneFile('mobilenet_v9')).toThrow(/unknown backbone 'mobilenet_v9'.*shipped: mobilenet_v1_0\.75; built-in .*resnet50/);
+  });
+});
+
+describe('image lists', () => {
+  it('a single image file is one image, not a list file', async () => {
+    await withTempDir(async (dir) => {
+      const [photo] = await colourImages(join(dir, 'photos'), 1);
+      expect(listImages(photo!)).toEqual([photo]);
+      writeFileSync(join(dir, 'list.txt'), 'photos/00.jpg\n');
+      expect(listImages(join(dir, 'list.txt'))).toEqual([photo]);
+    });
   });
 });
 

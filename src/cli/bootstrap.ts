@@ -79,10 +79,12 @@ export function bootstrapCommand(): Command {
         '--train-fraction f trains on a seeded fraction of the database and embeds and\n' +
         'searches all of it (the paper\'s insertion experiment).\n\n' +
         'Image mode (--images DIR|list, --query-images DIR|list instead of --db and\n' +
-        '--queries): the base descriptors come from --backbone before training\n' +
-        '(features/), each iteration fine-tunes the image network on the diffusion\n' +
-        'triplets (options as in `ddistill train --images`) and re-embeds the images;\n' +
-        'with --gnd the query images are cropped to their boxes (revisitop protocol).\n\n' +
+        '--queries): the base descriptors come from --backbone (the shipped ImageNet\n' +
+        'MobileNet by default) before training (features/); each iteration trains the\n' +
+        'image network on the diffusion triplets (by default a head on the frozen\n' +
+        'backbone; options as in `ddistill train --images`) and re-embeds the images;\n' +
+        'with --gnd the query images are cropped to their boxes (revisitop protocol).\n' +
+        'Your own photos, with every default:\n  ddistill bootstrap --images photos/ --out run/\n\n' +
         'Options can come from --config FILE.json (camelCase keys).',
     )
     .option('--db <file.npy>', 'database descriptors, n × d (or --images)')
@@ -110,9 +112,10 @@ export function bootstrapCommand(): Command {
         '  ddistill bootstrap --db db.npy --queries q.npy --gnd gnd_roxford5k.pkl --out run/\n' +
         '  ddistill bootstrap --db db.npy --queries q.npy --labels l.txt --query-labels ql.txt \\\n' +
         '      --iterations 3 -k 3000 --m0 0.5 --batch 256 --lr 0.05 --steps 3000 --out run/\n' +
+        '  ddistill bootstrap --images photos/ --out run/\n' +
+        '  ddistill bootstrap --images db/ --query-images q/ --gnd gnd_roxford5k.pkl --out run/\n' +
         '  ddistill bootstrap --images db/ --query-images q/ --gnd gnd_roxford5k.pkl \\\n' +
-        '      --backbone mobilenet/model.json --image-size cpu --batch-norm frozen \\\n' +
-        '      --freeze-until conv_pw_11_relu --out run/\n' +
+        '      --freeze-until conv_pw_11_relu --batch-norm frozen --out run/   # fine-tune\n' +
         '  ddistill bootstrap ... --out run/ --resume      # after an interruption',
     )
     .action(async (flags: BootstrapFlags, command: Command) => {

@@ -175,11 +175,15 @@ export function trainCommand(): Command {
         'validation figures). Give --queries with --labels/--query-labels, --gnd or\n' +
         '--groups to validate after every epoch.\n\n' +
         'Image mode (--images DIR|list instead of --db): the network is --backbone\n' +
-        '(resnet18/34/50 or small, trained from scratch, or a tfjs model.json cut at\n' +
-        '--cut, e.g. an ImageNet MobileNet) with GeM pooling and an optional --whiten\n' +
-        'layer. Images keep their aspect ratio with the longer side = --image-size\n' +
-        '(600 as in the paper; `cpu` = 224 for a laptop), each going through the\n' +
-        'network on its own; --resize square squashes them to squares instead.\n' +
+        '(the shipped ImageNet mobilenet_v1_0.75 by default; resnet18/34/50 or small;\n' +
+        'or a tfjs model.json cut at --cut) with GeM pooling. Images keep their aspect\n' +
+        'ratio with the longer side = --image-size (224 on wasm/cpu, 600 with native\n' +
+        'TensorFlow); --resize square squashes them to squares instead.\n' +
+        'A pretrained backbone is frozen whole by default (--freeze-until all): its\n' +
+        'GeM descriptors are computed once and a --head trains on them, with the\n' +
+        'photo recipe\'s defaults (hidden 512, k 200, m0 0.5, batch 256, lr 0.05,\n' +
+        '500 steps); the saved model is one image network. --freeze-until none\n' +
+        'trains every layer (the default for a built-in ResNet without --weights);\n' +
         '--freeze-until LAYER runs the layers up to LAYER once and trains the rest;\n' +
         '--micro-batch accumulates gradients when a batch does not fit the 4 GiB wasm\n' +
         'heap, --image-wise when not even one triplet does (each image\'s backward\n' +
