@@ -67,4 +67,13 @@ describe('soft-margin triplets', () => {
       expect(readNpy(join(dir, 't', 'margins.npy')).dtype).toBe('float32');
     });
   });
+
+  it('refuses neighbour lists that contain the item itself (a search without --exclude-self)', async () => {
+    await withTempDir((dir) => {
+      // Row i: i, i+1, …: each item first in its own list, as an exact self-search returns it.
+      const withSelf = Int32Array.from({ length: 10 * 5 }, (_, j) => (Math.floor(j / 5) + (j % 5)) % 10);
+      writeNpy(join(dir, 'indices.npy'), { dtype: 'int32', shape: [10, 5], data: withSelf });
+      expect(() => tripletFiles({ ranks: dir, out: join(dir, 't') })).toThrow(/row 0 lists item 0 itself; a self-ranking leaves each item out \(ddistill search --exclude-self/);
+    });
+  });
 });

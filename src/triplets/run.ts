@@ -55,6 +55,9 @@ export function readSelfRanking(ranks: string): SelfRanking {
   for (let i = 0; i < neighbours.length; i++) {
     const v = neighbours[i]!;
     if (v < 0 || v >= rows) throw new UserError(`${file}: neighbour index ${v} is outside the ${rows} ranked items; is this a self-ranking of this database?`);
+    // An item in its own list would become an anchor's "closer" item: triplets that teach nothing.
+    const row = Math.floor(i / length);
+    if (v === row) throw new UserError(`${file}: row ${row} lists item ${row} itself; a self-ranking leaves each item out (ddistill search --exclude-self, or ddistill diffuse without --query)`);
   }
   return { file, neighbours, rows, length, diffusion };
 }
