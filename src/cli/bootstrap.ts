@@ -95,7 +95,7 @@ export function bootstrapCommand(): Command {
     .option('--iterations <n>', 'bootstrap iterations', parsePositiveInt, 2)
     .option('--train-fraction <f>', 'fraction of the database to train on', fraction, 1)
     .addOption(new Option('--method <name>', 'diffusion teacher').choices(DIFFUSION_METHODS).default('cas'))
-    .addOption(new Option('--preset <name>', 'CAS neighbourhood sizes: default, or small (k1..k5 = 5, 20, 25, 6, 25) for collections of under ~100 items or small groups').choices(['default', 'small']))
+    .addOption(new Option('--preset <name>', 'CAS neighbourhood sizes: default, or small (k1..k5 = 5, 20, 25, 6, 25) for fewer than 70 items (the default needs 70 neighbours) or small groups').choices(['default', 'small']))
     .option('--params <json|file.json>', 'diffusion parameters as JSON, over the preset (see ddistill diffuse --help)')
     .option('--top-k <n>', 'teacher ranking length (default: the triplet range -k)', parsePositiveInt)
     .option('--no-compare', 'skip the baseline and query re-ranking measurements')
