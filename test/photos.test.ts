@@ -79,7 +79,7 @@ describe('bootstrap --images with the defaults', () => {
     });
   }, 120_000);
 
-  it('refuses bad input before computing anything: an unreadable photo, too few photos for CAS, an --out that is a file', async () => {
+  it('refuses bad input before computing anything: an unreadable photo, too few photos for CAS, a head wider than the descriptors, an --out that is a file', async () => {
     await withTempDir(async (dir) => {
       await colourImages(join(dir, 'photos'), 12);
       writeFileSync(join(dir, 'photos', '05.jpg'), 'not a jpeg');
@@ -87,6 +87,7 @@ describe('bootstrap --images with the defaults', () => {
       await expect(bootstrap({ images: join(dir, 'photos'), out, iterations: 1, ...tinyCas })).rejects.toThrow(/05\.jpg: cannot read this image .*remove or replace it/);
       await colourImages(join(dir, 'photos'), 12);
       await expect(bootstrap({ images: join(dir, 'photos'), out, iterations: 1, backend: 'wasm' })).rejects.toThrow(/CAS with these parameters needs \d+ neighbours per item but there are only 12 items; use the small preset/);
+      await expect(bootstrap({ images: join(dir, 'photos'), out, iterations: 1, ...tinyCas, head: { dim: 1000 } })).rejects.toThrow(/cannot output 1000 dimensions from 768-d descriptors; use --dim ≤ 768/);
       writeFileSync(join(dir, 'file'), 'x');
       await expect(bootstrap({ images: join(dir, 'photos'), out: join(dir, 'file', 'run'), iterations: 1, ...tinyCas })).rejects.toThrow(/--out .*file is a file, not a folder/);
       expect(existsSync(out)).toBe(false);

@@ -247,7 +247,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   if (imageMode) {
     const bad = await unreadableImages([...paths!, ...(queryPaths ?? [])]);
     if (bad.length > 0) throw new UserError(`${bad[0]!.path}: cannot read this image (${bad[0]!.message})${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}; remove or replace it`);
-    await checkImageTraining({ ...image!, train: options }, backend);
+    await checkImageTraining({ ...image!, train: options, head }, backend);
   }
   const defining = definingOptions(o);
   const fingerprint = createHash('sha256').update(JSON.stringify({ defining, dbSize: db?.rows ?? paths!.length, dbCols: db?.cols ?? null })).digest('hex');

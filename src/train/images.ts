@@ -29,7 +29,7 @@ import { packageVersion } from '../version.js';
 import { checkpointFolder } from './checkpoint.js';
 import { stepCounts, type EpochRecord, type TrainInputs, type TrainOptions } from './loop.js';
 import { PHOTO_HEAD_RECIPE } from './presets.js';
-import { copyWeights, finishRun, headOptions, initialHead, rankingDiffusion, trainingProvenance, trainInRunFolder, trainOptions, type HeadOptions, type TrainCallbacks, type TrainFilesOptions, type TrainRun } from './run.js';
+import { checkHeadFits, copyWeights, finishRun, headOptions, initialHead, rankingDiffusion, trainingProvenance, trainInRunFolder, trainOptions, type HeadOptions, type TrainCallbacks, type TrainFilesOptions, type TrainRun } from './run.js';
 
 /** The wasm heap's limit, less room for weights and the runtime. */
 export const WASM_ACTIVATION_BUDGET = 3 * 2 ** 30;
@@ -87,14 +87,16 @@ function checkHeap(model: tf.LayersModel, spec: ImageModelSpec, options: TrainOp
 
 /**
  * The checks of `trainImages` that need no data, for a pipeline to run before its expensive
- * stages: the backbone loads, and (fine-tuning) a training step fits the wasm heap.
+ * stages: the backbone loads, the head fits its descriptors (frozen backbone), and (fine-tuning)
+ * a training step fits the wasm heap.
  */
-export async function checkImageTraining(o: ImageNetworkOptions & { readonly train: TrainOptions }, backend: BackendInfo): Promise<void> {
+export async function checkImageTraining(o: ImageNetworkOptions & { readonly train: TrainOptions; readonly head: HeadOptions }, backend: BackendInfo): Promise<void> {
   const freeze = o.freezeUntil ?? defaultFreeze(o.backbone, o.weights);
   const spec = imageSpec(o, o.train.seed, backend.backend);
   const model = await buildImageModel(spec);
   try {
-    if (freeze !== FREEZE_ALL) checkHeap(model, spec, o.train, freeze === FREEZE_NONE ? undefined : freeze, backend.backend);
+    if (freeze === FREEZE_ALL) checkHeadFits(o.head, (model.outputs[0]!.shape as number[]).at(-1)!);
+    else checkHeap(model, spec, o.train, freeze === FREEZE_NONE ? undefined : freeze, backend.backend);
   } finally {
     model.dispose();
   }
@@ -280,6 +282,7 @@ async function trainHeadOnFrozen(
   },
 ): Promise<ImageTrainSummary> {
   const { spec, model, count, ranking, options, head, backendInfo: backend } = o;
+  checkHeadFits(head, (model.outputs[0]!.shape as number[]).at(-1)!); // before any image is decoded
   let features = o.features;
   if (features && features.rows !== count) throw new UserError(`the given features have ${features.rows} rows but there are ${count} images`);
   if (!features) {
