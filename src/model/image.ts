@@ -139,7 +139,8 @@ async function loadKerasWeights(model: tf.LayersModel, spec: ImageModelSpec): Pr
   try {
     const ours = (name: string) => name.startsWith('gem/') || name.startsWith('whiten/');
     const targetNames = new Set(model.weights.map((w) => w.originalName));
-    const missing = model.weights.map((w) => w.originalName).filter((n) => !ours(n) && !source.weights.some((s) => s.originalName === n));
+    const sourceNames = new Set(source.weights.map((w) => w.originalName));
+    const missing = [...targetNames].filter((n) => !ours(n) && !sourceNames.has(n));
     const unused = source.weights.map((w) => w.originalName).filter((n) => !targetNames.has(n));
     const list = (names: string[]) => `${names.slice(0, 5).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`;
     if (missing.length === model.weights.filter((w) => !ours(w.originalName)).length) {
