@@ -3,7 +3,7 @@ import { DIFFUSION_METHODS, type DiffusionMethod } from '../diffusion/index.js';
 import { UserError } from '../errors.js';
 import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
 import { resultTable } from '../pipeline/table.js';
-import { mainFigure } from '../report/html.js';
+import { mainFigure, resultFigure } from '../report/html.js';
 import { duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
 import type { EpochRecord, StepProgress } from '../train/loop.js';
 import { paramsFlag } from './diffuse.js';
@@ -21,6 +21,7 @@ interface BootstrapFlags extends TrainingFlags, GroundTruthFlags, ImageTrainingF
   preset?: 'default' | 'small';
   params?: string;
   topK?: number;
+  ranks?: string;
   compare: boolean;
   resume?: boolean;
   json?: boolean;
@@ -56,7 +57,8 @@ export function summaryJson(m: RunManifest): Record<string, unknown> {
   return {
     baseline: mainFigure(m.baseline),
     [m.reranking?.method ?? 'reranking']: mainFigure(m.reranking),
-    iterations: m.iterations.map((r) => ({ iteration: r.iteration, mAP: mainFigure(r), metrics: r.metrics, querySeconds: r.querySeconds, seconds: r.seconds })),
+    iterations: m.iterations.map((r) => ({ iteration: r.iteration, mAP: mainFigure(r), metrics: r.metrics, querySeconds: r.querySeconds, seconds: r.seconds, kept: r.kept ?? true })),
+    result: m.result ? { iteration: m.result.iteration, figure: resultFigure(m), reason: m.result.reason } : null,
     queries: m.baseline?.queries ?? null,
     querySeconds: { baseline: m.baseline?.querySeconds ?? null, reranking: m.reranking?.querySeconds ?? null },
     seconds: m.seconds,
@@ -97,7 +99,8 @@ export function bootstrapCommand(): Command {
     .addOption(new Option('--method <name>', 'diffusion teacher').choices(DIFFUSION_METHODS).default('cas'))
     .addOption(new Option('--preset <name>', 'CAS neighbourhood sizes: default, or small (k1..k5 = 5, 20, 25, 6, 25) for fewer than 70 items (the default needs 70 neighbours) or small groups').choices(['default', 'small']))
     .option('--params <json|file.json>', 'diffusion parameters as JSON, over the preset (see ddistill diffuse --help)')
-    .option('--top-k <n>', 'teacher ranking length (default: the triplet range -k)', parsePositiveInt)
+    .option('--top-k <n>', 'teacher ranking length (default: the triplet range -k; 300 with -k auto)', parsePositiveInt)
+    .option('--ranks <dir>', 'the first iteration\'s teacher from elsewhere: a self-ranking folder of the database (ddistill diffuse output) instead of running --method')
     .option('--no-compare', 'skip the baseline and query re-ranking measurements')
     .option('--gnd <file>', 'revisited ground truth (gnd_*.pkl/.json)')
     .option('--labels <file>', 'database class labels')
@@ -132,7 +135,7 @@ export function bootstrapCommand(): Command {
       try {
         manifest = await bootstrap({
           db: flags.db, queries: flags.queries, images: flags.images, queryImages: flags.queryImages, image: flags.images ? imageOptionsFromFlags(flags) : undefined, out: flags.out, iterations: flags.iterations, trainFraction: flags.trainFraction,
-          method: flags.method, preset: flags.preset, params, topK: flags.topK, compare: flags.compare, resume: flags.resume, config,
+          method: flags.method, preset: flags.preset, params, topK: flags.topK, ranks: flags.ranks, compare: flags.compare, resume: flags.resume, config,
           gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups,
           ...trainingFromFlags(flags), normalize: flags.normalize, backend: flags.backend, engine: flags.engine,
           ...hooks,
@@ -144,10 +147,15 @@ export function bootstrapCommand(): Command {
         print(JSON.stringify(summaryJson(manifest)));
         return;
       }
-      const last = `${flags.out}/iter-${manifest.iterations.at(-1)!.iteration}`;
+      const result = manifest.result!;
       if (manifest.iterations.some((r) => Object.keys(r.metrics).length > 0)) for (const line of resultTable(manifest)) print(line);
       else print(`no ground truth given, so nothing was scored (add --labels, --groups or --gnd to measure)`);
-      print(`model: ${last}/train (embed new ${flags.images ? 'photos' : 'descriptors'}: ddistill embed --model ${last}/train ...); embeddings: ${last}/emb/`);
+      if (result.model) {
+        print(`result: iteration ${result.iteration} (${result.reason})`);
+        print(`model: ${result.model} (embed new ${flags.images ? 'photos' : 'descriptors'}: ddistill embed --model ${result.model} ...); embeddings: ${result.embeddings}`);
+      } else {
+        print(`result: the input descriptors (${result.reason}): ${result.embeddings}; search them as they are${flags.images ? ` (new photos: ddistill features --backbone ${flags.backbone ?? 'mobilenet_v1_0.75'} ...)` : ''}`);
+      }
       print(`run folder: ${flags.out} (report.html, manifest.json, iter-*/); ${duration(manifest.seconds)} in all`);
     });
 }

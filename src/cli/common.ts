@@ -83,7 +83,8 @@ export function stepDetail(p: StepProgress): string {
 /** The log line of a finished epoch. */
 export function epochLine(r: EpochRecord): string {
   const val = r.validation ? `, validation ${Object.entries(r.validation).map(([k, v]) => `${k} ${v}`).join(' / ')}` : '';
-  return `epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, active hinges ${(r.active * 100).toFixed(1)} %, ${Math.round(r.tripletsPerSecond)} triplets/s, ${duration(r.seconds)}${val}`;
+  const agreement = r.agreement !== undefined ? `, agreement with the teacher ${r.agreement.toFixed(4)}` : '';
+  return `epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, active hinges ${(r.active * 100).toFixed(1)} %, ${Math.round(r.tripletsPerSecond)} triplets/s, ${duration(r.seconds)}${agreement}${val}`;
 }
 
 /** 4.2 s, 3m05s, 1h02m. */

@@ -3,8 +3,14 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ResizeMode } from '../io/images.js';
 import { backboneNames } from '../model/backbones.js';
 import { IMAGE_DEFAULTS, IMAGE_SIZE_PRESETS } from '../model/image.js';
-import type { ImageNetworkOptions } from '../train/images.js';
+import { PRETRAINED_LR, type ImageNetworkOptions } from '../train/images.js';
 import { parsePositiveInt } from './common.js';
+
+const parsePositiveNumber = (v: string): number => {
+  const x = Number(v);
+  if (v.trim() === '' || !(x > 0)) throw new InvalidArgumentError('expected a positive number.');
+  return x;
+};
 
 
 const presetList = () => Object.entries(IMAGE_SIZE_PRESETS).map(([k, v]) => `${k} = ${v}`).join(', ');
@@ -48,19 +54,21 @@ export function addImageOptions(cmd: Command, prefix: string, backbone: { requir
 export interface ImageTrainingFlags extends ImageFlags {
   freezeUntil?: string;
   whiten?: number;
+  pretrainedLr?: number;
 }
 
 /** --freeze-until and --whiten (help prefixed with `prefix`). */
 export function addImageTrainingOptions(cmd: Command, prefix: string): Command {
   return cmd
     .option('--freeze-until <layer|all|none>', `${prefix}train only the layers after this one (a block output); all: freeze the whole backbone and GeM and train a --head on their descriptors (default for a pretrained backbone); none: train every layer (default for a built-in ResNet without --weights)`)
-    .option('--whiten <n>', `${prefix}a whitening layer of n outputs after GeM`, parsePositiveInt);
+    .option('--whiten <n>', `${prefix}a whitening layer of n outputs after GeM`, parsePositiveInt)
+    .option('--pretrained-lr <x>', `${prefix}fine-tuning: learning-rate factor of the pretrained layers (GeM and whitening take the full --lr) (default: ${PRETRAINED_LR} for a pretrained backbone, 1 for a random one)`, parsePositiveNumber);
 }
 
 /** The network and image options of `trainImages` from the flags. */
 export function imageOptionsFromFlags(flags: ImageTrainingFlags): ImageNetworkOptions {
   return {
     backbone: flags.backbone, cut: flags.cut, weights: flags.weights, partialWeights: flags.partialWeights, scale: flags.inputScale, size: flags.imageSize, resize: flags.resize,
-    freezeUntil: flags.freezeUntil, whiten: flags.whiten ?? null,
+    freezeUntil: flags.freezeUntil, whiten: flags.whiten ?? null, pretrainedLr: flags.pretrainedLr,
   };
 }

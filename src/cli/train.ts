@@ -7,6 +7,8 @@ import type { PcaMethod } from '../model/pca.js';
 import { SCHEDULES, TRAIN_DEFAULTS, type EpochRecord, type Schedule, type StepProgress } from '../train/loop.js';
 import { trainImages } from '../train/images.js';
 import { PHOTO_HEAD_RECIPE } from '../train/presets.js';
+import { SELECTION_DEFAULTS, type SelectionOptions } from '../train/selection.js';
+import { RANGE_RULE } from '../triplets/range.js';
 import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
 import { duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
 import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
@@ -17,9 +19,11 @@ export interface TrainingFlags {
   hidden?: number;
   init: HeadInit;
   pcaMethod: PcaMethod;
-  k?: number;
+  k?: number | 'auto';
   m0?: number;
   perAnchor: number;
+  holdOut?: number;
+  patience?: number;
   batch?: number;
   lr?: number;
   schedule: Schedule;
@@ -65,6 +69,9 @@ const positive = number((x) => x > 0, 'a positive number');
 const nonNegative = number((x) => x >= 0, 'a non-negative number');
 const fraction = number((x) => x >= 0 && x < 1, 'a number in [0, 1)');
 const integer = number(Number.isInteger, 'an integer');
+const holdOutFraction = number((x) => x >= 0 && x < 0.5, 'a fraction in [0, 0.5)');
+/** -k: a positive integer, or auto (from the teacher's distances). */
+const tripletRangeFlag = (v: string): number | 'auto' => (v === 'auto' ? 'auto' : parsePositiveInt(v));
 
 /** Applies a config file: its values replace defaults, never flags given on the command line. */
 export function applyConfig(cmd: Command, path: string): void {
@@ -109,7 +116,7 @@ export function addTrainingOptions(cmd: Command): Command {
     .option('--hidden <n>', `hidden width (residual, mlp) (default: ${HEAD_DEFAULTS.hidden}; ${p.head.hidden} on a frozen backbone${PHOTO})`, parsePositiveInt)
     .addOption(new Option('--init <how>', 'initial projection').choices(HEAD_INITS).default(HEAD_DEFAULTS.init))
     .addOption(new Option('--pca-method <m>', 'eigenvectors: exact (ml-matrix) or subspace iteration').choices(['auto', 'exact', 'subspace']).default('auto'))
-    .option('-k, --k <n>', `triplet range in the diffusion ranking (default: ${d.triplets.k}; ${p.train.triplets!.k}${PHOTO})`, parsePositiveInt)
+    .option('-k, --k <n|auto>', `triplet range in the diffusion ranking; auto: ${RANGE_RULE.multiple} × the relevant-set size estimated from the teacher's distances (default: ${d.triplets.k}; ${p.train.triplets!.k}${PHOTO})`, tripletRangeFlag)
     .option('--m0 <x>', `margin scale (default: ${d.triplets.m0}; ${p.train.triplets!.m0}${PHOTO})`, nonNegative)
     .option('--per-anchor <n>', 'triplets per anchor per epoch', parsePositiveInt, d.triplets.perAnchor)
     .option('--batch <n>', `triplets per step (default: ${d.batch}; ${p.train.batch}${PHOTO})`, parsePositiveInt)
@@ -120,6 +127,8 @@ export function addTrainingOptions(cmd: Command): Command {
     .option('--epochs <n>', `passes over the mined triplets (default: ${d.epochs})`, parsePositiveInt)
     .option('--steps <n>', `total steps instead of --epochs (default: ${p.train.steps}${PHOTO})`, parsePositiveInt)
     .option('--seed <n>', 'seed of initialisation, mining and shuffling', integer, d.seed)
+    .option('--hold-out <f>', `fraction of the items kept out of training to check, without labels, that the model agrees with the teacher better than its input; keeps the best epoch and stops early (0: off; default: ${SELECTION_DEFAULTS.holdOut} in bootstrap, 0 in train)`, holdOutFraction)
+    .option('--patience <n>', `with --hold-out: epochs without a better agreement before stopping (default: ${SELECTION_DEFAULTS.patience})`, parsePositiveInt)
     .option('--micro-batch <n>', 'triplets per forward pass (gradient accumulation)', parsePositiveInt)
     .addOption(new Option('--batch-norm <mode>', 'image mode: batch statistics (train) or stored (frozen)').choices(['train', 'frozen']))
     .option('--image-wise', 'image mode: backward pass one image at a time (large images; one extra forward)')
@@ -141,8 +150,9 @@ export function addRunOptions(cmd: Command, resumeHelp: string): Command {
 }
 
 /** The head and training options out of parsed flags. */
-export function trainingFromFlags(flags: TrainingFlags): { head: Partial<HeadOptions>; train: NonNullable<TrainFilesOptions['train']> } {
+export function trainingFromFlags(flags: TrainingFlags): { head: Partial<HeadOptions>; train: NonNullable<TrainFilesOptions['train']>; selection: SelectionOptions } {
   return {
+    selection: { ...(flags.holdOut !== undefined ? { holdOut: flags.holdOut } : {}), ...(flags.patience !== undefined ? { patience: flags.patience } : {}) },
     head: { kind: flags.head, dim: flags.dim, hidden: flags.hidden, init: flags.init, pcaMethod: flags.pcaMethod },
     train: {
       batch: flags.batch, lr: flags.lr, schedule: flags.schedule, momentum: flags.momentum, weightDecay: flags.weightDecay,
@@ -230,7 +240,7 @@ export function trainCommand(): Command {
       if (flags.images) {
         try {
           const r = await trainImages({
-            images: flags.images, ...imageOptionsFromFlags(flags), ranks: flags.ranks, out: flags.out, head: training.head, train, backend: flags.backend, resume: flags.resume,
+            images: flags.images, ...imageOptionsFromFlags(flags), ranks: flags.ranks, out: flags.out, head: training.head, train, selection: training.selection, backend: flags.backend, resume: flags.resume,
             onBackend, onStage: (m) => note(m), onStep, onEpoch,
           });
           if (flags.json) print(JSON.stringify({ model: r.model, backend: r.backend.backend, steps: r.steps, seconds: Number(r.seconds.toFixed(3)), history: r.history }));
@@ -247,6 +257,7 @@ export function trainCommand(): Command {
           out: flags.out,
           head: training.head,
           train,
+          selection: training.selection,
           normalize: flags.normalize,
           backend: flags.backend,
           engine: flags.engine,

@@ -47,8 +47,11 @@ import { ensureOutputFolder } from '../io/paths.js';
 import { exactSearch } from '../search/exact.js';
 import type { EpochRecord, StepProgress } from '../train/loop.js';
 import { seededRandom } from '../triplets/mining.js';
+import { readSelfRanking } from '../triplets/run.js';
 import { headOptions, reportFigures, trainFiles, trainOptions, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
 import { packageVersion } from '../version.js';
+import { RANGE_RULE } from '../triplets/range.js';
+import { SELECTION_DEFAULTS, type SelectionOptions, type Verdict } from '../train/selection.js';
 import { renderReport } from '../report/html.js';
 
 export interface GroundTruthOptions {
@@ -76,10 +79,17 @@ export interface BootstrapOptions extends GroundTruthOptions {
   /** CAS neighbourhood sizes: 'default', or 'small' for small collections (as `ddistill diffuse --preset`). */
   readonly preset?: keyof typeof CAS_PRESETS;
   readonly params?: Record<string, unknown>;
+  /**
+   * The first iteration's teacher, computed elsewhere: a self-ranking folder of the training items
+   * (as `ddistill diffuse` writes, with scores.npy for -k auto) instead of running `method`.
+   */
+  readonly ranks?: string;
   /** Length of the teacher's rankings (default: the triplet range k). */
   readonly topK?: number;
   readonly head?: Partial<HeadOptions>;
   readonly train?: TrainFilesOptions['train'];
+  /** Held-out fraction and patience of the label-free selection (default: SELECTION_DEFAULTS; holdOut 0 turns it off). */
+  readonly selection?: SelectionOptions;
   readonly normalize?: boolean;
   readonly backend?: BackendChoice;
   readonly engine?: EngineChoice;
@@ -109,6 +119,19 @@ export interface IterationRecord extends Measured {
   readonly iteration: number;
   readonly seconds: Record<string, number>;
   readonly loss: readonly number[];
+  /** How k was chosen, the agreement curve, why training stopped and the verdict (selectionRecord). */
+  readonly selection?: Record<string, unknown>;
+  /** Whether this iteration's model beat its input by the label-free verdict (kept as the result). */
+  readonly kept?: boolean;
+}
+
+/** What the run returns: the iteration kept (0: the input descriptors) and why. */
+export interface RunResult {
+  readonly iteration: number;
+  readonly reason: string;
+  /** The model folder to embed new items with (null: the input descriptors need no model). */
+  readonly model: string | null;
+  readonly embeddings: string;
 }
 
 export interface RunManifest {
@@ -123,6 +146,8 @@ export interface RunManifest {
   baseline: Measured | null;
   reranking: (Measured & { readonly method: DiffusionMethod }) | null;
   iterations: IterationRecord[];
+  /** The result (set when the run is done). */
+  result?: RunResult;
   /** Image mode: seconds to extract the base descriptors (db, queries). */
   featureSeconds?: Record<string, number>;
   seconds: number;
@@ -243,7 +268,11 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
   // number of training items, the images' headers, the training step against the wasm heap.
   const size = db?.rows ?? paths!.length;
   const subsetSize = fraction < 1 ? Math.max(2, Math.round(fraction * size)) : size;
-  if (method === 'cas') casGraphSize({ ...CAS_DEFAULTS, ...params }, subsetSize);
+  if (method === 'cas' && (o.ranks === undefined || o.iterations > 1)) casGraphSize({ ...CAS_DEFAULTS, ...params }, subsetSize);
+  if (o.ranks !== undefined) {
+    const given = readSelfRanking(o.ranks);
+    if (given.rows !== subsetSize) throw new UserError(`${given.file} ranks ${given.rows} items but ${subsetSize} are trained on; give a self-ranking of the training items`);
+  }
   if (imageMode) {
     const bad = await unreadableImages([...paths!, ...(queryPaths ?? [])]);
     if (bad.length > 0) throw new UserError(`${bad[0]!.path}: cannot read this image (${bad[0]!.message})${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}; remove or replace it`);
@@ -309,8 +338,15 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
 
   const normalize = o.normalize ?? true;
   const unit = (m: Matrix, file: string) => (normalize ? l2NormalizeNamed(m, file) : m);
+  const selection: SelectionOptions = { ...SELECTION_DEFAULTS, ...o.selection };
 
   // Comparisons: Euclidean search on the input descriptors, and diffusion query re-ranking.
+  if (hasGt && !hasQueries && o.compare !== false && !manifest.baseline) {
+    // No queries: the database items query it (N-S counts each item as its own first result).
+    stage(0, 'baseline', 'Euclidean search of the database by its own items');
+    manifest.baseline = { ...(await evaluate({ db: unit(database, databaseFile) })), querySeconds: null, queries: null };
+    save();
+  }
   if (compare && !manifest.baseline) {
     stage(0, 'baseline', 'Euclidean search on the input descriptors');
     const d = unit(database, databaseFile);
@@ -352,12 +388,13 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
 
   for (let it = 1; it <= o.iterations; it++) {
     const dir = join(o.out, `iter-${it}`);
+    if (manifest.iterations.some((r) => r.kept === false)) break; // resumed after a rejected iteration
     const done = manifest.iterations.find((r) => r.iteration === it);
     if (done) continue;
     const seconds: Record<string, number> = {};
     // 1. Diffusion self-ranking of the current representation of the training items.
-    const teacher = join(dir, 'teacher');
-    if (!existsSync(join(teacher, 'diffusion.json'))) {
+    const teacher = it === 1 && o.ranks !== undefined ? o.ranks : join(dir, 'teacher');
+    if (teacher !== o.ranks && !existsSync(join(teacher, 'diffusion.json'))) {
       let input = trainDb;
       if (it > 1) {
         const previous = join(o.out, `iter-${it - 1}`, 'emb', 'db.npy');
@@ -369,7 +406,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
       }
       stage(it, 'diffuse', `${method} self-ranking of ${manifest.trainItems} items (${it === 1 ? 'input descriptors' : `embeddings of iteration ${it - 1}`})`);
       const t0 = performance.now();
-      await diffuseFiles({ method, db: input, out: teacher, topK: o.topK ?? options.triplets.k, params, engine: o.engine });
+      await diffuseFiles({ method, db: input, out: teacher, topK: o.topK ?? (options.triplets.k === 'auto' ? RANGE_RULE.scan : options.triplets.k), params, engine: o.engine });
       seconds.diffuse = secondsSince(t0);
     }
     // 2–3. Triplets and training (continuing from the previous iteration's head).
@@ -381,13 +418,13 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
       const initFrom = it > 1 ? join(o.out, `iter-${it - 1}`, 'train') : undefined;
       if (image) {
         await trainImages({
-          images: trainImagesList, ...image, ranks: teacher, out: trainDir, head: o.head, train: o.train, backend: o.backend, resume: resumeTraining, initFrom,
+          images: trainImagesList, ...image, ranks: teacher, out: trainDir, head: o.head, train: o.train, selection, backend: o.backend, resume: resumeTraining, initFrom,
           features: frozenBackbone ? (subset ? rowsOf(database, subset) : database) : undefined,
           onStep: o.onStep, onEpoch: o.onEpoch, onStage: (m) => stage(it, 'train', m),
         });
       } else {
         await trainFiles({
-          db: trainDb, ranks: teacher, out: trainDir, head, train: o.train, normalize, backend: o.backend, engine: o.engine,
+          db: trainDb, ranks: teacher, out: trainDir, head, train: o.train, selection, normalize, backend: o.backend, engine: o.engine,
           resume: resumeTraining, initFrom, onStep: o.onStep, onEpoch: o.onEpoch,
         });
       }
@@ -431,14 +468,58 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
         }
       }
     }
-    const train = JSON.parse(readFileSync(join(trainDir, 'train.json'), 'utf8')) as { history: EpochRecord[]; seconds?: number };
+    const train = JSON.parse(readFileSync(join(trainDir, 'train.json'), 'utf8')) as { history: EpochRecord[]; seconds?: number; selection?: Record<string, unknown> };
     if (seconds.train === undefined && train.seconds !== undefined) seconds.train = train.seconds;
-    const record: IterationRecord = { iteration: it, metrics, ...(pr ? { pr } : {}), querySeconds, queries: queries?.rows ?? null, seconds, loss: train.history.map((h) => h.loss) };
+    const verdict = (train.selection?.verdict ?? null) as Verdict | null;
+    const kept = verdict === null || verdict.better;
+    if (train.selection) stage(it, 'select', selectionLine(train.selection));
+    const record: IterationRecord = {
+      iteration: it, metrics, ...(pr ? { pr } : {}), querySeconds, queries: queries?.rows ?? null, seconds, loss: train.history.map((h) => h.loss),
+      ...(train.selection ? { selection: train.selection } : {}), kept,
+    };
     writeFileAtomic(join(dir, 'eval.json'), JSON.stringify(record, null, 2) + '\n');
     manifest.iterations.push(record);
     save();
+    if (!kept) break;
   }
+  manifest.result = await runResult(o.out, manifest, databaseFile, (m) => stage(0, 'result', m));
   manifest.status = 'done';
   save();
   return manifest;
+}
+
+/** One line on what training chose and kept: k, the kept epoch, why it stopped, the verdict. */
+function selectionLine(sel: Record<string, unknown>): string {
+  const best = sel.best as { epoch: number } | null;
+  const v = sel.verdict as Verdict | null;
+  const parts = [`k ${String(sel.k)} (${sel.kChosen === 'auto' ? `auto: relevant set ≈ ${String((sel.relevantSetEstimate as { median: number }).median)}` : 'given'}), m0 ${String(sel.m0)}`];
+  if (best) parts.push(`kept ${best.epoch < 0 ? 'the starting weights' : `epoch ${best.epoch + 1}`}`);
+  if (sel.stopped) parts.push(String(sel.stopped));
+  if (v) parts.push(`agreement with the teacher on ${String(sel.heldOut)} held-out items ${v.model} vs input ${v.input} (${v.better ? 'better' : 'not better'})`);
+  return parts.join('; ');
+}
+
+/**
+ * The run's result: the last iteration the label-free verdict kept, or the input (iteration 0)
+ * when the first one was not better than it. Says so in a warning when an iteration was not kept.
+ */
+async function runResult(out: string, manifest: RunManifest, databaseFile: string, warn: (message: string) => void): Promise<RunResult> {
+  const kept = manifest.iterations.filter((r) => r.kept !== false);
+  const rejected = manifest.iterations.find((r) => r.kept === false);
+  const last = kept.at(-1);
+  if (rejected) {
+    const v = rejected.selection?.verdict as Verdict;
+    warn(
+      `iteration ${rejected.iteration}'s model agrees with its teacher on the ${String(rejected.selection?.heldOut)} held-out items no better than its input ` +
+        `(${v.model} vs ${v.input}, gain ${v.gain} ± ${v.standardError}); keeping ${last ? `iteration ${last.iteration}` : 'the input descriptors'} as the result`,
+    );
+  }
+  const reason = rejected
+    ? `iteration ${rejected.iteration} did not beat its input by the label-free verdict`
+    : manifest.iterations.every((r) => r.selection?.verdict == null)
+      ? 'the last iteration (no held-out items: nothing was checked)'
+      : 'every iteration beat its input by the label-free verdict';
+  if (!last) return { iteration: 0, reason, model: null, embeddings: databaseFile };
+  const dir = join(out, `iter-${last.iteration}`);
+  return { iteration: last.iteration, reason, model: join(dir, 'train', 'model'), embeddings: join(dir, 'emb') };
 }

@@ -18,9 +18,12 @@ export function formatLatency(m: Pick<Measured, 'querySeconds' | 'queries'> | nu
 /** The rows: method, accuracy, time to answer the queries. */
 export function resultRows(m: RunManifest): [string, string, string][] {
   const rows: [string, string, string][] = [];
-  if (m.baseline) rows.push(['Euclidean search on the input', formatMetrics(m.baseline.metrics), formatLatency(m.baseline)]);
+  if (m.baseline) rows.push([`Euclidean search on the input${m.result?.iteration === 0 ? ' (result)' : ''}`, formatMetrics(m.baseline.metrics), formatLatency(m.baseline)]);
   if (m.reranking) rows.push([`${m.reranking.method.toUpperCase()} query re-ranking`, formatMetrics(m.reranking.metrics), formatLatency(m.reranking)]);
-  for (const it of m.iterations) rows.push([`distilled, iteration ${it.iteration}`, formatMetrics(it.metrics), formatLatency(it)]);
+  for (const it of m.iterations) {
+    const mark = it.kept === false ? ' (not kept)' : m.result?.iteration === it.iteration ? ' (result)' : '';
+    rows.push([`distilled, iteration ${it.iteration}${mark}`, formatMetrics(it.metrics), formatLatency(it)]);
+  }
   return rows;
 }
 

@@ -68,6 +68,12 @@ export function mainFigure(m: Pick<Measured, 'metrics'> | null | undefined): num
   return m.metrics.mAP ?? m.metrics.medium ?? m.metrics.NS ?? null;
 }
 
+/** The main figure of what the run returns (the input's when iteration 0 is the result). */
+export function resultFigure(m: RunManifest): number | null {
+  if (!m.result) return null;
+  return m.result.iteration === 0 ? mainFigure(m.baseline) : mainFigure(m.iterations.find((r) => r.iteration === m.result!.iteration));
+}
+
 /** The figures of a run as SVG charts (also used for the README picture). */
 export function reportCharts(m: RunManifest): string[] {
   const charts: string[] = [];

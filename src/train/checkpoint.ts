@@ -18,13 +18,15 @@ interface CheckpointJson {
   readonly fingerprint: string;
   readonly weights: readonly (readonly number[])[];
   readonly momentum: readonly (readonly number[])[];
+  /** The best epoch's weights (what training keeps), after the momentum buffers. */
+  readonly best?: readonly (readonly number[])[];
 }
 
-export async function saveCheckpoint(dir: string, model: tf.LayersModel, momentum: readonly tf.Variable[], state: TrainState, fingerprint: string): Promise<void> {
+export async function saveCheckpoint(dir: string, model: tf.LayersModel, momentum: readonly tf.Variable[], state: TrainState, fingerprint: string, best: readonly tf.Tensor[] = []): Promise<void> {
   const weights = model.getWeights();
-  const tensors = [...weights, ...momentum];
+  const tensors = [...weights, ...momentum, ...best];
   const parts = await Promise.all(tensors.map(async (t) => new Uint8Array(((await t.data()) as Float32Array).slice().buffer)));
-  const json: CheckpointJson = { state, fingerprint, weights: weights.map((w) => w.shape), momentum: momentum.map((m) => m.shape) };
+  const json: CheckpointJson = { state, fingerprint, weights: weights.map((w) => w.shape), momentum: momentum.map((m) => m.shape), best: best.map((b) => b.shape) };
   await replaceFolder(dir, (tmp) => {
     writeFileSync(join(tmp, TENSORS_FILE), Buffer.concat(parts));
     writeFileSync(join(tmp, STATE_FILE), JSON.stringify(json, null, 2) + '\n');
@@ -46,8 +48,8 @@ export function checkpointFolder(out: string, resume: boolean | undefined): stri
   return dir;
 }
 
-/** Loads weights into `model` and returns the state and new momentum variables. */
-export function loadCheckpoint(dir: string, model: tf.LayersModel, fingerprint: string): { state: TrainState; momentum: tf.Variable[] } {
+/** Loads weights into `model` and returns the state, new momentum variables and the best weights kept. */
+export function loadCheckpoint(dir: string, model: tf.LayersModel, fingerprint: string): { state: TrainState; momentum: tf.Variable[]; best?: tf.Tensor[] } {
   const path = join(dir, STATE_FILE);
   if (!existsSync(path)) throw new UserError(`${dir}: no checkpoint to resume from; run without --resume`);
   const json = JSON.parse(readFileSync(path, 'utf8')) as CheckpointJson;
@@ -76,6 +78,7 @@ export function loadCheckpoint(dir: string, model: tf.LayersModel, fingerprint: 
     t.dispose();
     return v;
   });
+  const best = json.best && json.best.length > 0 ? json.best.map(take) : undefined;
   if (offset !== data.length) throw new UserError(`${join(dir, TENSORS_FILE)}: wrong size; the checkpoint is damaged, start afresh`);
-  return { state: json.state, momentum };
+  return { state: json.state, momentum, best };
 }

@@ -20,7 +20,7 @@ import { ensureOutputFolder } from '../io/paths.js';
 import { l2NormalizeRows, type Matrix } from '../matrix.js';
 import { isPretrained } from '../model/backbones.js';
 import { chain, ownNode, splitAt, tensorKey } from '../model/compose.js';
-import { normalizedHead } from '../model/head.js';
+import { embedRows, normalizedHead } from '../model/head.js';
 import { embedImages, fileImages, mapImages, memoryImages, pixelImages, stackItems, type ImageSet } from '../model/imageSet.js';
 import { buildImageModel, defaultImageSize, defaultScale, type ImageModelSpec } from '../model/image.js';
 import type { ModelManifest } from '../model/io.js';
@@ -29,7 +29,8 @@ import { packageVersion } from '../version.js';
 import { checkpointFolder } from './checkpoint.js';
 import { stepCounts, type EpochRecord, type TrainInputs, type TrainOptions } from './loop.js';
 import { PHOTO_HEAD_RECIPE } from './presets.js';
-import { checkHeadFits, copyWeights, finishRun, headOptions, initialHead, rankingDiffusion, trainingProvenance, trainInRunFolder, trainOptions, type HeadOptions, type TrainCallbacks, type TrainFilesOptions, type TrainRun } from './run.js';
+import { selectionRecord, selector, trainingPlan, verdict, type SelectionOptions } from './selection.js';
+import { checkHeadFits, copyWeights, finishRun, headOptions, initialHead, rankingDiffusion, startingPoint, trainingProvenance, trainInRunFolder, trainOptions, type HeadOptions, type TrainCallbacks, type TrainFilesOptions, type TrainRun } from './run.js';
 
 /** The wasm heap's limit, less room for weights and the runtime. */
 export const WASM_ACTIVATION_BUDGET = 3 * 2 ** 30;
@@ -103,7 +104,7 @@ export async function checkImageTraining(o: ImageNetworkOptions & { readonly tra
 }
 
 /** The network and how images are resized: what `train --images` and `bootstrap --images` share. */
-export type ImageNetworkOptions = Pick<ImageTrainOptions, 'backbone' | 'cut' | 'weights' | 'partialWeights' | 'scale' | 'size' | 'resize' | 'freezeUntil' | 'whiten'>;
+export type ImageNetworkOptions = Pick<ImageTrainOptions, 'backbone' | 'cut' | 'weights' | 'partialWeights' | 'scale' | 'size' | 'resize' | 'freezeUntil' | 'whiten' | 'pretrainedLr'>;
 
 /** `freezeUntil` value that freezes the whole backbone and GeM and trains a descriptor head. */
 export const FREEZE_ALL = 'all';
@@ -148,7 +149,17 @@ export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channe
   readonly initFrom?: string;
   /** Images per forward pass when embedding. */
   readonly embedBatch?: number;
+  /** Hold-out and early stopping (SelectionOptions; default: none here, bootstrap holds out 10 %). */
+  readonly selection?: SelectionOptions;
+  /**
+   * Fine-tuning: learning-rate factor of the pretrained layers (GeM and whitening train at the full
+   * rate). Default PRETRAINED_LR for a pretrained backbone, 1 for a random one.
+   */
+  readonly pretrainedLr?: number;
 }
+
+/** The learning-rate factor of a pretrained backbone's layers when fine-tuning (new layers: 1). */
+export const PRETRAINED_LR = 0.1;
 
 export interface ImageTrainSummary {
   readonly model: string;
@@ -156,6 +167,7 @@ export interface ImageTrainSummary {
   readonly steps: number;
   readonly seconds: number;
   readonly backend: BackendInfo;
+  readonly selection: Record<string, unknown>;
 }
 
 /** The image spec with its defaults filled in (the size for `backend` when none is given). */
@@ -227,18 +239,25 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   } else {
     o.onStage?.(paths ? `${count} images, ${sizes}, decoded as training needs them` : `${count} images in memory`);
   }
-  const fingerprint = createHash('sha256').update(JSON.stringify({ spec, options, freeze: freezeUntil ?? null, count, ranks: ranking.file, initFrom: o.initFrom ?? null })).digest('hex');
+  const pretrainedLr = o.pretrainedLr ?? (isPretrained(o.backbone, o.weights) ? PRETRAINED_LR : 1);
+  const plan = trainingPlan(ranking, options, o.selection);
+  const fingerprint = createHash('sha256').update(JSON.stringify({ spec, options, selection: o.selection ?? null, pretrainedLr, freeze: freezeUntil ?? null, count, ranks: ranking.file, initFrom: o.initFrom ?? null })).digest('hex');
   const run: TrainRun = {
     out: o.out,
     checkpointDir,
     fingerprint,
     record: {
-      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, spec, freezeUntil: freezeUntil ?? null, options,
-      steps: stepCounts(options, count), backend, version: packageVersion(),
+      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, spec, freezeUntil: freezeUntil ?? null, options: plan.options, pretrainedLr,
+      steps: stepCounts(plan.options, plan.teacher?.anchors?.length ?? count), backend, version: packageVersion(),
     },
   };
   const trainInputs: TrainInputs = { rows: count, gather: async (items) => stackItems(await inputs.get(items)), prefetch: !freezeUntil && !o.pixels };
-  const { state } = await trainInRunFolder(trainable, trainInputs, ranking, options, { ...run, resume: o.resume, callbacks: o });
+  // The input of this run, for the verdict: what the network computed before training.
+  const embedAll = (m: tf.LayersModel) => embedImages(m, inputs, { batch: o.embedBatch ?? 16 });
+  const before = plan.heldOut.length > 0 ? await embedAll(trainable) : null;
+  const select = selector(plan, ranking, embedAll);
+  const { state } = await trainInRunFolder(trainable, trainInputs, ranking, plan.options, { ...run, resume: o.resume, select, teacher: plan.teacher, pretrainedLr, callbacks: o });
+  const selection = selectionRecord(plan, state, before ? verdict(plan, ranking, await embedAll(trainable), before) : null);
   // One exportable network: the frozen front and the trained back joined again.
   const whole = front && back ? chain([front, back], 'image_embedder') : model;
   const seconds = (performance.now() - started) / 1000;
@@ -246,13 +265,13 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
     whole, spec,
     { backbone: spec.backbone, cut: spec.cut ?? null, whiten: spec.whiten, scale: spec.scale, freezeUntil: freezeUntil ?? null },
     {
-      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, diffusion: rankingDiffusion(ranking), triplets: options.triplets,
-      ...trainingProvenance(options, state, backend, seconds),
+      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, diffusion: rankingDiffusion(ranking), triplets: plan.options.triplets, selection, pretrainedLr,
+      ...trainingProvenance(plan.options, state, backend, seconds),
     },
   );
-  const modelDir = await finishRun(run, whole, manifest, state, seconds);
+  const modelDir = await finishRun({ ...run, record: { ...run.record, selection } }, whole, manifest, state, seconds);
   model.dispose();
-  return { model: modelDir, history: state.history, steps: state.stepsDone, seconds, backend };
+  return { model: modelDir, history: state.history, steps: state.stepsDone, seconds, backend, selection };
 }
 
 /** The image model manifest's fixed part: image input, L2-normalised output. */
@@ -291,29 +310,33 @@ async function trainHeadOnFrozen(
   }
   const x = l2NormalizeRows(features, () => {}); // a blank image's zero row stays zero
   const { model: headModel, pca } = await initialHead(x, head, options.seed, { resume: o.resume, initFrom: o.initFrom, onStage: o.onStage });
-  const fingerprint = createHash('sha256').update(JSON.stringify({ spec, options, freeze: FREEZE_ALL, head, count, ranks: ranking.file, initFrom: o.initFrom ?? null })).digest('hex');
+  const plan = trainingPlan(ranking, options, o.selection);
+  const fingerprint = createHash('sha256').update(JSON.stringify({ spec, options, selection: o.selection ?? null, freeze: FREEZE_ALL, head, count, ranks: ranking.file, initFrom: o.initFrom ?? null })).digest('hex');
   const run: TrainRun = {
     out: o.out,
     checkpointDir: o.checkpointDir,
     fingerprint,
     record: {
-      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, spec, freezeUntil: FREEZE_ALL, head, pca, options,
-      steps: stepCounts(options, count), backend, version: packageVersion(),
+      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, spec, freezeUntil: FREEZE_ALL, head, pca, options: plan.options,
+      steps: stepCounts(plan.options, plan.teacher?.anchors?.length ?? count), backend, version: packageVersion(),
     },
   };
-  const { state } = await trainInRunFolder(headModel, x, ranking, options, { ...run, resume: o.resume, callbacks: o });
+  const select = selector(plan, ranking, async (m) => embedRows(m, x));
+  const start = await startingPoint(plan, x, o.initFrom);
+  const { state } = await trainInRunFolder(headModel, x, ranking, plan.options, { ...run, resume: o.resume, select, teacher: plan.teacher, callbacks: o });
+  const selection = selectionRecord(plan, state, verdict(plan, ranking, embedRows(headModel, x), start));
   const whole = chain([model, normalizedHead(headModel)], 'image_embedder');
   const seconds = (performance.now() - o.started) / 1000;
   const manifest = imageManifest(
     whole, spec,
     { backbone: spec.backbone, cut: spec.cut ?? null, whiten: null, scale: spec.scale, freezeUntil: FREEZE_ALL, descriptorHead: { ...head, seed: options.seed } },
     {
-      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, diffusion: rankingDiffusion(ranking), triplets: options.triplets, pca,
-      ...trainingProvenance(options, state, backend, seconds),
+      images: o.images ?? '(in memory)', count, ranks: ranking.file, initFrom: o.initFrom ?? null, diffusion: rankingDiffusion(ranking), triplets: plan.options.triplets, pca, selection,
+      ...trainingProvenance(plan.options, state, backend, seconds),
     },
   );
-  const modelDir = await finishRun(run, whole, manifest, state, seconds);
+  const modelDir = await finishRun({ ...run, record: { ...run.record, selection } }, whole, manifest, state, seconds);
   model.dispose();
   headModel.dispose();
-  return { model: modelDir, history: state.history, steps: state.stepsDone, seconds, backend };
+  return { model: modelDir, history: state.history, steps: state.stepsDone, seconds, backend, selection };
 }

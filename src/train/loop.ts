@@ -45,8 +45,11 @@ export interface TrainOptions {
    * extra forward pass. What lets the paper's 600-px images train in the wasm heap.
    */
   readonly imageWise?: boolean;
-  /** Triplet mining: k, m0 and triplets per anchor per epoch (its seed is ignored: see `seed`). */
-  readonly triplets: Omit<TripletOptions, 'seed'>;
+  /**
+   * Triplet mining: k, m0 and triplets per anchor per epoch (its seed is ignored: see `seed`).
+   * k 'auto' is resolved from the teacher's distances before training (src/triplets/range.ts).
+   */
+  readonly triplets: Omit<TripletOptions, 'seed' | 'k' | 'anchors'> & { readonly k: number | 'auto' };
 }
 
 export const TRAIN_DEFAULTS: TrainOptions = Object.freeze({
@@ -73,6 +76,10 @@ export interface EpochRecord {
   readonly tripletsPerSecond: number;
   /** Validation figure (mAP %, or N-S), when validation is configured. */
   readonly validation?: Record<string, number>;
+  /** Label-free agreement with the teacher on the held-out items, when selection is configured. */
+  readonly agreement?: number;
+  /** Mean global gradient norm over the epoch's steps. */
+  readonly gradNorm?: number;
 }
 
 /** What a checkpoint restores: the finished epochs, the weights and the momentum buffers. */
@@ -80,7 +87,30 @@ export interface TrainState {
   readonly epochsDone: number;
   readonly stepsDone: number;
   readonly history: readonly EpochRecord[];
+  /** The agreement of the model before training (selection only). */
+  readonly initialAgreement?: number;
+  /** The epoch whose weights are kept (−1: the weights training started from), and its agreement. */
+  readonly best?: { readonly epoch: number; readonly agreement: number | null };
+  /** Why training ended before its last step: early stop, runaway or divergence (rolled back). */
+  readonly stopped?: string;
 }
+
+/** How training decides what to keep and when to stop (docs/algorithms.md §4, "Keeping the best model"). */
+export interface Selection {
+  /** Label-free score of the model (higher is better), after each epoch and before training. */
+  score(model: tf.LayersModel): Promise<number>;
+  /** Stop after this many epochs without a better score. */
+  readonly patience: number;
+}
+
+/**
+ * The watch on a run that goes wrong: an epoch whose mean loss exceeds the lowest epoch loss so
+ * far by `lossRise` (relative), whose active-hinge share exceeds the lowest so far by
+ * `activeRise` while its loss rises by half of `lossRise` (re-mined triplets make either figure
+ * wander a little alone), or whose mean gradient norm exceeds the first epoch's by `gradRise` (a
+ * factor), stops training and rolls back to the best epoch. A non-finite loss or gradient does too.
+ */
+export const WATCH = Object.freeze({ lossRise: 0.25, activeRise: 0.05, gradRise: 10 });
 
 export interface StepProgress {
   readonly step: number;
@@ -94,8 +124,12 @@ export interface TrainHooks {
   onStep?(p: StepProgress): void;
   /** Validation after each epoch: figures to record (e.g. { mAP: 61.2 }). */
   validate?(model: tf.LayersModel): Promise<Record<string, number>>;
-  /** Called after each epoch (after validation) with the state to checkpoint. */
-  onEpoch?(state: TrainState, momentum: readonly tf.Variable[]): Promise<void>;
+  /** Called after each epoch (after validation) with the state to checkpoint and the best weights kept. */
+  onEpoch?(state: TrainState, momentum: readonly tf.Variable[], best: readonly tf.Tensor[]): Promise<void>;
+  /** Keep the best epoch by a label-free score and stop early (otherwise: the last epoch the watch passed). */
+  select?: Selection;
+  /** Learning-rate factor for pretrained layers (weights not of GeM, whitening or a descriptor head). */
+  pretrainedLr?: number;
 }
 
 /**
@@ -230,14 +264,14 @@ export function sgdStep(
   momentum: readonly tf.Variable[],
   x: tf.Tensor | readonly tf.Tensor[],
   margins: tf.Tensor1D,
-  o: Pick<TrainOptions, 'momentum' | 'weightDecay'> & { microBatch?: number | null; batchNorm?: 'train' | 'frozen'; imageWise?: boolean },
+  o: Pick<TrainOptions, 'momentum' | 'weightDecay'> & { microBatch?: number | null; batchNorm?: 'train' | 'frozen'; imageWise?: boolean; groups?: ParameterGroups },
   lr: number,
-): { loss: number; active: number } {
+): { loss: number; active: number; gradNorm: number } {
   const weights = model.trainableWeights.map((w) => w.read() as tf.Variable);
   if (o.imageWise) {
     const r = imageWiseGrads(model, weights, x, margins, o.batchNorm !== 'frozen');
-    applySgd(weights, momentum, r.grads, o, lr);
-    return { loss: r.loss, active: r.active };
+    const gradNorm = applySgd(weights, momentum, r.grads, o, lr);
+    return { loss: r.loss, active: r.active, gradNorm };
   }
   const b = margins.shape[0];
   const micro = Math.min(b, o.microBatch ?? b);
@@ -271,28 +305,64 @@ export function sgdStep(
     value.dispose();
     total = accumulate(total, grads);
   }
-  applySgd(weights, momentum, total!, o, lr);
-  return { loss, active };
+  const gradNorm = applySgd(weights, momentum, total!, o, lr);
+  return { loss, active, gradNorm };
 }
 
-/** The momentum update of `weights` with `grads` (consumed). */
-function applySgd(weights: readonly tf.Variable[], momentum: readonly tf.Variable[], grads: tf.NamedTensorMap, o: Pick<TrainOptions, 'momentum' | 'weightDecay'>, lr: number): void {
+/** Per trainable weight: its learning-rate factor and whether weight decay applies. */
+export interface ParameterGroups {
+  readonly lrScale: readonly number[];
+  readonly decay: readonly boolean[];
+}
+
+/** Weights of layers the project adds to a backbone (GeM, whitening, descriptor head): never "pretrained". */
+const NEW_LAYER = /^(gem|whiten|descriptor_head)\b/;
+/** Weights that take no weight decay, as in cirtorch: biases, batch-norm scales and shifts, GeM's p. */
+const NO_DECAY = /(\/(bias|gamma|beta)(_\d+)?$)|(^gem[^/]*\/p(_\d+)?$)/;
+
+/**
+ * The parameter groups of `model`'s trainable weights: no weight decay on biases, batch-norm and
+ * GeM's p; pretrained layers (all but GeM, whitening and a descriptor head) at `pretrainedLr`
+ * times the learning rate when it is given.
+ */
+export function parameterGroups(model: tf.LayersModel, pretrainedLr?: number): ParameterGroups {
+  const names = model.trainableWeights.map((w) => (w.read() as tf.Variable).name);
+  return {
+    lrScale: names.map((n) => (pretrainedLr !== undefined && !NEW_LAYER.test(n) ? pretrainedLr : 1)),
+    decay: names.map((n) => !NO_DECAY.test(n)),
+  };
+}
+
+/** The momentum update of `weights` with `grads` (consumed); returns the gradients' global norm. */
+function applySgd(
+  weights: readonly tf.Variable[],
+  momentum: readonly tf.Variable[],
+  grads: tf.NamedTensorMap,
+  o: Pick<TrainOptions, 'momentum' | 'weightDecay'> & { groups?: ParameterGroups },
+  lr: number,
+): number {
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(weights.map((w) => tf.sum(tf.square(grads[w.name]!))))));
   tf.tidy(() => {
     weights.forEach((w, i) => {
       let g = grads[w.name]!;
-      if (o.weightDecay > 0) g = tf.add(g, tf.mul(w, o.weightDecay));
+      if (o.weightDecay > 0 && (o.groups?.decay[i] ?? true)) g = tf.add(g, tf.mul(w, o.weightDecay));
       const v = momentum[i]!;
       v.assign(tf.add(tf.mul(v, o.momentum), g));
-      w.assign(tf.sub(w, tf.mul(v, lr)));
+      w.assign(tf.sub(w, tf.mul(v, lr * (o.groups?.lrScale[i] ?? 1))));
     });
   });
   tf.dispose(Object.values(grads));
+  const value = norm.dataSync()[0]!;
+  norm.dispose();
+  return value;
 }
 
 /** The items (anchor, closer, farther) of epoch `epoch`, in shuffled order, and their margins. */
-export function epochTriplets(neighbours: Int32Array, rows: number, o: TrainOptions, epoch: number): { items: Int32Array; margins: Float32Array } {
+export function epochTriplets(neighbours: Int32Array, rows: number, o: TrainOptions, epoch: number, anchors?: Int32Array): { items: Int32Array; margins: Float32Array } {
   const seed = (Math.imul(o.seed + 1, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0;
-  const t = mineTriplets(neighbours, rows, { ...o.triplets, seed });
+  const k = o.triplets.k;
+  if (k === 'auto') throw new Error('epochTriplets: the triplet range must be resolved before training (tripletRange)');
+  const t = mineTriplets(neighbours, rows, { ...o.triplets, k, seed, anchors });
   const order = Int32Array.from({ length: t.count }, (_, i) => i);
   const rand = seededRandom(seed ^ 0x5bd1e995);
   for (let i = t.count - 1; i > 0; i--) {
@@ -332,37 +402,86 @@ function stepItems(items: Int32Array, start: number, b: number): number[] {
   return out;
 }
 
+/** A teacher's self-ranking for training: rows × length neighbour lists, and the item of each row when not 0..rows−1. */
+export interface TrainingTeacher {
+  readonly neighbours: Int32Array;
+  /** The anchor item of each row (held-out items have none); default: row i is item i. */
+  readonly anchors?: Int32Array;
+}
+
+/** What training resumes from: the checkpoint's state, momentum buffers and best weights. */
+export interface Resume {
+  readonly state: TrainState;
+  readonly momentum: tf.Variable[];
+  readonly best?: tf.Tensor[];
+}
+
+/** Why an epoch ends the run (the watch), or null when it passes. */
+export function watchVerdict(history: readonly EpochRecord[]): string | null {
+  const last = history.at(-1)!;
+  const before = history.slice(0, -1);
+  if (!Number.isFinite(last.loss) || (last.gradNorm !== undefined && !Number.isFinite(last.gradNorm))) return `diverged in epoch ${last.epoch + 1} (loss ${last.loss})`;
+  if (before.length === 0) return null;
+  const minLoss = Math.min(...before.map((h) => h.loss));
+  const minActive = Math.min(...before.map((h) => h.active));
+  const firstGrad = before[0]!.gradNorm;
+  if (last.loss > minLoss * (1 + WATCH.lossRise)) return `runaway: the loss rose to ${last.loss.toFixed(4)} from ${minLoss.toFixed(4)} in epoch ${last.epoch + 1}`;
+  if (last.active > minActive + WATCH.activeRise && last.loss > minLoss * (1 + WATCH.lossRise / 2)) return `runaway: active hinges rose to ${(100 * last.active).toFixed(1)} % from ${(100 * minActive).toFixed(1)} % in epoch ${last.epoch + 1}`;
+  if (firstGrad !== undefined && last.gradNorm !== undefined && last.gradNorm > firstGrad * WATCH.gradRise) return `runaway: the gradient norm rose to ${last.gradNorm.toPrecision(3)} from ${firstGrad.toPrecision(3)} in epoch ${last.epoch + 1}`;
+  return null;
+}
+
+const bestLabel = (epoch: number) => (epoch < 0 ? 'the starting weights' : `epoch ${epoch + 1}`);
+
+const snapshot = (model: tf.LayersModel): tf.Tensor[] => model.getWeights().map((w) => w.clone());
+
 /**
- * Trains `model` on triplets from `neighbours` (rows × length, a self-ranking of the rows of `x`,
- * the model's preprocessed inputs, or of other inputs such as images). Starts from `resume`
- * (weights already loaded into the model, momentum buffers given) when set. Returns the final state; the caller owns the model.
+ * Trains `model` on triplets from a teacher's self-ranking (rows × length; the rows of `x`, the
+ * model's preprocessed inputs, or of other inputs such as images). Starts from `resume`
+ * (weights already loaded into the model, momentum buffers given) when set. After every epoch the
+ * watch (WATCH) checks the loss, active hinges and gradient norm, and `hooks.select` scores the
+ * model; the best epoch's weights are what the model holds at the end (the starting weights when
+ * no epoch beat them). Returns the final state; the caller owns the model.
  */
 export async function train(
   model: tf.LayersModel,
   x: Matrix | TrainInputs,
-  neighbours: Int32Array,
+  teacher: Int32Array | TrainingTeacher,
   o: TrainOptions,
   hooks: TrainHooks = {},
-  resume?: { state: TrainState; momentum: tf.Variable[] },
+  resume?: Resume,
 ): Promise<TrainState> {
   const inputs = 'gather' in x ? x : matrixInputs(x);
-  const n = inputs.rows;
-  if (neighbours.length % n !== 0 || neighbours.length / n < 2) {
-    throw new UserError(`the ranking has ${neighbours.length} entries, not a multiple (≥ 2 per item) of the ${n} database items; rank the same database`);
+  const { neighbours, anchors } = teacher instanceof Int32Array ? { neighbours: teacher, anchors: undefined } : teacher;
+  const rows = anchors?.length ?? inputs.rows;
+  if (neighbours.length % rows !== 0 || neighbours.length / rows < 2) {
+    throw new UserError(`the ranking has ${neighbours.length} entries, not a multiple (≥ 2 per item) of the ${rows} database items; rank the same database`);
   }
   if (!Number.isInteger(o.batch) || o.batch < 1) throw new UserError(`batch size must be a positive integer, got ${o.batch}`);
   if (!(o.lr > 0)) throw new UserError(`learning rate must be positive, got ${o.lr}`);
-  const counts = stepCounts(o, n);
+  const counts = stepCounts(o, rows);
   const momentum = resume?.momentum ?? zeroMomentum(model);
+  const groups = parameterGroups(model, hooks.pretrainedLr);
+  const step$ = { ...o, groups };
   const history = [...(resume?.state.history ?? [])];
   let step = resume?.state.stepsDone ?? 0;
+  let initialAgreement = resume?.state.initialAgreement;
+  let best = resume?.state.best ?? { epoch: -1, agreement: null as number | null };
+  let bestWeights: tf.Tensor[] = resume?.best ?? snapshot(model);
+  if (hooks.select && initialAgreement === undefined) {
+    initialAgreement = await hooks.select.score(model);
+    best = { epoch: -1, agreement: initialAgreement };
+  }
+  let stopped: string | undefined = resume?.state.stopped;
+  const state = (epochsDone: number): TrainState => ({ epochsDone, stepsDone: step, history, ...(initialAgreement !== undefined ? { initialAgreement } : {}), best, ...(stopped ? { stopped } : {}) });
   try {
-    for (let epoch = resume?.state.epochsDone ?? 0; epoch < counts.epochs && step < counts.total; epoch++) {
-      const { items, margins } = epochTriplets(neighbours, n, o, epoch);
+    for (let epoch = resume?.state.epochsDone ?? 0; !stopped && epoch < counts.epochs && step < counts.total; epoch++) {
+      const { items, margins } = epochTriplets(neighbours, rows, o, epoch, anchors);
       const count = margins.length;
       const started = performance.now();
       let lossSum = 0;
       let activeSum = 0;
+      let gradSum = 0;
       let stepsThisEpoch = 0;
       let seen = 0;
       let lr = o.lr;
@@ -379,18 +498,21 @@ export async function train(
         next = inputs.prefetch && start + o.batch < count && step + 1 < counts.total ? gatherStep(start + o.batch) : null;
         lr = learningRate(o, step, counts.total);
         const mt = tf.tensor1d(margins.subarray(start, start + b));
-        let r: { loss: number; active: number };
+        let r: { loss: number; active: number; gradNorm: number };
         try {
-          r = sgdStep(model, momentum, xt, mt, o, lr);
+          r = sgdStep(model, momentum, xt, mt, step$, lr);
         } finally {
           tf.dispose([xt, mt]);
         }
-        if (!Number.isFinite(r.loss)) {
-          throw new UserError(`training diverged at step ${step} (loss ${r.loss}); lower --lr (now ${o.lr})`);
-        }
         lossSum += r.loss;
         activeSum += r.active;
+        gradSum += r.gradNorm;
         seen += b;
+        if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+          stepsThisEpoch++;
+          step++;
+          break; // the watch below rolls back
+        }
         hooks.onStep?.({
           step: step + 1,
           totalSteps: counts.total,
@@ -399,22 +521,42 @@ export async function train(
           tripletsPerSecond: seen / ((performance.now() - started) / 1000),
         });
       }
+      await next?.catch(() => undefined).then((t) => t && tf.dispose(t));
       const seconds = (performance.now() - started) / 1000;
+      const steps = Math.max(stepsThisEpoch, 1);
       const record: EpochRecord = {
         epoch,
         steps: stepsThisEpoch,
-        loss: lossSum / Math.max(stepsThisEpoch, 1),
+        loss: lossSum / steps,
         active: activeSum / Math.max(seen, 1),
         lr,
         seconds,
         tripletsPerSecond: seen / seconds,
+        gradNorm: gradSum / steps,
       };
-      const validation = hooks.validate ? await hooks.validate(model) : undefined;
-      history.push(validation ? { ...record, validation } : record);
-      await hooks.onEpoch?.({ epochsDone: epoch + 1, stepsDone: step, history }, momentum);
+      history.push(record);
+      const verdict = watchVerdict(history);
+      if (verdict) {
+        stopped = `${verdict}; rolled back to ${bestLabel(best.epoch)}`;
+      } else {
+        const validation = hooks.validate ? await hooks.validate(model) : undefined;
+        const agreement = hooks.select ? await hooks.select.score(model) : undefined;
+        history[history.length - 1] = { ...record, ...(validation ? { validation } : {}), ...(agreement !== undefined ? { agreement } : {}) };
+        if (agreement === undefined || agreement > (best.agreement ?? -Infinity)) {
+          best = { epoch, agreement: agreement ?? null };
+          tf.dispose(bestWeights);
+          bestWeights = snapshot(model);
+        } else if (hooks.select && epoch - best.epoch >= hooks.select.patience) {
+          stopped = `early stop: no better agreement with the teacher for ${hooks.select.patience} epochs; kept ${bestLabel(best.epoch)}`;
+        }
+      }
+      await hooks.onEpoch?.(state(epoch + 1), momentum, bestWeights);
     }
-    return { epochsDone: counts.epochs, stepsDone: step, history };
+    // The model ends with the best weights (the last epoch's unless the watch or selection says otherwise).
+    model.setWeights(bestWeights);
+    return state(stopped ? history.length : counts.epochs);
   } finally {
+    tf.dispose(bestWeights);
     if (!resume) tf.dispose(momentum);
   }
 }

@@ -42,8 +42,8 @@ export const MNIST_DEMO_RECIPE: Recipe = Object.freeze({
  * (54.33 → 45.63 → 14.58; docs/algorithms.md).
  */
 export const PHOTO_HEAD_RECIPE: Recipe = Object.freeze({
-  description: 'frozen pretrained backbone + GeM, residual head d→512→128 (PCA init), k 200, m0 0.5, batch 256, lr 0.05 cosine, wd 1e-4, 500 steps per iteration',
-  teacherTopK: 200,
+  description: 'frozen pretrained backbone + GeM, residual head d→512→128 (PCA init), k auto (8 × the relevant set the teacher shows), m0 0.5, batch 256, lr 0.05 cosine, wd 1e-4 (none on biases), up to 500 steps per iteration, best epoch by agreement with the teacher on 10 % held out',
+  teacherTopK: 300,
   head: { kind: 'residual', dim: 128, hidden: 512, init: 'pca' } as const,
-  train: { batch: 256, lr: 0.05, schedule: 'cosine' as const, steps: 500, triplets: { k: 200, m0: 0.5 } },
+  train: { batch: 256, lr: 0.05, schedule: 'cosine' as const, steps: 500, triplets: { k: 'auto' as const, m0: 0.5 } },
 });

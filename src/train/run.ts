@@ -13,14 +13,15 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { ensureOutputFolder } from '../io/paths.js';
 import { evaluateFiles, type EvalReport } from '../eval/run.js';
 import { l2NormalizeNamed, readMatrix, type Matrix } from '../matrix.js';
-import { buildHead, embedRows, type HeadKind, type HeadInit, type HeadSpec } from '../model/head.js';
+import { buildHead, DESCRIPTOR_HEAD, embedRows, type HeadKind, type HeadInit, type HeadSpec } from '../model/head.js';
 import { copyWeightsByName } from '../model/compose.js';
 import { loadModelFolder, saveModelFolder, type ModelManifest } from '../model/io.js';
 import { learnPca, pcaProjection, type PcaMethod } from '../model/pca.js';
 import { readSelfRanking, type SelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
 import { checkpointFolder, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { stepCounts, train, TRAIN_DEFAULTS, type EpochRecord, type StepProgress, type TrainHooks, type TrainInputs, type TrainOptions, type TrainState } from './loop.js';
+import { selectionRecord, selector, trainingPlan, verdict, type SelectionOptions } from './selection.js';
+import { stepCounts, train, TRAIN_DEFAULTS, type EpochRecord, type StepProgress, type Resume, type TrainHooks, type TrainingTeacher, type TrainInputs, type TrainOptions, type TrainState } from './loop.js';
 
 export interface HeadOptions {
   readonly kind: HeadKind;
@@ -64,6 +65,8 @@ export interface TrainFilesOptions extends TrainCallbacks {
   /** Start from the weights of this model folder (same head options) instead of PCA/random. */
   readonly initFrom?: string;
   readonly validation?: ValidationOptions;
+  /** Hold-out and early stopping (default: none in `train`; bootstrap holds out 10 %). */
+  readonly selection?: SelectionOptions;
 }
 
 export interface TrainSummary {
@@ -77,6 +80,8 @@ export interface TrainSummary {
   readonly steps: number;
   readonly seconds: number;
   readonly resumedFrom: number | null;
+  /** How k was chosen and which epoch was kept (selectionRecord). */
+  readonly selection: Record<string, unknown>;
 }
 
 /** The figures of an evaluation report, flat (for per-epoch records). */
@@ -131,20 +136,30 @@ export async function trainInRunFolder(
   inputs: Matrix | TrainInputs,
   ranking: SelfRanking,
   options: TrainOptions,
-  run: TrainRun & { readonly resume?: boolean; readonly validate?: TrainHooks['validate']; readonly callbacks: TrainCallbacks },
+  run: TrainRun & {
+    readonly resume?: boolean;
+    readonly validate?: TrainHooks['validate'];
+    readonly select?: TrainHooks['select'];
+    readonly pretrainedLr?: number;
+    /** The ranking with the held-out items taken out (selection), instead of all of `ranking`. */
+    readonly teacher?: TrainingTeacher;
+    readonly callbacks: TrainCallbacks;
+  },
 ): Promise<{ state: TrainState; resumedFrom: number | null }> {
-  let resumeFrom: { state: TrainState; momentum: tf.Variable[] } | undefined;
+  let resumeFrom: Resume | undefined;
   if (run.resume) {
     resumeFrom = loadCheckpoint(run.checkpointDir, model, run.fingerprint);
     run.callbacks.onStage?.(`resuming after epoch ${resumeFrom.state.epochsDone} (step ${resumeFrom.state.stepsDone})`);
   }
   mkdirSync(run.out, { recursive: true });
-  const state = await train(model, inputs, ranking.neighbours, options, {
+  const state = await train(model, inputs, run.teacher ?? ranking.neighbours, options, {
     onStep: run.callbacks.onStep,
     validate: run.validate,
-    onEpoch: async (s, momentum) => {
+    select: run.select,
+    pretrainedLr: run.pretrainedLr,
+    onEpoch: async (s, momentum, best) => {
       run.callbacks.onEpoch?.(s.history.at(-1)!);
-      await saveCheckpoint(run.checkpointDir, model, momentum, s, run.fingerprint);
+      await saveCheckpoint(run.checkpointDir, model, momentum, s, run.fingerprint, best);
       writeTrainJson(run, 'training', s.history);
     },
   }, resumeFrom);
@@ -229,7 +244,8 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
     throw new UserError(`${ranking.file} ranks ${ranking.rows} items but ${o.db} has ${raw.rows} rows; run ddistill diffuse on this database (without --query)`);
   }
   const x = normalize ? l2NormalizeNamed(raw, o.db) : raw;
-  const tripletRange = Math.min(options.triplets.k, ranking.length);
+  const plan = trainingPlan(ranking, options, o.selection);
+  const tripletRange = plan.options.triplets.k;
   const checkpointDir = checkpointFolder(o.out, o.resume);
   checkHeadFits(head, x.cols);
   const v = o.validation;
@@ -242,7 +258,7 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
 
   const spec = headSpec(head, x.cols, options.seed);
   const fingerprint = createHash('sha256')
-    .update(JSON.stringify({ db: resolve(o.db), dbSize: statSync(o.db).size, ranks: resolve(ranking.file), ranksSize: statSync(ranking.file).size, spec, options, normalize, initFrom: o.initFrom ?? null }))
+    .update(JSON.stringify({ db: resolve(o.db), dbSize: statSync(o.db).size, ranks: resolve(ranking.file), ranksSize: statSync(ranking.file).size, spec, options, selection: o.selection ?? null, normalize, initFrom: o.initFrom ?? null }))
     .digest('hex');
   const { model, pca: pcaInfo } = await initialHead(x, head, options.seed, o);
 
@@ -269,10 +285,13 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
     fingerprint,
     record: {
       db: o.db, ranks: ranking.file, diffusion: rankingDiffusion(ranking), normalize, head, pca: pcaInfo, options, tripletRange,
-      steps: stepCounts(options, x.rows), backend, version: packageVersion(),
+      steps: stepCounts(plan.options, plan.teacher?.anchors?.length ?? x.rows), backend, version: packageVersion(),
     },
   };
-  const { state, resumedFrom } = await trainInRunFolder(model, x, ranking, options, { ...run, resume: o.resume, validate, callbacks: o });
+  const select = selector(plan, ranking, async (m) => embedRows(m, x));
+  const start = await startingPoint(plan, x, o.initFrom);
+  const { state, resumedFrom } = await trainInRunFolder(model, x, ranking, plan.options, { ...run, resume: o.resume, validate, select, teacher: plan.teacher, callbacks: o });
+  const selection = selectionRecord(plan, state, verdict(plan, ranking, embedRows(model, x), start));
 
   const seconds = (performance.now() - started) / 1000;
   const manifest: ModelManifest = {
@@ -292,12 +311,29 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
       diffusion: rankingDiffusion(ranking),
       triplets: { ...options.triplets, k: tripletRange, kRequested: options.triplets.k },
       validation: state.history.at(-1)?.validation ?? null,
-      ...trainingProvenance(options, state, backend, seconds),
+      selection,
+      ...trainingProvenance(plan.options, state, backend, seconds),
     },
   };
-  const modelDir = await finishRun(run, model, manifest, state, seconds);
+  const modelDir = await finishRun({ ...run, record: { ...run.record, selection } }, model, manifest, state, seconds);
   model.dispose();
-  return { out: o.out, model: modelDir, backend, head, options, tripletRange, history: state.history, steps: state.stepsDone, seconds, resumedFrom };
+  return { out: o.out, model: modelDir, backend, head, options: plan.options, tripletRange, history: state.history, steps: state.stepsDone, seconds, resumedFrom, selection };
+}
+
+/**
+ * What a head's training is judged against: the descriptors themselves for a fresh head, the
+ * starting head's embeddings when it continues another run (a bootstrap's previous iteration).
+ */
+export async function startingPoint(plan: { readonly heldOut: Int32Array }, x: Matrix, initFrom: string | undefined): Promise<Matrix> {
+  if (!initFrom || plan.heldOut.length === 0) return x;
+  const { model } = await loadModelFolder(initFrom);
+  try {
+    // An image model folder (frozen backbone + head) holds the head as one layer.
+    const head = model.layers.some((l) => l.name === DESCRIPTOR_HEAD) ? (model.getLayer(DESCRIPTOR_HEAD) as unknown as tf.LayersModel) : model;
+    return embedRows(head, x);
+  } finally {
+    model.dispose();
+  }
 }
 
 /** Starts `model` from the weights of the model folder (or run folder) `from`, matched by name. */

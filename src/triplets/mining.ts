@@ -14,6 +14,8 @@ export interface TripletOptions {
   readonly perAnchor: number;
   /** Seed of the pseudo-random draws; the same seed gives the same triplets. */
   readonly seed: number;
+  /** The item each row of the ranking belongs to (default: row i is item i); held-out items have no row. */
+  readonly anchors?: Int32Array;
 }
 
 export const TRIPLET_DEFAULTS: TripletOptions = Object.freeze({ k: 300, m0: 0.1, perAnchor: 10, seed: 0 });
@@ -53,6 +55,7 @@ export function mineTriplets(neighbours: Int32Array, rows: number, options: Part
   if (!Number.isInteger(o.perAnchor) || o.perAnchor < 1) throw new UserError(`triplets per anchor must be a positive integer, got ${o.perAnchor}`);
   if (!(o.m0 >= 0)) throw new UserError(`margin scale m0 must be non-negative, got ${o.m0}`);
   if (length < 2) throw new UserError(`the ranking lists ${length} neighbour per item; triplets need at least 2`);
+  if (o.anchors && o.anchors.length !== rows) throw new RangeError(`${o.anchors.length} anchors for ${rows} ranking rows`);
   const k = Math.min(o.k, length);
   const rand = seededRandom(o.seed);
   const count = rows * o.perAnchor;
@@ -68,7 +71,7 @@ export function mineTriplets(neighbours: Int32Array, rows: number, options: Part
       if (r2 >= r1) r2++;
       const rc = Math.min(r1, r2);
       const rf = Math.max(r1, r2);
-      items[3 * t] = a;
+      items[3 * t] = o.anchors ? o.anchors[a]! : a;
       items[3 * t + 1] = neighbours[a * length + rc]!;
       items[3 * t + 2] = neighbours[a * length + rf]!;
       ranks[2 * t] = rc;

@@ -33,6 +33,9 @@ export interface SelfRanking {
   readonly length: number;
   /** The diffusion.json beside it, when there is one. */
   readonly diffusion: Record<string, unknown> | null;
+  /** The scores.npy beside it (rows × length, in `order`), when there is one. */
+  readonly scores: Float32Array | null;
+  readonly order: 'ascending' | 'descending';
 }
 
 /** Reads a database self-ranking (a `diffuse` folder without queries, or its indices.npy). */
@@ -59,7 +62,14 @@ export function readSelfRanking(ranks: string): SelfRanking {
     const row = Math.floor(i / length);
     if (v === row) throw new UserError(`${file}: row ${row} lists item ${row} itself; a self-ranking leaves each item out (ddistill search --exclude-self, or ddistill diffuse without --query)`);
   }
-  return { file, neighbours, rows, length, diffusion };
+  const scoresFile = join(dirname(file), 'scores.npy');
+  let scores: Float32Array | null = null;
+  if (existsSync(scoresFile)) {
+    const s = readNpy(scoresFile);
+    if (s.dtype === 'float32' && s.shape.join() === arr.shape.join()) scores = s.data as Float32Array;
+  }
+  const order = diffusion?.order === 'descending' ? 'descending' : 'ascending';
+  return { file, neighbours, rows, length, diffusion, scores, order };
 }
 
 /** Mines triplets from a self-ranking on disk and writes them into `out`. */

@@ -1,0 +1,104 @@
+/**
+ * What one training run learns from and what it keeps (docs/algorithms.md §4): the triplet range
+ * (given, or 'auto' from the teacher's distances), the held-out items and the depth at which the
+ * model's ranking of them is compared with the teacher's, and, at the end, whether the kept model
+ * agrees with the teacher better than its input does.
+ */
+import { UserError } from '../errors.js';
+import type { Matrix } from '../matrix.js';
+import type { SelfRanking } from '../triplets/run.js';
+import { RANGE_RULE, tripletRange, type TripletRange } from '../triplets/range.js';
+import { HOLDOUT_DEFAULTS, holdOutItems, significantlyBetter, teacherAgreement, trainingRanking } from './agreement.js';
+import type { Selection, TrainingTeacher, TrainOptions, TrainState } from './loop.js';
+
+export interface SelectionOptions {
+  /** Fraction of the items held out of training to score agreement with the teacher (0: none). */
+  readonly holdOut?: number;
+  /** Epochs without a better agreement before training stops. */
+  readonly patience?: number;
+}
+
+export const SELECTION_DEFAULTS = Object.freeze({ holdOut: HOLDOUT_DEFAULTS.fraction, patience: 3 });
+
+export interface TrainingPlan {
+  /** The options with the triplet range resolved. */
+  readonly options: TrainOptions & { readonly triplets: { readonly k: number } };
+  /** The estimate behind k and the agreement depth (when the teacher's scores are there). */
+  readonly range: TripletRange | null;
+  readonly kChosen: 'auto' | 'given';
+  readonly heldOut: Int32Array;
+  /** The ranking without the held-out items (undefined: train on all of it). */
+  readonly teacher: TrainingTeacher | undefined;
+  /**
+   * The teacher's top-depth neighbours are the relevant items of the agreement score: the relevant
+   * set the triplet range implies (k / RANGE_RULE.multiple). Shallower, the input always wins, as
+   * the teacher's first neighbours are the input's own (measured on MNIST and Flowers-17).
+   */
+  readonly depth: number;
+  readonly patience: number;
+}
+
+/** Resolves the triplet range and the held-out items of a run on `ranking`. */
+export function trainingPlan(ranking: SelfRanking, options: TrainOptions, selection: SelectionOptions = {}): TrainingPlan {
+  const range = ranking.scores ? tripletRange(ranking.scores, ranking.rows, ranking.order) : null;
+  const auto = options.triplets.k === 'auto';
+  if (auto && !range) throw new UserError(`${ranking.file}: -k auto needs the teacher's distances (scores.npy beside it, as ddistill diffuse writes); give -k N instead`);
+  const k = Math.min(auto ? range!.k : (options.triplets.k as number), ranking.length);
+  const heldOut = holdOutItems(ranking.rows, options.seed, selection.holdOut ?? 0);
+  const teacher = heldOut.length > 0 ? trainingRanking(ranking.neighbours, ranking.rows, heldOut) : undefined;
+  // The scale the range stands for: the relevant set it reaches past (k = multiple × that set).
+  // With -k auto this is the teacher's estimate; a given k states the user's scale.
+  const depth = auto ? range!.relevantSet : Math.max(1, Math.round(k / RANGE_RULE.multiple));
+  return {
+    options: { ...options, triplets: { ...options.triplets, k: Math.min(k, teacher?.length ?? k) } },
+    range, kChosen: auto ? 'auto' : 'given', heldOut, teacher, depth,
+    patience: selection.patience ?? SELECTION_DEFAULTS.patience,
+  };
+}
+
+/** The selection hook of a plan with held-out items: agreement of the model's embeddings. */
+export function selector(plan: TrainingPlan, ranking: SelfRanking, embed: (model: Parameters<Selection['score']>[0]) => Promise<Matrix>): Selection | undefined {
+  if (plan.heldOut.length === 0) return undefined;
+  return {
+    patience: plan.patience,
+    score: async (model) => teacherAgreement(await embed(model), plan.heldOut, ranking.neighbours, ranking.rows, plan.depth).score,
+  };
+}
+
+/** Whether the kept model beats its input at agreeing with the teacher on the held-out items. */
+export interface Verdict {
+  readonly input: number;
+  readonly model: number;
+  readonly gain: number;
+  readonly standardError: number;
+  /** True when the gain is positive and at least two standard errors (paired over the held-out items). */
+  readonly better: boolean;
+}
+
+export function verdict(plan: TrainingPlan, ranking: SelfRanking, model: Matrix, input: Matrix): Verdict | null {
+  if (plan.heldOut.length === 0) return null;
+  const score = (x: Matrix) => teacherAgreement(x, plan.heldOut, ranking.neighbours, ranking.rows, plan.depth);
+  const m = score(model);
+  const i = score(input);
+  const t = significantlyBetter(m, i);
+  const r4 = (v: number) => Number(v.toFixed(4));
+  return { input: r4(i.score), model: r4(m.score), gain: r4(t.gain), standardError: r4(t.standardError), better: t.better };
+}
+
+/** The run's record of how k was chosen and what was kept (train.json and the model manifest). */
+export function selectionRecord(plan: TrainingPlan, state: TrainState, v: Verdict | null): Record<string, unknown> {
+  return {
+    k: plan.options.triplets.k,
+    kChosen: plan.kChosen,
+    kHow: plan.kChosen === 'auto' ? plan.range!.how : 'given (-k)',
+    relevantSetEstimate: plan.range ? { median: plan.range.relevantSet, quartiles: plan.range.quartiles } : null,
+    m0: plan.options.triplets.m0,
+    heldOut: plan.heldOut.length,
+    agreementDepth: plan.depth,
+    initialAgreement: state.initialAgreement ?? null,
+    curve: state.history.map((h) => h.agreement ?? null),
+    best: state.best ?? null,
+    stopped: state.stopped ?? null,
+    verdict: v,
+  };
+}

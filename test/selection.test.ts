@@ -1,0 +1,268 @@
+/**
+ * Distillation that never makes retrieval worse: the triplet range from the teacher's distances,
+ * the held-out agreement with the teacher, the verdict against the input, and the watch that
+ * rolls a runaway fine-tuning back.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { initBackend, tf } from '../src/backend/tfjs.js';
+import { writeNpy } from '../src/io/npy.js';
+import type { Matrix } from '../src/matrix.js';
+import { SHIPPED_BACKBONES } from '../src/model/backbones.js';
+import { buildImageModel } from '../src/model/image.js';
+import { GeM } from '../src/model/resnet.js';
+import { embedImageList } from '../src/model/run.js';
+import { loadModelFolder, saveModelFolder } from '../src/model/io.js';
+import { bootstrap } from '../src/pipeline/bootstrap.js';
+import { resultFigure, mainFigure } from '../src/report/html.js';
+import { holdOutItems, significantlyBetter, teacherAgreement, trainingRanking } from '../src/train/agreement.js';
+import { trainImages } from '../src/train/images.js';
+import { epochTriplets, parameterGroups, TRAIN_DEFAULTS, watchVerdict, type EpochRecord } from '../src/train/loop.js';
+import { tripletRange } from '../src/triplets/range.js';
+import { gaussian, rng, withTempDir } from './helpers.js';
+
+describe('the triplet range from the teacher', () => {
+  it('is the multiple of the median position of the largest jump in the distances', () => {
+    // Three items of 40 ranked neighbours: the distances jump after 4, 4 and 9 neighbours.
+    const rows = [4, 4, 9].map((at) => Array.from({ length: 40 }, (_, j) => (j < at ? 0.1 + 0.01 * j : 0.6 + 0.01 * j)));
+    const r = tripletRange(Float32Array.from(rows.flat()), 3);
+    expect(r.relevantSet).toBe(4);
+    expect(r.k).toBe(32); // 8 × 4
+    expect(r.quartiles).toEqual([4, 4]);
+    // Capped by the ranking's length, and at least 10.
+    const long = Array.from({ length: 12 }, (_, j) => (j < 6 ? j * 0.01 : 1 + j * 0.01));
+    expect(tripletRange(Float32Array.from(long), 1).k).toBe(12);
+    const one = Array.from({ length: 40 }, (_, j) => (j < 1 ? 0 : 1 + j * 0.01));
+    expect(tripletRange(Float32Array.from(one), 1).k).toBe(10);
+    // Similarities (descending) are read the other way round.
+    expect(tripletRange(Float32Array.from(rows[0]!.map((v) => -v)), 1, 'descending').relevantSet).toBe(4);
+  });
+});
+
+describe('held-out items', () => {
+  it('are a seeded tenth (at least 20, at most a quarter), and training never sees them', () => {
+    const a = holdOutItems(500, 3);
+    expect(a.length).toBe(50);
+    expect(holdOutItems(500, 3)).toEqual(a);
+    expect(holdOutItems(500, 4)).not.toEqual(a);
+    expect(holdOutItems(100, 0).length).toBe(20);
+    expect(holdOutItems(40, 0).length).toBe(10);
+    expect(holdOutItems(100, 0, 0).length).toBe(0);
+    // A ranking of 60 items: every other item of the database, in order.
+    const n = 60;
+    const neighbours = new Int32Array(n * (n - 1));
+    for (let i = 0; i < n; i++) neighbours.set(Array.from({ length: n }, (_, j) => j).filter((j) => j !== i), i * (n - 1));
+    const out = holdOutItems(n, 1);
+    const t = trainingRanking(neighbours, n, out);
+    expect(t.anchors.length).toBe(n - out.length);
+    expect(t.length).toBe(n - 1 - out.length);
+    const o = { ...TRAIN_DEFAULTS, triplets: { ...TRAIN_DEFAULTS.triplets, k: t.length } };
+    const { items } = epochTriplets(t.neighbours, t.anchors.length, o, 0, t.anchors);
+    const held = new Set(out);
+    expect(items.some((i) => held.has(i))).toBe(false);
+    expect(new Set(items).size).toBe(n - out.length);
+  });
+});
+
+describe('agreement with the teacher', () => {
+  it('is the average precision of the Euclidean ranking with the teacher top-m as relevant (hand-worked)', () => {
+    // Five 1-d items; item 0 is held out; the teacher ranks 1, 3, 2, 4 for it.
+    const x: Matrix = { rows: 5, cols: 1, data: Float32Array.from([0, 1, 2, 10, 11]) };
+    const neighbours = new Int32Array(5 * 4);
+    neighbours.set([1, 3, 2, 4], 0);
+    for (let i = 1; i < 5; i++) neighbours.set([0, 1, 2, 3, 4].filter((j) => j !== i), i * 4);
+    // Euclidean order for 0: 1, 2, 3, 4. Relevant {1, 3} at ranks 1 and 3: AP = (1/1 + 2/3) / 2.
+    const a = teacherAgreement(x, Int32Array.from([0]), neighbours, 5, 2);
+    expect(a.score).toBeCloseTo((1 + 2 / 3) / 2, 10);
+    expect(teacherAgreement(x, Int32Array.from([0]), neighbours, 5, 1).score).toBe(1);
+  });
+
+  it('is better only when the paired gain clears two standard errors', () => {
+    const per = (v: number[]) => ({ score: v.reduce((s, x) => s + x, 0) / v.length, perItem: Float64Array.from(v) });
+    const input = per([0.5, 0.5, 0.5, 0.5]);
+    expect(significantlyBetter(per([0.6, 0.61, 0.59, 0.6]), input).better).toBe(true);
+    expect(significantlyBetter(per([0.9, 0.1, 0.9, 0.3]), input).better).toBe(false); // gain 0.05, noise 0.2
+    expect(significantlyBetter(per([0.4, 0.41, 0.39, 0.4]), input).better).toBe(false);
+  });
+});
+
+describe('the optimiser', () => {
+  it('takes no weight decay on biases, batch norm and GeM p, and a lower rate on pretrained layers', async () => {
+    await initBackend('wasm');
+    const input = tf.input({ shape: [4, 4, 3] });
+    let y = tf.layers.conv2d({ filters: 2, kernelSize: 1, name: 'conv_pw_13' }).apply(input) as tf.SymbolicTensor;
+    y = tf.layers.batchNormalization({ name: 'conv_pw_13_bn' }).apply(y) as tf.SymbolicTensor;
+    y = new GeM({ name: 'gem' }).apply(y) as tf.SymbolicTensor;
+    y = tf.layers.dense({ units: 2, name: 'whiten' }).apply(y) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: y });
+    const names = model.trainableWeights.map((w) => w.originalName);
+    const g = parameterGroups(model, 0.1);
+    const by = Object.fromEntries(names.map((n, i) => [n, { decay: g.decay[i], lr: g.lrScale[i] }]));
+    expect(by['conv_pw_13/kernel']).toEqual({ decay: true, lr: 0.1 });
+    expect(by['conv_pw_13/bias']).toEqual({ decay: false, lr: 0.1 });
+    expect(by['conv_pw_13_bn/gamma']).toEqual({ decay: false, lr: 0.1 });
+    expect(by['conv_pw_13_bn/beta']).toEqual({ decay: false, lr: 0.1 });
+    expect(by['gem/p']).toEqual({ decay: false, lr: 1 });
+    expect(by['whiten/kernel']).toEqual({ decay: true, lr: 1 });
+    expect(by['whiten/bias']).toEqual({ decay: false, lr: 1 });
+    expect(parameterGroups(model).lrScale.every((s) => s === 1)).toBe(true);
+    model.dispose();
+  });
+
+  it('watch: a rising loss, active-hinge share or gradient norm ends the run', () => {
+    const e = (epoch: number, loss: number, active: number, gradNorm = 1): EpochRecord => ({ epoch, steps: 1, loss, active, lr: 0.1, seconds: 1, tripletsPerSecond: 1, gradNorm });
+    expect(watchVerdict([e(0, 0.2, 0.9), e(1, 0.18, 0.88)])).toBeNull();
+    expect(watchVerdict([e(0, 0.2, 0.9), e(1, 0.26, 0.9)])).toMatch(/loss rose/);
+    expect(watchVerdict([e(0, 0.2, 0.9), e(1, 0.2, 0.96)])).toBeNull(); // the share alone wanders
+    expect(watchVerdict([e(0, 0.2, 0.9), e(1, 0.23, 0.96)])).toMatch(/active hinges rose/);
+    expect(watchVerdict([e(0, 0.2, 0.9), e(1, 0.2, 0.9, 11)])).toMatch(/gradient norm rose/);
+    expect(watchVerdict([e(0, NaN, 0.9)])).toMatch(/diverged/);
+  });
+});
+
+/** Labelled toy data: 4 classes written weakly in 4 dimensions and drowned in 20 noisy ones. */
+function toy(seed: number, perClass: number): { x: Matrix; labels: Int32Array } {
+  const g = gaussian(rng(seed));
+  const rows = 4 * perClass;
+  const dim = 24;
+  const data = new Float32Array(rows * dim);
+  const labels = new Int32Array(rows);
+  for (let i = 0; i < rows; i++) {
+    labels[i] = i % 4;
+    for (let j = 0; j < dim; j++) data[i * dim + j] = j < 4 ? (((i % 4) >> (j % 2)) & 1 ? 1 : -1) * (j < 2 ? 1 : 0) + 0.3 * g() : 1.5 * g();
+  }
+  return { x: { rows, cols: dim, data }, labels };
+}
+
+/** A self-ranking folder: `order(i)` lists item i's neighbours; distances from `distance(i, j)` (rank j). */
+function writeRanking(dir: string, n: number, order: (i: number) => number[], distance: (i: number, j: number) => number): void {
+  mkdirSync(dir, { recursive: true });
+  const indices = new Int32Array(n * (n - 1));
+  const scores = new Float32Array(n * (n - 1));
+  for (let i = 0; i < n; i++) {
+    indices.set(order(i), i * (n - 1));
+    for (let j = 0; j < n - 1; j++) scores[i * (n - 1) + j] = distance(i, j);
+  }
+  writeNpy(join(dir, 'indices.npy'), { dtype: 'int32', shape: [n, n - 1], data: indices });
+  writeNpy(join(dir, 'scores.npy'), { dtype: 'float32', shape: [n, n - 1], data: scores });
+}
+
+describe('bootstrap keeps what beats its input', () => {
+  const db = toy(1, 40);
+  const q = toy(2, 10);
+  const files = (dir: string) => {
+    writeNpy(join(dir, 'db.npy'), { dtype: 'float32', shape: [db.x.rows, db.x.cols], data: db.x.data });
+    writeNpy(join(dir, 'q.npy'), { dtype: 'float32', shape: [q.x.rows, q.x.cols], data: q.x.data });
+    writeFileSync(join(dir, 'l.txt'), Array.from(db.labels).join('\n') + '\n');
+    writeFileSync(join(dir, 'ql.txt'), Array.from(q.labels).join('\n') + '\n');
+  };
+  const run = (dir: string, ranks: string, warnings: string[]) =>
+    bootstrap({
+      db: join(dir, 'db.npy'), queries: join(dir, 'q.npy'), labels: join(dir, 'l.txt'), queryLabels: join(dir, 'ql.txt'), out: join(dir, 'run'),
+      ranks, iterations: 2, compare: true, params: { k1: 4, k2: 10, k3: 10, k4: 4, k5: 12 }, backend: 'wasm', engine: 'js',
+      head: { dim: 8, hidden: 32 }, train: { batch: 32, lr: 0.2, epochs: 6, triplets: { k: 159, m0: 0.5 } },
+      onStage: (_i, stage, message) => stage === 'result' && warnings.push(message),
+    });
+
+  it('a random teacher: the model is no better than the input, so the input is returned, with a warning', async () => {
+    await withTempDir(async (dir) => {
+      files(dir);
+      const r = rng(9);
+      const n = db.x.rows;
+      const shuffled = (i: number) => {
+        const list = Array.from({ length: n }, (_, j) => j).filter((j) => j !== i);
+        for (let a = list.length - 1; a > 0; a--) {
+          const b = Math.floor(r() * (a + 1));
+          [list[a], list[b]] = [list[b]!, list[a]!];
+        }
+        return list;
+      };
+      const noise = Array.from({ length: n }, () => Array.from({ length: n - 1 }, () => r()).sort((a, b) => a - b));
+      writeRanking(join(dir, 'noise'), n, shuffled, (i, j) => noise[i]![j]!);
+      const warnings: string[] = [];
+      const m = await run(dir, join(dir, 'noise'), warnings);
+      expect(m.iterations).toHaveLength(1); // no second iteration after a rejected one
+      expect(m.iterations[0]!.kept).toBe(false);
+      expect(m.result!.iteration).toBe(0);
+      expect(Math.abs(resultFigure(m)! - mainFigure(m.baseline)!)).toBeLessThanOrEqual(0.5);
+      expect(warnings.join('\n')).toMatch(/iteration 1's model agrees with its teacher on the 20 held-out items no better than its input .*keeping the input descriptors/);
+      expect((m.iterations[0]!.selection as { verdict: { better: boolean } }).verdict.better).toBe(false);
+    });
+  }, 120_000);
+
+  it('a teacher that knows the classes: the model beats the input and is kept', async () => {
+    await withTempDir(async (dir) => {
+      files(dir);
+      const n = db.x.rows;
+      const byClass = (i: number) => {
+        const others = Array.from({ length: n }, (_, j) => j).filter((j) => j !== i);
+        return [...others.filter((j) => db.labels[j] === db.labels[i]), ...others.filter((j) => db.labels[j] !== db.labels[i])];
+      };
+      writeRanking(join(dir, 'oracle'), n, byClass, (_i, j) => (j < 39 ? 0.01 * j : 1 + 0.01 * j));
+      const m = await run(dir, join(dir, 'oracle'), []);
+      expect(m.iterations[0]!.kept).toBe(true);
+      expect(m.result!.iteration).toBeGreaterThanOrEqual(1);
+      expect(resultFigure(m)!).toBeGreaterThan(mainFigure(m.baseline)! + 10);
+      const sel = m.iterations[0]!.selection as { agreementDepth: number; kChosen: string; curve: number[] };
+      expect(sel.agreementDepth).toBe(20); // the scale the given k (159, the list's length) stands for: 159 / 8
+      expect(sel.kChosen).toBe('given');
+    });
+  }, 120_000);
+});
+
+/** `n` noisy images of 4 colours (image i: colour i % 4), 40 × 30 px. */
+async function colourImages(dir: string, n: number): Promise<string[]> {
+  mkdirSync(dir, { recursive: true });
+  const r = rng(7);
+  const base = [[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]];
+  const paths: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const data = Buffer.alloc(40 * 30 * 3);
+    for (let p = 0; p < 40 * 30; p++) for (let k = 0; k < 3; k++) data[p * 3 + k] = Math.round(base[i % 4]![k]! * (0.6 + 0.4 * r()));
+    const path = join(dir, `${String(i).padStart(2, '0')}.jpg`);
+    await sharp(data, { raw: { width: 40, height: 30, channels: 3 } }).jpeg().toFile(path);
+    paths.push(path);
+  }
+  return paths;
+}
+
+describe('fine-tuning a pretrained backbone', () => {
+  it('a far too high learning rate is stopped and rolled back: the model returned is the pretrained one, not a collapsed one', async () => {
+    await withTempDir(async (dir) => {
+      await initBackend('wasm');
+      const n = 16;
+      const paths = await colourImages(join(dir, 'photos'), n);
+      const byColour = (i: number) => {
+        const others = Array.from({ length: n }, (_, j) => j).filter((j) => j !== i);
+        return [...others.filter((j) => j % 4 === i % 4), ...others.filter((j) => j % 4 !== i % 4)];
+      };
+      writeRanking(join(dir, 'teacher'), n, byColour, (_i, j) => (j < 3 ? 0.01 * j : 1 + 0.01 * j));
+      const spec = { backbone: 'mobilenet_v1_0.75', size: 64 } as const;
+      const r = await trainImages({
+        images: join(dir, 'photos'), ...spec, freezeUntil: 'conv_pw_12_relu', ranks: join(dir, 'teacher'), out: join(dir, 'run'), backend: 'wasm',
+        pretrainedLr: 1, selection: { holdOut: 0.25, patience: 1 },
+        train: { lr: 1000, batch: 8, epochs: 4, batchNorm: 'frozen', triplets: { k: 15, m0: 0.5, perAnchor: 2 } },
+      });
+      const sel = r.selection as { best: { epoch: number }; stopped: string | null; heldOut: number };
+      expect(sel.heldOut).toBe(4);
+      expect(sel.best.epoch).toBe(-1);
+      expect(sel.stopped).toMatch(/(diverged|runaway|early stop).*(rolled back to|kept) the starting weights/);
+      // The returned network embeds the photos exactly as the pretrained one does.
+      const loaded = await loadModelFolder(join(dir, 'run'));
+      const trained = (await embedImageList(loaded, paths)).matrix;
+      loaded.model.dispose();
+      const pretrained = await buildImageModel({ ...spec, resize: 'longer', channels: 3, scale: SHIPPED_BACKBONES['mobilenet_v1_0.75']!.scale, whiten: null, seed: 0 });
+      const folder = join(dir, 'pretrained');
+      await saveModelFolder(pretrained, folder, { ...loaded.manifest, provenance: {} });
+      pretrained.dispose();
+      const again = await loadModelFolder(folder);
+      const reference = (await embedImageList(again, paths)).matrix;
+      again.model.dispose();
+      let worst = 0;
+      for (let i = 0; i < trained.data.length; i++) worst = Math.max(worst, Math.abs(trained.data[i]! - reference.data[i]!));
+      expect(worst).toBeLessThan(1e-5);
+    });
+  }, 180_000);
+});
