@@ -14,11 +14,12 @@
  * Last line: {"pretrained": …, "cas": …, "distilled": [it1, it2], "seconds": …}. Skipped when
  * ../shared is absent.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { main } from '../src/cli/main.js';
 import type { RunManifest } from '../src/pipeline/bootstrap.js';
+import { flowersSplit } from './flowers17.js';
 
 const data = resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'flowers17');
 if (!existsSync(join(data, 'files.txt'))) {
@@ -26,35 +27,20 @@ if (!existsSync(join(data, 'files.txt'))) {
   process.exit(0);
 }
 const started = performance.now();
-const files = readFileSync(join(data, 'files.txt'), 'utf8').trim().split('\n');
-const labels = readFileSync(join(data, 'labels.txt'), 'utf8').trim().split('\n');
-const seen = new Map<string, number>();
-const split = { db: [] as number[], queries: [] as number[] };
-labels.forEach((label, i) => {
-  const n = seen.get(label) ?? 0;
-  seen.set(label, n + 1);
-  (n < 10 ? split.queries : split.db).push(i);
-});
 const dir = mkdtempSync(join(tmpdir(), 'ddistill-flowers17-'));
 try {
-  const write = (name: string, lines: string[]) => writeFileSync(join(dir, name), lines.join('\n') + '\n');
-  write('db.txt', split.db.map((i) => join(data, 'images', files[i]!)));
-  write('db-labels.txt', split.db.map((i) => labels[i]!));
-  write('queries.txt', split.queries.map((i) => join(data, 'images', files[i]!)));
-  write('query-labels.txt', split.queries.map((i) => labels[i]!));
+  const split = flowersSplit(data, dir);
   const out = join(dir, 'run');
   const code = await main([
     process.argv[0]!, 'ddistill', 'bootstrap',
-    '--images', join(dir, 'db.txt'), '--query-images', join(dir, 'queries.txt'),
-    '--labels', join(dir, 'db-labels.txt'), '--query-labels', join(dir, 'query-labels.txt'),
-    '--out', out,
+    ...split.args, '--out', out,
   ]);
   if (code !== 0) throw new Error(`ddistill bootstrap exited with ${code}`);
   const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as RunManifest;
   const seconds = Number(((performance.now() - started) / 1000).toFixed(1));
   const train = m.iterations.reduce((s, r) => s + (r.seconds.train ?? 0), 0);
   const figure = (x: { metrics: Record<string, number> } | null) => x?.metrics.mAP ?? null;
-  console.log(`Flowers-17: ${split.queries.length} queries, ${split.db.length} database photos; ${m.versions.backend}; features ${Object.values(m.featureSeconds ?? {}).reduce((s, v) => s + v, 0).toFixed(0)} s, training ${train.toFixed(0)} s, ${seconds} s in all`);
+  console.log(`Flowers-17: ${split.queries} queries, ${split.database} database photos; ${m.versions.backend}; features ${Object.values(m.featureSeconds ?? {}).reduce((s, v) => s + v, 0).toFixed(0)} s, training ${train.toFixed(0)} s, ${seconds} s in all`);
   console.log('| method | class mAP | training (s) |');
   console.log('|---|---|---|');
   console.log(`| pretrained backbone (GeM) | ${figure(m.baseline)} | — |`);

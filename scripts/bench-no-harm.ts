@@ -14,12 +14,13 @@
  * Last line: {"flowersPretrained": …, "flowersDistilled": …, "ukbenchPretrained": …,
  * "ukbenchDistilled": …}. Skipped when ../shared is absent.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { main } from '../src/cli/main.js';
 import type { RunManifest } from '../src/pipeline/bootstrap.js';
 import { mainFigure, resultFigure } from '../src/report/html.js';
+import { flowersSplit } from './flowers17.js';
 
 const data = resolve(import.meta.dirname, '..', '..', 'shared', 'data');
 const flowers = join(data, 'flowers17');
@@ -29,10 +30,6 @@ if (!existsSync(join(flowers, 'files.txt')) || !existsSync(join(ukbench, 'groups
   process.exit(0);
 }
 const dir = mkdtempSync(join(tmpdir(), 'ddistill-no-harm-'));
-const write = (name: string, lines: string[]) => {
-  writeFileSync(join(dir, name), lines.join('\n') + '\n');
-  return join(dir, name);
-};
 
 async function run(name: string, args: string[]): Promise<RunManifest & { wall: number }> {
   const started = performance.now();
@@ -45,21 +42,7 @@ async function run(name: string, args: string[]): Promise<RunManifest & { wall: 
 
 try {
   // Flowers-17: the benchmark split of bench:flowers17.
-  const files = readFileSync(join(flowers, 'files.txt'), 'utf8').trim().split('\n');
-  const labels = readFileSync(join(flowers, 'labels.txt'), 'utf8').trim().split('\n');
-  const seen = new Map<string, number>();
-  const split = { db: [] as number[], queries: [] as number[] };
-  labels.forEach((label, i) => {
-    const n = seen.get(label) ?? 0;
-    seen.set(label, n + 1);
-    (n < 10 ? split.queries : split.db).push(i);
-  });
-  const f = await run('flowers17', [
-    '--images', write('db.txt', split.db.map((i) => join(flowers, 'images', files[i]!))),
-    '--query-images', write('queries.txt', split.queries.map((i) => join(flowers, 'images', files[i]!))),
-    '--labels', write('db-labels.txt', split.db.map((i) => labels[i]!)),
-    '--query-labels', write('query-labels.txt', split.queries.map((i) => labels[i]!)),
-  ]);
+  const f = await run('flowers17', flowersSplit(flowers, dir).args);
   const u = await run('ukbench400', ['--images', join(ukbench, 'images'), '--groups', join(ukbench, 'groups.txt')]);
 
   console.log('| collection | pretrained | CAS re-ranking | iteration 1 | iteration 2 | returned | k (auto) | minutes |');

@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import sharp from 'sharp';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,4 +37,20 @@ export function rng(seed: number): () => number {
 /** Gaussian samples by Box–Muller. */
 export function gaussian(rand: () => number): () => number {
   return () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
+
+/** `n` noisy photos-to-be of 4 colour classes (image i: class i % 4), 40 × 30 px. */
+export async function colourImages(dir: string, n: number): Promise<string[]> {
+  mkdirSync(dir, { recursive: true });
+  const r = rng(7);
+  const base = [[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]];
+  const paths: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const data = Buffer.alloc(40 * 30 * 3);
+    for (let p = 0; p < 40 * 30; p++) for (let k = 0; k < 3; k++) data[p * 3 + k] = Math.round(base[i % 4]![k]! * (0.6 + 0.4 * r()));
+    const path = join(dir, `${String(i).padStart(2, '0')}.jpg`);
+    await sharp(data, { raw: { width: 40, height: 30, channels: 3 } }).jpeg().toFile(path);
+    paths.push(path);
+  }
+  return paths;
 }

@@ -2,9 +2,8 @@
  * Photos out of the box: the shipped backbone, the default head on its frozen descriptors, and
  * the checks that run before any expensive stage.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/tfjs.js';
 import { listImages } from '../src/io/images.js';
@@ -14,23 +13,7 @@ import { buildImageModel } from '../src/model/image.js';
 import { loadModelFolder } from '../src/model/io.js';
 import { embedImageList } from '../src/model/run.js';
 import { bootstrap, type RunManifest } from '../src/pipeline/bootstrap.js';
-import { rng, withTempDir } from './helpers.js';
-
-/** `n` noisy photos-to-be of 4 colour classes (image i: class i % 4), 40 × 30 px. */
-async function colourImages(dir: string, n: number): Promise<string[]> {
-  mkdirSync(dir, { recursive: true });
-  const r = rng(7);
-  const base = [[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]];
-  const paths: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const data = Buffer.alloc(40 * 30 * 3);
-    for (let p = 0; p < 40 * 30; p++) for (let k = 0; k < 3; k++) data[p * 3 + k] = Math.round(base[i % 4]![k]! * (0.6 + 0.4 * r()));
-    const path = join(dir, `${String(i).padStart(2, '0')}.jpg`);
-    await sharp(data, { raw: { width: 40, height: 30, channels: 3 } }).jpeg().toFile(path);
-    paths.push(path);
-  }
-  return paths;
-}
+import { colourImages, withTempDir } from './helpers.js';
 
 const tinyCas = { params: { k1: 4, k2: 3, k3: 4, k4: 3, k5: 4 }, backend: 'wasm' as const, engine: 'js' as const };
 

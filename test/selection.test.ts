@@ -5,7 +5,6 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/backend/tfjs.js';
 import { writeNpy } from '../src/io/npy.js';
@@ -21,7 +20,7 @@ import { holdOutItems, significantlyBetter, teacherAgreement, trainingRanking } 
 import { trainImages } from '../src/train/images.js';
 import { epochTriplets, parameterGroups, TRAIN_DEFAULTS, watchVerdict, type EpochRecord } from '../src/train/loop.js';
 import { tripletRange } from '../src/triplets/range.js';
-import { gaussian, rng, withTempDir } from './helpers.js';
+import { colourImages, gaussian, rng, withTempDir } from './helpers.js';
 
 describe('the triplet range from the teacher', () => {
   it('is the multiple of the median position of the largest jump in the distances', () => {
@@ -211,22 +210,6 @@ describe('bootstrap keeps what beats its input', () => {
     });
   }, 120_000);
 });
-
-/** `n` noisy images of 4 colours (image i: colour i % 4), 40 × 30 px. */
-async function colourImages(dir: string, n: number): Promise<string[]> {
-  mkdirSync(dir, { recursive: true });
-  const r = rng(7);
-  const base = [[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]];
-  const paths: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const data = Buffer.alloc(40 * 30 * 3);
-    for (let p = 0; p < 40 * 30; p++) for (let k = 0; k < 3; k++) data[p * 3 + k] = Math.round(base[i % 4]![k]! * (0.6 + 0.4 * r()));
-    const path = join(dir, `${String(i).padStart(2, '0')}.jpg`);
-    await sharp(data, { raw: { width: 40, height: 30, channels: 3 } }).jpeg().toFile(path);
-    paths.push(path);
-  }
-  return paths;
-}
 
 describe('fine-tuning a pretrained backbone', () => {
   it('a far too high learning rate is stopped and rolled back: the model returned is the pretrained one, not a collapsed one', async () => {

@@ -79,7 +79,7 @@ export function featuresCommand(): Command {
         '--images ...`, which does it all).',
     )
     .requiredOption('--images <dir|list>', 'the images');
-  return addImageOptions(cmd, '', { required: true })
+  return addImageOptions(cmd, '', { required: false })
     .option('--skip-bad-images', 'report unreadable images and leave them out instead of failing')
     .option('--crops <gnd.pkl|json>', 'crop each image to its query box (revisitop bbx), in order')
     .requiredOption('--out <file.npy>', 'output descriptors')

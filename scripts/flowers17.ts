@@ -1,0 +1,30 @@
+/**
+ * The Flowers-17 benchmark split (`../shared/data/flowers17`): the first 10 images of each class
+ * are the 170 queries, the other 1,190 the database. Writes the image and label lists into `dir`
+ * and returns the `bootstrap` arguments that name them.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export function flowersSplit(data: string, dir: string): { args: string[]; queries: number; database: number } {
+  const files = readFileSync(join(data, 'files.txt'), 'utf8').trim().split('\n');
+  const labels = readFileSync(join(data, 'labels.txt'), 'utf8').trim().split('\n');
+  const seen = new Map<string, number>();
+  const split = { db: [] as number[], queries: [] as number[] };
+  labels.forEach((label, i) => {
+    const n = seen.get(label) ?? 0;
+    seen.set(label, n + 1);
+    (n < 10 ? split.queries : split.db).push(i);
+  });
+  const write = (name: string, lines: string[]) => {
+    writeFileSync(join(dir, name), lines.join('\n') + '\n');
+    return join(dir, name);
+  };
+  const args = [
+    '--images', write('db.txt', split.db.map((i) => join(data, 'images', files[i]!))),
+    '--query-images', write('queries.txt', split.queries.map((i) => join(data, 'images', files[i]!))),
+    '--labels', write('db-labels.txt', split.db.map((i) => labels[i]!)),
+    '--query-labels', write('query-labels.txt', split.queries.map((i) => labels[i]!)),
+  ];
+  return { args, queries: split.queries.length, database: split.db.length };
+}
