@@ -130,3 +130,23 @@ describe('class mAP and N-S score', () => {
     expect(nsScore(r, I(0, 1), groups)).toBeCloseTo((3 + 4) / 2, 12);
   });
 });
+
+describe('N-S of a self-ranking', () => {
+  it('counts each item as its own first result, so it equals the N-S of the same descriptors queried with eval --db', async () => {
+    const { evaluateFiles, formatReport } = await import('../src/eval/run.js');
+    // 8 unit-ish vectors, groups of 4: item 3 (0.6, 0.8) of the first group sits nearer the second.
+    const x = { rows: 8, cols: 2, data: Float32Array.from([1, 0, 0.99, 0.1, 0.98, 0.2, 0.6, 0.8, 0, 1, 0.1, 0.99, 0.2, 0.98, 0.3, 0.95]) };
+    const db = await evaluateFiles({ db: x, groups: '4', metric: 'euclidean', engine: 'js' });
+    // The same search with each item left out of its own list: a self-ranking.
+    const full = (await import('../src/search/exact.js')).fullRanking;
+    const r = await full(x, null, 'euclidean', 'js');
+    const lists = new Int32Array(8 * 7);
+    for (let q = 0; q < 8; q++) lists.set(Array.from(r.indices.subarray(q * 8, q * 8 + 8)).filter((i) => i !== q), q * 7);
+    const self = await evaluateFiles({ ranking: ranking(lists, 8, 8), groups: '4' });
+    expect(self.protocol === 'ns' && self.selfRanking).toBe(true);
+    expect(self.protocol === 'ns' && self.nsScore).toBe(db.protocol === 'ns' && db.nsScore);
+    // Hand-worked: item 3's top 4 are 3, 7, 6, 5 (itself only); the other 7 items find all 4: (4·7 + 1)/8.
+    expect(db.protocol === 'ns' && db.nsScore).toBeCloseTo(29 / 8, 10);
+    expect(formatReport(self)).toMatch(/self-ranking: each item counted as its own first result/);
+  });
+});

@@ -54,3 +54,41 @@ export async function colourImages(dir: string, n: number): Promise<string[]> {
   }
   return paths;
 }
+
+/**
+ * Class mAP (%) of Euclidean search of `q` in `db`, by brute force: every distance, a full sort
+ * (ties by index), mean over queries of the precision at each same-label item. Independent of
+ * src/eval and src/search, to check the figures the pipeline reports.
+ */
+export function bruteClassMap(db: { rows: number; cols: number; data: Float32Array }, q: { rows: number; cols: number; data: Float32Array }, dbLabels: ArrayLike<number>, qLabels: ArrayLike<number>): number {
+  let sum = 0;
+  let counted = 0;
+  for (let i = 0; i < q.rows; i++) {
+    const d = Array.from({ length: db.rows }, (_, j) => {
+      let s = 0;
+      for (let c = 0; c < db.cols; c++) s += (q.data[i * q.cols + c]! - db.data[j * db.cols + c]!) ** 2;
+      return [s, j] as const;
+    }).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let hits = 0;
+    let ap = 0;
+    d.forEach(([, j], rank) => {
+      if (dbLabels[j] === qLabels[i]) ap += ++hits / (rank + 1);
+    });
+    if (hits === 0) continue;
+    sum += ap / hits;
+    counted++;
+  }
+  return (100 * sum) / counted;
+}
+
+/** Rows scaled to unit length (zero rows stay zero). */
+export function unitRows(m: { rows: number; cols: number; data: Float32Array }): { rows: number; cols: number; data: Float32Array } {
+  const data = new Float32Array(m.data.length);
+  for (let i = 0; i < m.rows; i++) {
+    let s = 0;
+    for (let c = 0; c < m.cols; c++) s += m.data[i * m.cols + c]! ** 2;
+    const n = Math.sqrt(s) || 1;
+    for (let c = 0; c < m.cols; c++) data[i * m.cols + c] = m.data[i * m.cols + c]! / n;
+  }
+  return { rows: m.rows, cols: m.cols, data };
+}

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/backend/tfjs.js';
 import { classMap } from '../src/eval/classLevel.js';
-import { writeNpy } from '../src/io/npy.js';
+import { readNpy, writeNpy } from '../src/io/npy.js';
 import { l2NormalizeRows, type Matrix } from '../src/matrix.js';
 import { buildHead, embedRows } from '../src/model/head.js';
 import { fileHandler, loadModelFolder } from '../src/model/io.js';
@@ -12,7 +12,7 @@ import { learnPca, pcaProjection } from '../src/model/pca.js';
 import { fullRanking } from '../src/search/exact.js';
 import { learningRate, sgdStep, train, TRAIN_DEFAULTS, tripletLoss, zeroMomentum, type TrainOptions } from '../src/train/loop.js';
 import { trainFiles } from '../src/train/run.js';
-import { gaussian, HAS_SHARED, rng, SHARED, withTempDir } from './helpers.js';
+import { bruteClassMap, gaussian, HAS_SHARED, rng, SHARED, withTempDir } from './helpers.js';
 import { diffuseFiles } from '../src/diffusion/run.js';
 import { evaluateFiles } from '../src/eval/run.js';
 
@@ -301,8 +301,14 @@ describe('train, resume, embed and export on files', async () => {
         db: p.db, ranks: p.ranks, out: join(dir, 'run'), head, train: { ...opts, epochs: 2 }, backend: 'wasm', engine: 'js',
         validation: { queries: p.queries, labels: p.labels, queryLabels: p.queryLabels },
       });
-      expect(run.history[1]!.validation!.mAP).toBeGreaterThan(0);
       await embedFiles({ model: join(dir, 'run'), db: p.db, queries: p.queries, out: join(dir, 'emb'), backend: 'wasm' });
+      // The last epoch's validation is Euclidean search on the saved model's embeddings (brute force).
+      const npy = (f: string) => {
+        const a = readNpy(join(dir, 'emb', f));
+        return { rows: a.shape[0]!, cols: a.shape[1]!, data: a.data as Float32Array };
+      };
+      const labelsOf = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map(Number);
+      expect(Math.abs(run.history[1]!.validation!.mAP! - bruteClassMap(npy('db.npy'), npy('queries.npy'), labelsOf(p.labels), labelsOf(p.queryLabels)))).toBeLessThan(0.006);
       await exportModel({ model: join(dir, 'run'), out: join(dir, 'exported'), backend: 'wasm' });
       const json = JSON.parse(readFileSync(join(dir, 'exported', 'model.json'), 'utf8'));
       expect(json.format).toBe('layers-model');

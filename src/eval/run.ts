@@ -53,7 +53,15 @@ export type EvalReport =
       readonly pr?: number[];
     }
   | { readonly protocol: 'class'; readonly queries: number; readonly databaseSize: number; readonly mAP: Percent; readonly pr?: number[] }
-  | { readonly protocol: 'ns'; readonly queries: number; readonly databaseSize: number; readonly nsScore: number; readonly pr?: number[] };
+  | {
+      readonly protocol: 'ns';
+      readonly queries: number;
+      readonly databaseSize: number;
+      readonly nsScore: number;
+      /** A self-ranking (no list holds its own item): each item was counted as its own first result. */
+      readonly selfRanking?: boolean;
+      readonly pr?: number[];
+    };
 
 const pct = (x: number) => Number((x * 100).toFixed(2));
 
@@ -115,6 +123,24 @@ function membersOf(labels: Int32Array, label: number, self: number): QueryReleva
   return { positives, ignored: self >= 0 ? [self] : [] };
 }
 
+/** Whether `r` ranks the database against itself with each item left out of its own list. */
+export function isSelfRanking(r: Ranking): boolean {
+  if (r.queries !== r.dbSize || r.length >= r.dbSize) return false;
+  for (let q = 0; q < r.queries; q++) for (let j = 0; j < r.length; j++) if (r.indices[q * r.length + j] === q) return false;
+  return true;
+}
+
+/** `r` with each query's own item put first (its list one longer). */
+export function withSelfFirst(r: Ranking): Ranking {
+  const length = r.length + 1;
+  const indices = new Int32Array(r.queries * length);
+  for (let q = 0; q < r.queries; q++) {
+    indices[q * length] = q;
+    indices.set(r.indices.subarray(q * r.length, (q + 1) * r.length), q * length + 1);
+  }
+  return { ...r, length, indices };
+}
+
 /** Evaluates according to the options; exactly one kind of ground truth must be given. */
 export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
   const kinds = [o.gnd, o.labels, o.groups].filter((s) => s !== undefined).length;
@@ -169,8 +195,12 @@ export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
   const dbGroups = fileGroups ?? groupsOf(o.groups!, r.dbSize);
   const qGroups = o.queryGroups ? groupsOf(o.queryGroups, r.queries) : dbGroups;
   checkQueryCount(r, qGroups.length, o.queryGroups ?? o.groups!);
-  const pr = o.curve ? meanPrecisionRecall(r, (q) => membersOf(dbGroups, qGroups[q]!, -1)) : undefined;
-  return { protocol: 'ns', queries: r.queries, databaseSize: r.dbSize, nsScore: Number(nsScore(r, qGroups, dbGroups).toFixed(4)), ...(pr ? { pr } : {}) };
+  // A self-ranking leaves each item out of its own list; UKBench's N-S counts the query among the
+  // top 4, so the item goes first: the figure is then comparable with `eval --db` (docs/algorithms.md §6).
+  const self = !o.queryGroups && isSelfRanking(r);
+  const scored = self ? withSelfFirst(r) : r;
+  const pr = o.curve ? meanPrecisionRecall(scored, (q) => membersOf(dbGroups, qGroups[q]!, -1)) : undefined;
+  return { protocol: 'ns', queries: r.queries, databaseSize: r.dbSize, nsScore: Number(nsScore(scored, qGroups, dbGroups).toFixed(4)), ...(self ? { selfRanking: true } : {}), ...(pr ? { pr } : {}) };
 }
 
 /** One line for people: "E 28.89 / M 21.13 / H 4.60", "class mAP 44.84", "N-S 3.21". */
@@ -181,6 +211,6 @@ export function formatReport(rep: EvalReport): string {
     case 'class':
       return `class mAP ${rep.mAP.toFixed(2)}`;
     case 'ns':
-      return `N-S score ${rep.nsScore.toFixed(3)}`;
+      return `N-S score ${rep.nsScore.toFixed(3)}${rep.selfRanking ? ' (a self-ranking: each item counted as its own first result, as when it queries the database)' : ''}`;
   }
 }

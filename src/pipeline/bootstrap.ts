@@ -493,8 +493,8 @@ function selectionLine(sel: Record<string, unknown>): string {
   const best = sel.best as { epoch: number } | null;
   const v = sel.verdict as Verdict | null;
   const parts = [`k ${String(sel.k)} (${sel.kChosen === 'auto' ? `auto: relevant set ≈ ${String((sel.relevantSetEstimate as { median: number }).median)}` : 'given'}), m0 ${String(sel.m0)}`];
-  if (best) parts.push(`kept ${best.epoch < 0 ? 'the starting weights' : `epoch ${best.epoch + 1}`}`);
-  if (sel.stopped) parts.push(String(sel.stopped));
+  if (sel.stopped) parts.push(String(sel.stopped)); // it names what was kept
+  else if (best) parts.push(`kept ${best.epoch < 0 ? 'the starting weights' : `epoch ${best.epoch + 1}`}`);
   if (v) parts.push(`agreement with the teacher on ${String(sel.heldOut)} held-out items ${v.model} vs input ${v.input} (${v.better ? 'better' : 'not better'})`);
   return parts.join('; ');
 }
