@@ -104,14 +104,41 @@ describe('bad input: one line naming the file, exit 1, no output left behind', (
 
 describe('--help documents every option', () => {
   it.each([
-    ['search', ['--db', '--query', '--k', '--metric', '--exclude-self', '--out', '--engine', '--json', 'Examples']],
-    ['eval', ['--db', '--query', '--metric', '--ranks', '--scores', '--order', '--gnd', '--labels', '--query-labels', '--groups', '--query-groups', '--json', 'Examples']],
-    ['triplets', ['--ranks', '--out', '--k', '--m0', '--per-anchor', '--seed', '--json', 'Example']],
-    ['diffuse', ['--method', '--db', '--query', '--out', '--top-k', '--preset', '--params', '--no-geodesic', '--converged', '--no-normalize', '--engine', '--json', 'Examples', 'k1=6']],
+    ['search', ['--db', '--queries', '--top-k', '--metric', '--exclude-self', '--out', '--engine', '--json', 'Examples']],
+    ['eval', ['--db', '--queries', '--metric', '--ranks', '--scores', '--order', '--gnd', '--labels', '--query-labels', '--groups', '--query-groups', '--json', 'Examples']],
+    ['triplets', ['--ranks', '--out', '--triplet-range', '--m0', '--per-anchor', '--seed', '--json', 'Example']],
+    ['diffuse', ['--method', '--db', '--queries', '--out', '--top-k', '--preset', '--params', '--no-geodesic', '--converged', '--no-normalize', '--engine', '--json', 'Examples', 'k1=6']],
   ] as const)('%s', async (cmd, options) => {
     expect(await run(cmd, '--help')).toBe(0);
     const text = out.join('');
     for (const o of options) expect(text).toContain(o);
+  });
+});
+
+describe('one vocabulary across commands', () => {
+  it('query descriptors are --queries, result counts --top-k, the triplet range --triplet-range; --query and -k are hidden', async () => {
+    for (const cmd of ['search', 'eval', 'diffuse', 'train', 'embed', 'bootstrap', 'triplets']) {
+      out.length = 0;
+      expect(await run(cmd, '--help')).toBe(0);
+      const text = out.join('');
+      expect(text, cmd).not.toMatch(/--query </);
+      expect(text, cmd).not.toMatch(/-k, --k/);
+      if (['search', 'eval', 'diffuse', 'train', 'embed', 'bootstrap'].includes(cmd)) expect(text, cmd).toContain('--queries <file.npy>');
+      if (['train', 'bootstrap', 'triplets'].includes(cmd)) expect(text, cmd).toContain('--triplet-range <n');
+    }
+  });
+
+  it('the old spellings give the same result as the new ones', async () => {
+    await withTempDir(async (dir) => {
+      const r = rng(3);
+      writeNpy(join(dir, 'db.npy'), { dtype: 'float32', shape: [20, 4], data: Float32Array.from({ length: 80 }, () => r()) });
+      writeNpy(join(dir, 'q.npy'), { dtype: 'float32', shape: [3, 4], data: Float32Array.from({ length: 12 }, () => r()) });
+      expect(await run('search', '--db', join(dir, 'db.npy'), '--queries', join(dir, 'q.npy'), '--top-k', '5', '--out', join(dir, 'new'))).toBe(0);
+      expect(await run('search', '--db', join(dir, 'db.npy'), '--query', join(dir, 'q.npy'), '-k', '5', '--out', join(dir, 'old'))).toBe(0);
+      const indices = (f: string) => Array.from(readNpy(join(dir, f, 'indices.npy')).data as Int32Array);
+      expect(indices('old')).toEqual(indices('new'));
+      expect(indices('new')).toHaveLength(15);
+    });
   });
 });
 

@@ -99,7 +99,7 @@ export function bootstrapCommand(): Command {
     .addOption(new Option('--method <name>', 'diffusion teacher').choices(DIFFUSION_METHODS).default('cas'))
     .addOption(new Option('--preset <name>', 'CAS neighbourhood sizes: default, or small (k1..k5 = 5, 20, 25, 6, 25) for fewer than 70 items (the default needs 70 neighbours) or small groups').choices(['default', 'small']))
     .option('--params <json|file.json>', 'diffusion parameters as JSON, over the preset (see ddistill diffuse --help)')
-    .option('--top-k <n>', 'teacher ranking length (default: the triplet range -k; 300 with -k auto)', parsePositiveInt)
+    .option('--top-k <n>', 'teacher ranking length (default: the triplet range; 300 with --triplet-range auto)', parsePositiveInt)
     .option('--ranks <dir>', 'the first iteration\'s teacher from elsewhere: a self-ranking folder of the database (ddistill diffuse output) instead of running --method')
     .option('--no-compare', 'skip the baseline and query re-ranking measurements')
     .option('--gnd <file>', 'revisited ground truth (gnd_*.pkl/.json)')

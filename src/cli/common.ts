@@ -1,6 +1,19 @@
 /** Shared pieces of the command-line shell: option parsers, progress display, output. */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { EpochRecord, StepProgress } from '../train/loop.js';
+
+/**
+ * An old spelling that keeps working, hidden from --help. The vocabulary every command shares:
+ * --queries for query descriptors, --top-k for result counts, --triplet-range for the triplet
+ * range; --query and -k are the hidden aliases.
+ */
+export function hiddenAlias(flags: string, parse?: (value: string) => unknown): Option {
+  const option = new Option(flags).hideHelp();
+  return parse ? option.argParser(parse) : option;
+}
+
+/** The value given under the alias when there is one, else under the name (or its default). */
+export const aliased = <T>(value: T, alias: T | undefined): T => (alias !== undefined ? alias : value);
 
 export function parsePositiveInt(value: string): number {
   const n = Number(value);

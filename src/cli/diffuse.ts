@@ -7,11 +7,12 @@ import { DIFFUSION_METHODS, type DiffusionMethod, type DiffusionParams } from '.
 import { ISCEN_DEFAULTS } from '../diffusion/iscen.js';
 import { LCDP_DEFAULTS } from '../diffusion/lcdp.js';
 import { diffuseFiles, parseParams } from '../diffusion/run.js';
-import { oneOf, print, stageProgress } from './common.js';
+import { aliased, hiddenAlias, oneOf, print, stageProgress } from './common.js';
 
 interface DiffuseFlags {
   method: DiffusionMethod;
   db: string;
+  queries?: string;
   query?: string;
   out: string;
   topK: string;
@@ -54,10 +55,12 @@ export function diffuseCommand(): Command {
     .description(
       'Ranks neighbours by a diffusion over the k-nearest-neighbour graph of the\n' +
         'descriptors.\n' +
-        '  with --query:    query re-ranking: the queries join the graph (as in the\n' +
-        '                   CAS reference code) and each gets the database ranked\n' +
-        '  without --query: database self-ranking: every item gets its neighbours\n' +
-        '                   ranked (itself left out); the distillation learns from it\n' +
+        '  with --queries:     query re-ranking: the queries join the graph (as in\n' +
+        '                      the CAS reference code) and each gets the database\n' +
+        '                      ranked\n' +
+        '  without --queries:  database self-ranking: every item gets its neighbours\n' +
+        '                      ranked (itself left out); the distillation learns\n' +
+        '                      from it\n' +
         'Writes, in --out: indices.npy (int32 rows × K, best first), scores.npy\n' +
         '(float32; CAS: final distances, smaller is better; LCDP/Iscen: similarities)\n' +
         'and diffusion.json (method, all parameters, per-stage timings).\n' +
@@ -71,7 +74,8 @@ export function diffuseCommand(): Command {
     )
     .addOption(new Option('--method <name>', 'diffusion method').choices(DIFFUSION_METHODS).default('cas'))
     .requiredOption('--db <file.npy>', 'database descriptors, n × d')
-    .option('--query <file.npy>', 'query descriptors, m × d; omit for database self-ranking')
+    .option('--queries <file.npy>', 'query descriptors, m × d; omit for database self-ranking')
+    .addOption(hiddenAlias('--query <file.npy>'))
     .requiredOption('--out <dir>', 'output folder (created if needed)')
     .option('--top-k <n|all>', 'neighbours kept per row (all: the whole database)', '1000')
     .addOption(new Option('--preset <name>', 'CAS neighbourhood sizes: default, or small (k1..k5 = 5, 20, 25, 6, 25) for small groups').choices(['default', 'small']))
@@ -88,9 +92,9 @@ export function diffuseCommand(): Command {
     .addHelpText(
       'after',
       '\nExamples:\n' +
-        '  ddistill diffuse --db db.npy --query q.npy --top-k all --out cas/ && ddistill eval --ranks cas/ --gnd gnd_roxford5k.pkl\n' +
+        '  ddistill diffuse --db db.npy --queries q.npy --top-k all --out cas/ && ddistill eval --ranks cas/ --gnd gnd_roxford5k.pkl\n' +
         '  ddistill diffuse --method lcdp --db db.npy --top-k 300 --out teacher/\n' +
-        '  ddistill diffuse --db db.npy --query q.npy --preset small --no-geodesic --out cas/',
+        '  ddistill diffuse --db db.npy --queries q.npy --preset small --no-geodesic --out cas/',
     )
     .action(async (flags: DiffuseFlags) => {
       let topK: number | undefined;
@@ -110,7 +114,7 @@ export function diffuseCommand(): Command {
       let manifest;
       try {
         manifest = await diffuseFiles({
-          method: flags.method, db: flags.db, query: flags.query, out: flags.out, topK, params,
+          method: flags.method, db: flags.db, query: aliased(flags.queries, flags.query), out: flags.out, topK, params,
           preset: flags.preset, normalize: flags.normalize, engine: flags.engine,
           onProgress: (s, d, t) => bar.update(s, d, t),
         });

@@ -24,7 +24,7 @@ export function embedCommand(): Command {
     .requiredOption('--out <dir>', 'output folder (created if needed)')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
     .option('--json', 'print embed.json as one line')
-    .addHelpText('after', '\nExample:\n  ddistill embed --model run/ --db db.npy --queries q.npy --out emb/ && ddistill eval --db emb/db.npy --query emb/queries.npy --metric euclidean --gnd gnd.pkl')
+    .addHelpText('after', '\nExample:\n  ddistill embed --model run/ --db db.npy --queries q.npy --out emb/ && ddistill eval --db emb/db.npy --queries emb/queries.npy --metric euclidean --gnd gnd.pkl')
     .action(async (flags: { model: string; db?: string; queries?: string; images?: string; crops?: string; skipBadImages?: boolean; out: string; backend: BackendChoice; json?: boolean }) => {
       const images = imageProgress('embedding');
       let s: EmbedSummary;

@@ -2,10 +2,11 @@ import { Command, Option } from 'commander';
 import type { EngineChoice } from '../backend/dense.js';
 import { evaluateFiles, formatReport } from '../eval/run.js';
 import { METRICS, type Metric } from '../search/exact.js';
-import { oneOf, print } from './common.js';
+import { aliased, hiddenAlias, oneOf, print } from './common.js';
 
 interface EvalFlags {
   db?: string;
+  queries?: string;
   query?: string;
   metric: Metric;
   ranks?: string;
@@ -25,7 +26,7 @@ export function evalCommand(): Command {
     .summary('retrieval accuracy: revisited Oxford/Paris mAP, class mAP, N-S score')
     .description(
       'Scores a retrieval against ground truth. The ranking comes from ONE of:\n' +
-        '  --db/--query  descriptors, ranked by --metric (full exact ranking)\n' +
+        '  --db/--queries descriptors, ranked by --metric (full exact ranking)\n' +
         '  --ranks       neighbour lists: int32 queries × K .npy, or a search or\n' +
         '                diffuse output folder; items missing from a truncated list\n' +
         '                count as ranked after it, in index order\n' +
@@ -42,9 +43,10 @@ export function evalCommand(): Command {
         '                of group members in the top 4 (max 4)',
     )
     .option('--db <file.npy>', 'database descriptors, n × d')
-    .option('--query <file.npy>', 'query descriptors, m × d (same d); omit for self-retrieval')
+    .option('--queries <file.npy>', 'query descriptors, m × d (same d); omit for self-retrieval')
+    .addOption(hiddenAlias('--query <file.npy>'))
     .addOption(
-      new Option('--metric <name>', 'distance for --db/--query: cosine (L2-normalised) or euclidean')
+      new Option('--metric <name>', 'distance for --db/--queries: cosine (L2-normalised) or euclidean')
         .choices(METRICS)
         .default('cosine'),
     )
@@ -69,13 +71,14 @@ export function evalCommand(): Command {
     .addHelpText(
       'after',
       '\nExamples:\n' +
-        '  ddistill eval --db db.npy --query q.npy --gnd gnd_roxford5k.pkl\n' +
+        '  ddistill eval --db db.npy --queries q.npy --gnd gnd_roxford5k.pkl\n' +
         '  ddistill eval --ranks results/ --gnd gnd_roxford5k.json --json\n' +
         '  ddistill eval --db embeddings.npy --labels labels.txt\n' +
         '  ddistill eval --db ukbench.npy --groups 4',
     )
     .action(async (flags: EvalFlags) => {
-      const report = await evaluateFiles(flags);
+      const { queries, query, ...rest } = flags;
+      const report = await evaluateFiles({ ...rest, query: aliased(queries, query) });
       if (flags.json) {
         print(JSON.stringify(report));
         return;

@@ -2,12 +2,14 @@ import { Command, Option } from 'commander';
 import { METRICS, type Metric } from '../search/exact.js';
 import { searchFiles } from '../search/run.js';
 import type { EngineChoice } from '../backend/dense.js';
-import { oneOf, parsePositiveInt, print, progress } from './common.js';
+import { aliased, hiddenAlias, oneOf, parsePositiveInt, print, progress } from './common.js';
 
 interface SearchFlags {
   db: string;
+  queries?: string;
   query?: string;
-  k: number;
+  topK: number;
+  k?: number;
   metric: Metric;
   excludeSelf?: boolean;
   out: string;
@@ -28,14 +30,16 @@ export function searchCommand(): Command {
         '                 long it took',
     )
     .requiredOption('--db <file.npy>', 'database descriptors, n × d (float32/float64/int, C order)')
-    .option('--query <file.npy>', 'query descriptors, m × d; omit to search the database against itself')
-    .option('-k, --k <n>', 'neighbours per query', parsePositiveInt, 100)
+    .option('--queries <file.npy>', 'query descriptors, m × d; omit to search the database against itself')
+    .addOption(hiddenAlias('--query <file.npy>'))
+    .option('--top-k <n>', 'neighbours per query', parsePositiveInt, 100)
+    .addOption(hiddenAlias('-k, --k <n>', parsePositiveInt))
     .addOption(
       new Option('--metric <name>', 'distance: cosine (vectors are L2-normalised first) or euclidean')
         .choices(METRICS)
         .default('cosine'),
     )
-    .option('--exclude-self', 'with no --query: leave each item out of its own neighbour list (a kNN graph)')
+    .option('--exclude-self', 'with no --queries: leave each item out of its own neighbour list (a kNN graph)')
     .requiredOption('--out <dir>', 'output folder (created if needed)')
     .addOption(
       new Option('--engine <name>', 'matrix product engine: onnxruntime (fast, native) or js; auto picks onnxruntime when installed')
@@ -46,14 +50,15 @@ export function searchCommand(): Command {
     .addHelpText(
       'after',
       '\nExamples:\n' +
-        '  ddistill search --db db.npy --query q.npy -k 100 --out results/\n' +
-        '  ddistill search --db db.npy -k 50 --exclude-self --metric euclidean --out knn/',
+        '  ddistill search --db db.npy --queries q.npy --top-k 100 --out results/\n' +
+        '  ddistill search --db db.npy --top-k 50 --exclude-self --metric euclidean --out knn/',
     )
     .action(async (flags: SearchFlags) => {
       const bar = progress('search');
       let summary;
       try {
-        summary = await searchFiles({ ...flags, onProgress: (d, t) => bar.update(d, t) });
+        const { queries, query, topK, k, ...rest } = flags;
+        summary = await searchFiles({ ...rest, query: aliased(queries, query), k: aliased(topK, k), onProgress: (d, t) => bar.update(d, t) });
       } finally {
         bar.done();
       }

@@ -10,7 +10,7 @@ import { PHOTO_HEAD_RECIPE } from '../train/presets.js';
 import { SELECTION_DEFAULTS, type SelectionOptions } from '../train/selection.js';
 import { RANGE_RULE } from '../triplets/range.js';
 import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
-import { duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
+import { aliased, duration, epochLine, hiddenAlias, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
 import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
 
 export interface TrainingFlags {
@@ -19,6 +19,7 @@ export interface TrainingFlags {
   hidden?: number;
   init: HeadInit;
   pcaMethod: PcaMethod;
+  tripletRange?: number | 'auto';
   k?: number | 'auto';
   m0?: number;
   perAnchor: number;
@@ -116,7 +117,8 @@ export function addTrainingOptions(cmd: Command): Command {
     .option('--hidden <n>', `hidden width (residual, mlp) (default: ${HEAD_DEFAULTS.hidden}; ${p.head.hidden} on a frozen backbone${PHOTO})`, parsePositiveInt)
     .addOption(new Option('--init <how>', 'initial projection').choices(HEAD_INITS).default(HEAD_DEFAULTS.init))
     .addOption(new Option('--pca-method <m>', 'eigenvectors: exact (ml-matrix) or subspace iteration').choices(['auto', 'exact', 'subspace']).default('auto'))
-    .option('-k, --k <n|auto>', `triplet range in the diffusion ranking; auto: ${RANGE_RULE.multiple} × the relevant-set size estimated from the teacher's distances (default: ${d.triplets.k}; ${p.train.triplets!.k}${PHOTO})`, tripletRangeFlag)
+    .option('--triplet-range <n|auto>', `triplets are drawn from each item's top n in the diffusion ranking; auto: ${RANGE_RULE.multiple} × the relevant-set size estimated from the teacher's distances (default: ${d.triplets.k}; ${p.train.triplets!.k}${PHOTO})`, tripletRangeFlag)
+    .addOption(hiddenAlias('-k, --k <n|auto>', tripletRangeFlag))
     .option('--m0 <x>', `margin scale (default: ${d.triplets.m0}; ${p.train.triplets!.m0}${PHOTO})`, nonNegative)
     .option('--per-anchor <n>', 'triplets per anchor per epoch', parsePositiveInt, d.triplets.perAnchor)
     .option('--batch <n>', `triplets per step (default: ${d.batch}; ${p.train.batch}${PHOTO})`, parsePositiveInt)
@@ -159,7 +161,7 @@ export function trainingFromFlags(flags: TrainingFlags): { head: Partial<HeadOpt
       epochs: flags.epochs, steps: flags.steps, seed: flags.seed, microBatch: flags.microBatch ?? null,
       ...(flags.batchNorm ? { batchNorm: flags.batchNorm } : {}),
       ...(flags.imageWise ? { imageWise: true } : {}),
-      triplets: { k: flags.k, m0: flags.m0, perAnchor: flags.perAnchor },
+      triplets: { k: aliased(flags.tripletRange, flags.k), m0: flags.m0, perAnchor: flags.perAnchor },
     },
   };
 }
@@ -206,7 +208,7 @@ export function trainCommand(): Command {
     )
     .option('--db <file.npy>', 'database descriptors, n × d (descriptor mode)')
     .option('--images <dir|list>', 'database images instead (image mode; see below)')
-    .option('--ranks <dir|indices.npy>', 'the database self-ranking (ddistill diffuse without --query; required)')
+    .option('--ranks <dir|indices.npy>', 'the database self-ranking (ddistill diffuse without --queries; required)')
     .requiredOption('--out <dir>', 'run folder (created if needed)');
   addTrainingOptions(cmd)
     .option('--queries <file.npy>', 'validation queries (with ground truth below)')

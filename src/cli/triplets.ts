@@ -1,12 +1,13 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { TRIPLET_DEFAULTS } from '../triplets/mining.js';
 import { tripletFiles } from '../triplets/run.js';
-import { parsePositiveInt, print } from './common.js';
+import { aliased, hiddenAlias, parsePositiveInt, print } from './common.js';
 
 interface TripletFlags {
   ranks: string;
   out: string;
-  k: number;
+  tripletRange: number;
+  k?: number;
   m0: number;
   perAnchor: number;
   seed: number;
@@ -29,7 +30,7 @@ export function tripletsCommand(): Command {
     .summary('soft-margin triplets from a diffusion self-ranking')
     .description(
       'Mines soft-margin triplets (Zhao et al., BMVC 2018) from a database\n' +
-        'self-ranking written by `ddistill diffuse` without --query: for each anchor,\n' +
+        'self-ranking written by `ddistill diffuse` without --queries: for each anchor,\n' +
         'two items drawn at random from its top-k by diffusion; the better-ranked is\n' +
         'the closer, the other the farther, and the margin is (|r_f − r_c| / k)·m0.\n' +
         'The same seed gives the same triplets. Writes, in --out:\n' +
@@ -42,14 +43,16 @@ export function tripletsCommand(): Command {
     )
     .requiredOption('--ranks <dir|indices.npy>', 'a diffuse self-ranking folder, or its indices.npy')
     .requiredOption('--out <dir>', 'output folder (created if needed)')
-    .option('-k, --k <n>', 'range of the diffusion ranking triplets are drawn from', parsePositiveInt, TRIPLET_DEFAULTS.k)
+    .option('--triplet-range <n>', 'triplets are drawn from each item\'s top n in the diffusion ranking', parsePositiveInt, TRIPLET_DEFAULTS.k)
+    .addOption(hiddenAlias('-k, --k <n>', parsePositiveInt))
     .option('--m0 <x>', 'margin scale', nonNegative, TRIPLET_DEFAULTS.m0)
     .option('--per-anchor <n>', 'triplets per anchor', parsePositiveInt, TRIPLET_DEFAULTS.perAnchor)
     .option('--seed <n>', 'seed of the random draws', integer, TRIPLET_DEFAULTS.seed)
     .option('--json', 'print triplets.json as one line')
-    .addHelpText('after', '\nExample:\n  ddistill diffuse --db db.npy --top-k 1000 --out teacher/ && ddistill triplets --ranks teacher/ -k 1000 --out triplets/')
+    .addHelpText('after', '\nExample:\n  ddistill diffuse --db db.npy --top-k 1000 --out teacher/ && ddistill triplets --ranks teacher/ --triplet-range 1000 --out triplets/')
     .action((flags: TripletFlags) => {
-      const m = tripletFiles(flags);
+      const { tripletRange, k, ...rest } = flags;
+      const m = tripletFiles({ ...rest, k: aliased(tripletRange, k) });
       if (flags.json) print(JSON.stringify(m));
       else print(`mined ${m.count} triplets (${m.perAnchor} per anchor, k = ${m.k}, m0 = ${m.m0}, seed ${m.seed}) into ${flags.out}`);
     });

@@ -148,7 +148,7 @@ export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
 
   if (o.gnd) {
     const gt: RevisitedGroundTruth = loadRevisitedGroundTruth(o.gnd);
-    if (o.db && !o.query) throw new UserError('revisited evaluation needs --query descriptors (one row per query of the ground truth)');
+    if (o.db && !o.query) throw new UserError('revisited evaluation needs --queries descriptors (one row per query of the ground truth)');
     const r = await loadRanking(o, gt.imlist.length);
     checkQueryCount(r, gt.gnd.length, o.gnd);
     const res = revisitedMap(r, gt);

@@ -81,7 +81,7 @@ export interface BootstrapOptions extends GroundTruthOptions {
   readonly params?: Record<string, unknown>;
   /**
    * The first iteration's teacher, computed elsewhere: a self-ranking folder of the training items
-   * (as `ddistill diffuse` writes, with scores.npy for -k auto) instead of running `method`.
+   * (as `ddistill diffuse` writes, with scores.npy for --triplet-range auto) instead of running `method`.
    */
   readonly ranks?: string;
   /** Length of the teacher's rankings (default: the triplet range k). */

@@ -241,7 +241,7 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const raw = readMatrix(o.db);
   const ranking = readSelfRanking(o.ranks);
   if (ranking.rows !== raw.rows) {
-    throw new UserError(`${ranking.file} ranks ${ranking.rows} items but ${o.db} has ${raw.rows} rows; run ddistill diffuse on this database (without --query)`);
+    throw new UserError(`${ranking.file} ranks ${ranking.rows} items but ${o.db} has ${raw.rows} rows; run ddistill diffuse on this database (without --queries)`);
   }
   const x = normalize ? l2NormalizeNamed(raw, o.db) : raw;
   const plan = trainingPlan(ranking, options, o.selection);

@@ -42,12 +42,12 @@ export interface TrainingPlan {
 export function trainingPlan(ranking: SelfRanking, options: TrainOptions, selection: SelectionOptions = {}): TrainingPlan {
   const range = ranking.scores ? tripletRange(ranking.scores, ranking.rows, ranking.order) : null;
   const auto = options.triplets.k === 'auto';
-  if (auto && !range) throw new UserError(`${ranking.file}: -k auto needs the teacher's distances (scores.npy beside it, as ddistill diffuse writes); give -k N instead`);
+  if (auto && !range) throw new UserError(`${ranking.file}: --triplet-range auto needs the teacher's distances (scores.npy beside it, as ddistill diffuse writes); give --triplet-range N instead`);
   const k = Math.min(auto ? range!.k : (options.triplets.k as number), ranking.length);
   const heldOut = holdOutItems(ranking.rows, options.seed, selection.holdOut ?? 0);
   const teacher = heldOut.length > 0 ? trainingRanking(ranking.neighbours, ranking.rows, heldOut) : undefined;
   // The scale the range stands for: the relevant set it reaches past (k = multiple × that set).
-  // With -k auto this is the teacher's estimate; a given k states the user's scale.
+  // With --triplet-range auto this is the teacher's estimate; a given k states the user's scale.
   const depth = auto ? range!.relevantSet : Math.max(1, Math.round(k / RANGE_RULE.multiple));
   return {
     options: { ...options, triplets: { ...options.triplets, k: Math.min(k, teacher?.length ?? k) } },
@@ -90,7 +90,7 @@ export function selectionRecord(plan: TrainingPlan, state: TrainState, v: Verdic
   return {
     k: plan.options.triplets.k,
     kChosen: plan.kChosen,
-    kHow: plan.kChosen === 'auto' ? plan.range!.how : 'given (-k)',
+    kHow: plan.kChosen === 'auto' ? plan.range!.how : 'given (--triplet-range)',
     relevantSetEstimate: plan.range ? { median: plan.range.relevantSet, quartiles: plan.range.quartiles } : null,
     m0: plan.options.triplets.m0,
     heldOut: plan.heldOut.length,

@@ -41,7 +41,7 @@ function largestJump(scores: Float32Array, start: number, length: number): numbe
 export function tripletRange(scores: Float32Array, rows: number, order: 'ascending' | 'descending' = 'ascending'): TripletRange {
   if (rows < 1 || scores.length % rows !== 0) throw new RangeError(`${scores.length} scores cannot be split into ${rows} rows`);
   const length = scores.length / rows;
-  if (length < 3) throw new UserError(`the teacher lists ${length} neighbours per item; -k auto needs at least 3 (rank more with --top-k)`);
+  if (length < 3) throw new UserError(`the teacher lists ${length} neighbours per item; --triplet-range auto needs at least 3 (rank more with --top-k)`);
   const values = order === 'ascending' ? scores : scores.map((s) => -s);
   const scan = Math.min(length, RANGE_RULE.scan);
   const jumps = Array.from({ length: rows }, (_, i) => largestJump(values, i * length, scan)).sort((a, b) => a - b);

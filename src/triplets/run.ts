@@ -46,7 +46,7 @@ export function readSelfRanking(ranks: string): SelfRanking {
   if (existsSync(manifestPath)) {
     diffusion = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
     if (diffusion.mode === 'query') {
-      throw new UserError(`${manifestPath}: this is a query re-ranking; triplets need a database self-ranking (run ddistill diffuse without --query)`);
+      throw new UserError(`${manifestPath}: this is a query re-ranking; triplets need a database self-ranking (run ddistill diffuse without --queries)`);
     }
   }
   const arr = readNpy(file);
@@ -60,7 +60,7 @@ export function readSelfRanking(ranks: string): SelfRanking {
     if (v < 0 || v >= rows) throw new UserError(`${file}: neighbour index ${v} is outside the ${rows} ranked items; is this a self-ranking of this database?`);
     // An item in its own list would become an anchor's "closer" item: triplets that teach nothing.
     const row = Math.floor(i / length);
-    if (v === row) throw new UserError(`${file}: row ${row} lists item ${row} itself; a self-ranking leaves each item out (ddistill search --exclude-self, or ddistill diffuse without --query)`);
+    if (v === row) throw new UserError(`${file}: row ${row} lists item ${row} itself; a self-ranking leaves each item out (ddistill search --exclude-self, or ddistill diffuse without --queries)`);
   }
   const scoresFile = join(dirname(file), 'scores.npy');
   let scores: Float32Array | null = null;
