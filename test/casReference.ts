@@ -28,12 +28,18 @@ function matmul(A: Mat, B: Mat): Mat {
 
 /** Final CAS distances, queries × database (X = [queries; database] as the reference does). */
 export function casReferenceDistances(queries: number[][], db: number[][], p: CasParams): Mat {
-  const X = [...queries, ...db].map((r) => {
+  const nq = queries.length;
+  const all = casReferenceGraph([...queries, ...db], p);
+  return all.slice(0, nq).map((row) => row.slice(nq));
+}
+
+/** Final CAS distances among the rows of X, n × n: the graph a database self-ranking uses. */
+export function casReferenceGraph(rows: number[][], p: CasParams): Mat {
+  const X = rows.map((r) => {
     const nrm = Math.sqrt(r.reduce((a, b) => a + b * b, 0));
     return r.map((v) => v / nrm);
   });
   const n = X.length;
-  const nq = queries.length;
   // D: squared distances, each row divided by its maximum.
   const D = zeros(n);
   for (let i = 0; i < n; i++) {
@@ -152,5 +158,5 @@ export function casReferenceDistances(queries: number[][], db: number[][], p: Ca
   } else {
     G = J;
   }
-  return Array.from({ length: nq }, (_, q) => Array.from({ length: db.length }, (_, j) => (1 - p.lambda) * G[q]![nq + j]! + p.lambda * D[q]![nq + j]!));
+  return G.map((row, i) => row.map((g, j) => (1 - p.lambda) * g + p.lambda * D[i]![j]!));
 }

@@ -5,7 +5,7 @@ import { classMap } from '../src/eval/classLevel.js';
 import { ranking } from '../src/eval/ranking.js';
 import { fullRanking } from '../src/search/exact.js';
 import { matrix, type Matrix } from '../src/matrix.js';
-import { casReferenceDistances } from './casReference.js';
+import { casReferenceDistances, casReferenceGraph } from './casReference.js';
 import { lcdp, LCDP_DEFAULTS } from '../src/diffusion/lcdp.js';
 import { iscen, ISCEN_DEFAULTS } from '../src/diffusion/iscen.js';
 import { readMatrix } from '../src/matrix.js';
@@ -79,16 +79,22 @@ describe('CAS agrees with a dense, literal implementation of docs/algorithms.md 
     expect(differs).toBeGreaterThan(1e-4); // ten steps are not converged: the option changes something
   });
 
-  it('self-ranking leaves each item out and matches query re-ranking of the same item order', async () => {
-    const res = await cas(db, null, { ...CAS_SMALL_PRESET }, { topK: 30 });
+  it('self-ranking equals the reference graph over the database: each row sorted, the item left out', async () => {
+    const small = blobs(90, 6, 3, 43);
+    const res = await cas(small, null, { ...CAS_SMALL_PRESET }, { topK: 30 });
     expect(res.mode).toBe('self');
-    expect(res.rows).toBe(db.rows);
-    for (let i = 0; i < db.rows; i++) {
+    expect(res.rows).toBe(small.rows);
+    const full = casReferenceGraph(rowsOf(small), { ...CAS_DEFAULTS, ...CAS_SMALL_PRESET });
+    let worst = 0;
+    for (let i = 0; i < small.rows; i++) {
+      const expected = full[i]!.map((d, j) => [d, j] as const).filter(([, j]) => j !== i).sort((a, b) => a[0] - b[0] || a[1] - b[1]).slice(0, 30);
       const row = Array.from(res.indices.subarray(i * 30, (i + 1) * 30));
       expect(row).not.toContain(i);
-      const scores = res.scores.subarray(i * 30, (i + 1) * 30);
-      for (let t = 1; t < 30; t++) expect(scores[t]!).toBeGreaterThanOrEqual(scores[t - 1]!);
+      // The same distances in the same order (ties, if any, may swap neighbours of equal distance).
+      expected.forEach(([d], t) => (worst = Math.max(worst, Math.abs(res.scores[i * 30 + t]! - d) / Math.max(d, 1e-12))));
+      expect(row.filter((j, t) => j === expected[t]![1]).length).toBeGreaterThanOrEqual(29);
     }
+    expect(worst).toBeLessThan(1e-5);
   });
 });
 
