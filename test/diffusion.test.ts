@@ -144,7 +144,7 @@ describe('manifolds: diffusion ranks same-manifold neighbours better than Euclid
       mAP[method] = classMap(ranking(res.indices, res.rows, db.m.rows), q.labels, db.labels).mAP;
     }
     console.log(`${name}: class mAP ${Object.entries(mAP).map(([k, v]) => `${k} ${(v * 100).toFixed(2)}`).join(', ')}`);
-    // Measured: moons euclidean 80.52, CAS 98.65, LCDP 90.13; roll 68.79, 86.18, 85.39.
+    // Measured (BENCHMARKS.md): moons euclidean 80.52, CAS 98.65, LCDP 90.13; roll 68.91, 85.92, 85.46.
     expect(mAP.cas!).toBeGreaterThan(euclidean + 0.05);
     expect(mAP.lcdp!).toBeGreaterThan(euclidean + 0.05);
   });

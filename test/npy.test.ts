@@ -19,6 +19,7 @@ function hasNumpy(): boolean {
     execFileSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' });
     return true;
   } catch {
+    console.warn('python3 with NumPy is absent: skipping the NumPy round-trip test (pip install numpy to run it)');
     return false;
   }
 }
