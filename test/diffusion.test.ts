@@ -281,3 +281,22 @@ describe.skipIf(!HAS_SHARED)('revisited Oxford, CaffeNet/PCA-128 descriptors (sh
     got.forEach((g, i) => expect(Math.abs(g - want[i]!)).toBeLessThanOrEqual(0.1));
   });
 });
+
+describe('LCDP truncated mode', () => {
+  it('starts from P as the dense mode does (startFromP), so with rows long enough to hold everything the two agree', async () => {
+    const db = blobs(150, 6, 5, 31);
+    const q = blobs(10, 6, 5, 32);
+    const dense = await lcdp(db, q, { iterations: 3, stableTop: 0 }, { topK: 20 });
+    const truncated = await lcdp(db, q, { iterations: 3, stableTop: 0, denseLimit: 10, truncate: 160 }, { topK: 20 });
+    const fromPknn = await lcdp(db, q, { iterations: 3, stableTop: 0, denseLimit: 10, truncate: 160, startFromP: false }, { topK: 20 });
+    expect(dense.info?.dense).toBe(true);
+    expect(truncated.info?.dense).toBe(false);
+    expect(truncated.info?.start).toBe("P truncated to each row's 160 nearest");
+    expect(fromPknn.info?.start).toBe('P_kNN');
+    let worst = 0;
+    for (let i = 0; i < dense.scores.length; i++) worst = Math.max(worst, Math.abs(truncated.scores[i]! - dense.scores[i]!) / dense.scores[i]!);
+    expect(worst).toBeLessThan(1e-4);
+    expect(Array.from(truncated.indices)).toEqual(Array.from(dense.indices));
+    expect(Array.from(fromPknn.indices)).not.toEqual(Array.from(dense.indices));
+  });
+});

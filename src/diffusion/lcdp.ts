@@ -125,7 +125,15 @@ export async function lcdp(db: Matrix, queries: Matrix | null, params: Partial<L
   } else {
     const keep = Math.max(p.truncate, k + 1);
     const PknnT = transpose(Pknn, n);
-    let Q: SparseRows = Pknn;
+    // Q starts as P (startFromP) restricted to each row's L nearest items, the part the truncated
+    // rows can hold, or as P_kNN.
+    let Q: SparseRows = p.startFromP
+      ? rowsFromLists(n, (i, push) => {
+          let sum = 0;
+          for (let r = 0; r < L; r++) sum += A(i, r);
+          for (let r = 0; r < L; r++) push(graph.indices[i * L + r]!, A(i, r) / sum);
+        })
+      : Pknn;
     let previous: Int32Array | null = null;
     const rankRows = (Qm: SparseRows, kk: number, idx: Int32Array, vals: Float32Array) => {
       const row = new Float64Array(ndb);
@@ -155,6 +163,7 @@ export async function lcdp(db: Matrix, queries: Matrix | null, params: Partial<L
     rankRows(Q, k, out.indices, out.scores);
     timer.lap('ranking');
   }
-  const info = { sigma, iterations: iterationsRun, dense };
+  const start = !p.startFromP ? 'P_kNN' : dense ? 'P' : `P truncated to each row's ${L} nearest`;
+  const info = { sigma, iterations: iterationsRun, dense, start };
   return { mode: self ? 'self' : 'query', rows, k, ...out, order: 'descending', timings: timer.timings, info };
 }
