@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/backend/tfjs.js';
-import { rng } from './helpers.js';
+import { join } from 'node:path';
+import { ROOT, rng } from './helpers.js';
 
 /** Runs fn on a backend and returns its result as plain numbers. */
 async function on(backend: string, fn: () => tf.Tensor): Promise<number[]> {
@@ -122,5 +123,25 @@ describe('tfjs backend choice and wasm kernel replacements', async () => {
     for (let i = 0; i < 5; i++) tf.tidy(() => tf.matMul(a, a, true, true).sum().dataSync());
     expect(tf.memory().numTensors).toBe(before);
     a.dispose();
+  });
+});
+
+describe('backend choice messages', () => {
+  const stub = join(ROOT, 'test', 'fixtures', 'throwing-native.mjs');
+  it('auto: an installed native package that fails to load is named with its cause, and wasm runs', async () => {
+    const info = await initBackend('auto', { nativePackages: [stub, '@tensorflow/not-a-package'] });
+    expect(info.backend).toBe('wasm');
+    expect(info.why).toBe(`${stub} is installed but failed to load (libcudart.so.11.0: cannot open shared object file: No such file or directory)`);
+  });
+
+  it('auto: none installed says so', async () => {
+    const info = await initBackend('auto', { nativePackages: ['@tensorflow/not-a-package'] });
+    expect(info.backend).toBe('wasm');
+    expect(info.why).toBe('no native TensorFlow installed (@tensorflow/not-a-package)');
+  });
+
+  it('--backend tensorflow: the failure and its cause, not "install one"', async () => {
+    await expect(initBackend('tensorflow', { nativePackages: [stub] })).rejects.toThrow(/--backend tensorflow: .*throwing-native\.mjs is installed but failed to load \(libcudart\.so\.11\.0.*\); fix that install \(its version must match @tensorflow\/tfjs 4\.\d+\.\d+\)/);
+    await expect(initBackend('tensorflow', { nativePackages: ['@tensorflow/not-a-package'] })).rejects.toThrow(/needs @tensorflow\/tfjs-node or @tensorflow\/tfjs-node-gpu 4\.\d+\.\d+; install one/);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The tfjs backend, chosen in one place: tfjs-node-gpu, else tfjs-node (native TensorFlow, when
- * installed: optional, they cannot be installed where only the npm registry is reachable), else
- * the wasm backend, else the plain cpu backend. On wasm, slow kernels are replaced by
+ * installed: optional peer dependencies, as they download libtensorflow when they install), else
+ * the wasm backend, else the plain cpu backend. Why native TensorFlow did not run is returned for
+ * the log (not installed, or installed and failing to load, with the cause). On wasm, slow kernels are replaced by
  * compositions of its fast ones (see docs/design.md and BENCHMARKS.md).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -17,20 +18,38 @@ export interface BackendInfo {
   /** Where it came from, for logs and manifests. */
   readonly source: string;
   readonly tfjsVersion: string;
+  /** Why native TensorFlow did not run (auto mode): none installed, or which failed to load and why. */
+  readonly why?: string;
 }
 
-/** Loads a native tfjs package if it is installed; it registers the 'tensorflow' backend. */
-async function loadNative(): Promise<string | null> {
-  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+/** The native TensorFlow packages, best first (optional peer dependencies of the package). */
+export const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+
+/** Whether an import error says the module itself is not installed (not that it failed inside). */
+function notInstalled(err: unknown, pkg: string): boolean {
+  const e = err as { code?: string; message?: string };
+  return (e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && (e.message ?? '').includes(pkg);
+}
+
+/**
+ * Loads the first native tfjs package that is installed and loads (it registers the 'tensorflow'
+ * backend). Returns it, and one line for each installed package that failed to load, with its
+ * cause (a missing CUDA library, a version that does not match @tensorflow/tfjs, …).
+ */
+async function loadNative(packages: readonly string[]): Promise<{ pkg: string | null; failures: string[] }> {
+  const failures: string[] = [];
+  for (const pkg of packages) {
     try {
       await import(pkg);
-      return pkg;
-    } catch {
-      // not installed (or its native library is missing): try the next one
+      return { pkg, failures };
+    } catch (err) {
+      if (!notInstalled(err, pkg)) failures.push(`${pkg} is installed but failed to load (${firstLine(err)})`);
     }
   }
-  return null;
+  return { pkg: null, failures };
 }
+
+const firstLine = (err: unknown) => String((err as Error).message ?? err).split('\n')[0]!;
 
 let wasmFixed = false;
 
@@ -154,16 +173,24 @@ let tileReplaced = false;
 
 /**
  * Picks and initialises the backend ('auto': tensorflow, else wasm, else cpu). The tfjs banner
- * about tfjs-node is silenced; callers log the returned choice.
+ * about tfjs-node is silenced; callers log the returned choice, and `why` when it is not native
+ * TensorFlow: no native package installed, or which one failed to load and its cause.
  */
-export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice = 'auto', o: { nativePackages?: readonly string[] } = {}): Promise<BackendInfo> {
   tf.env().set('PROD', true);
-  const info = (backend: string, source: string): BackendInfo => ({ backend, source, tfjsVersion: tf.version.tfjs });
+  const info = (backend: string, source: string, why?: string): BackendInfo => ({ backend, source, tfjsVersion: tf.version.tfjs, ...(why ? { why } : {}) });
+  let why: string | undefined;
   if (choice === 'auto' || choice === 'tensorflow') {
-    const pkg = await loadNative();
+    const packages = o.nativePackages ?? NATIVE_PACKAGES;
+    const { pkg, failures } = await loadNative(packages);
     if (pkg && (await tf.setBackend('tensorflow'))) return info('tensorflow', pkg);
+    why = failures.length > 0 ? failures.join('; ') : `no native TensorFlow installed (${packages.join(' or ')})`;
     if (choice === 'tensorflow') {
-      throw new UserError('--backend tensorflow needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu; install one (it downloads libtensorflow) or use --backend wasm');
+      throw new UserError(
+        failures.length > 0
+          ? `--backend tensorflow: ${why}; fix that install (its version must match @tensorflow/tfjs ${tf.version.tfjs}) or use --backend wasm`
+          : `--backend tensorflow needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu ${tf.version.tfjs}; install one (it downloads libtensorflow) or use --backend wasm`,
+      );
     }
   }
   if (choice === 'auto' || choice === 'wasm') {
@@ -171,14 +198,15 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       await import('@tensorflow/tfjs-backend-wasm');
       if (await tf.setBackend('wasm')) {
         registerWasmKernels();
-        return info('wasm', '@tensorflow/tfjs-backend-wasm (SIMD, 1 thread)');
+        return info('wasm', '@tensorflow/tfjs-backend-wasm (SIMD, 1 thread)', why);
       }
     } catch (err) {
       if (choice === 'wasm') throw new UserError(`the wasm backend failed to start (${(err as Error).message}); use --backend cpu`);
+      why = `${why ? `${why}; ` : ''}the wasm backend failed to start (${firstLine(err)})`;
     }
   }
   await tf.setBackend('cpu');
-  return info('cpu', '@tensorflow/tfjs cpu backend (slow: about 1 GFLOP/s)');
+  return info('cpu', '@tensorflow/tfjs cpu backend (slow: about 1 GFLOP/s)', why);
 }
 
 export { tf };

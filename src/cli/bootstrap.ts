@@ -4,7 +4,8 @@ import { UserError } from '../errors.js';
 import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
 import { resultTable } from '../pipeline/table.js';
 import { mainFigure, resultFigure } from '../report/html.js';
-import { duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
+import { backendLine, duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
+import type { BackendInfo } from '../backend/tfjs.js';
 import type { EpochRecord, StepProgress } from '../train/loop.js';
 import { paramsFlag } from './diffuse.js';
 import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
@@ -37,6 +38,7 @@ const fraction = (v: string) => {
 export function pipelineHooks() {
   let bar = progress('training');
   return {
+    onBackend: (b: BackendInfo) => note(backendLine(b)),
     onStage: (iteration: number, stage: string, message: string) => {
       bar.done();
       bar = progress(iteration > 0 ? `iteration ${iteration}: ${stage === 'embed' ? 'embedding' : 'training'}` : stage);

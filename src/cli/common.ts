@@ -100,6 +100,11 @@ export function epochLine(r: EpochRecord): string {
   return `epoch ${r.epoch + 1}: loss ${r.loss.toFixed(4)}, active hinges ${(r.active * 100).toFixed(1)} %, ${Math.round(r.tripletsPerSecond)} triplets/s, ${duration(r.seconds)}${agreement}${val}`;
 }
 
+/** The backend a command runs on, and why it is not native TensorFlow when it is not. */
+export function backendLine(b: { backend: string; source: string; tfjsVersion: string; why?: string }): string {
+  return `backend: ${b.backend} (${b.source}), tfjs ${b.tfjsVersion}${b.why ? `; not native TensorFlow: ${b.why}` : ''}`;
+}
+
 /** 4.2 s, 3m05s, 1h02m. */
 export function duration(seconds: number): string {
   if (seconds < 60) return `${seconds.toFixed(1)} s`;

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
 import { embedFiles, exportModel, featureFiles, type EmbedSummary } from '../model/run.js';
-import { duration, imageProgress, note, print } from './common.js';
+import { backendLine, duration, imageProgress, note, print } from './common.js';
 import { addImageOptions, type ImageFlags } from './imageFlags.js';
 
 export function embedCommand(): Command {
@@ -29,7 +29,7 @@ export function embedCommand(): Command {
       const images = imageProgress('embedding');
       let s: EmbedSummary;
       try {
-        s = await embedFiles({ ...flags, skipBad: flags.skipBadImages, onBackend: (b) => note(`backend: ${b.backend} (${b.source})`), onSkip: images.onSkip, onProgress: images.onProgress });
+        s = await embedFiles({ ...flags, skipBad: flags.skipBadImages, onBackend: (b) => note(backendLine(b)), onSkip: images.onSkip, onProgress: images.onProgress });
       } finally {
         images.done();
       }
@@ -91,7 +91,7 @@ export function featuresCommand(): Command {
         const r = await featureFiles({
           images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, resize: flags.resize, weights: flags.weights, partialWeights: flags.partialWeights, scale: flags.inputScale, skipBad: flags.skipBadImages, crops: flags.crops,
           out: flags.out, backend: flags.backend,
-          onBackend: (b) => note(`backend: ${b.backend} (${b.source})`),
+          onBackend: (b) => note(backendLine(b)),
           onSkip: images.onSkip,
           onProgress: images.onProgress,
         });

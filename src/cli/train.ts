@@ -10,7 +10,7 @@ import { PHOTO_HEAD_RECIPE } from '../train/presets.js';
 import { SELECTION_DEFAULTS, type SelectionOptions } from '../train/selection.js';
 import { RANGE_RULE } from '../triplets/range.js';
 import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
-import { aliased, duration, epochLine, hiddenAlias, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
+import { aliased, backendLine, duration, epochLine, hiddenAlias, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
 import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
 
 export interface TrainingFlags {
@@ -236,7 +236,7 @@ export function trainCommand(): Command {
         bar.done();
         note(epochLine(r));
       };
-      const onBackend = (b: BackendInfo) => note(`backend: ${b.backend} (${b.source}), tfjs ${b.tfjsVersion}`);
+      const onBackend = (b: BackendInfo) => note(backendLine(b));
       const training = trainingFromFlags(flags);
       const train = training.train;
       if (flags.images) {

@@ -25,7 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { EngineChoice } from '../backend/dense.js';
-import { initBackend, type BackendChoice } from '../backend/tfjs.js';
+import { initBackend, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
 import { casGraphSize, CAS_DEFAULTS, CAS_PRESETS } from '../diffusion/cas.js';
 import type { DiffusionMethod } from '../diffusion/index.js';
 import { UserError } from '../errors.js';
@@ -90,6 +90,8 @@ export interface BootstrapOptions extends GroundTruthOptions {
   /** The command-line options as a config file (`--config`), written to config.json in the run. */
   readonly config?: Record<string, unknown>;
   readonly onStage?: (iteration: number, stage: string, message: string) => void;
+  /** The backend chosen (and why it is not native TensorFlow). */
+  readonly onBackend?: (info: BackendInfo) => void;
   readonly onStep?: (p: StepProgress) => void;
   readonly onEpoch?: (r: EpochRecord) => void;
   /** Progress of image decoding and embedding (image mode). */
@@ -129,7 +131,7 @@ export interface BootstrapPlan {
 
 /** The options that define the result (hooks and resume left out), for the manifest. */
 function definingOptions(o: BootstrapOptions): Record<string, unknown> {
-  const { onStage: _s, onStep: _p, onEpoch: _e, onImages: _i, resume: _r, config: _c, ...rest } = o;
+  const { onStage: _s, onStep: _p, onEpoch: _e, onImages: _i, onBackend: _b, resume: _r, config: _c, ...rest } = o;
   return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
 }
 
@@ -155,6 +157,7 @@ async function planBootstrap(o: BootstrapOptions): Promise<{ plan: BootstrapPlan
   if (!imageMode && o.queryImages) throw new UserError('--query-images needs --images (image mode); with --db give --queries descriptors');
   ensureOutputFolder(o.out);
   const backend = await initBackend(o.backend ?? 'auto');
+  o.onBackend?.(backend);
   const backbone = o.image?.backbone ?? IMAGE_DEFAULTS.backbone;
   const freeze = o.image?.freezeUntil ?? defaultFreeze(backbone, o.image?.weights);
   const image = imageMode ? { ...o.image, backbone, size: o.image?.size ?? defaultImageSize(backend.backend), freezeUntil: freeze } : null;
@@ -200,7 +203,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<RunManifest> {
     }),
   });
   const manifest = folder.manifest;
-  manifest.versions = { package: packageVersion(), tfjs: backend.tfjsVersion, backend: `${backend.backend} (${backend.source})`, node: process.version };
+  manifest.versions = { package: packageVersion(), tfjs: backend.tfjsVersion, backend: `${backend.backend} (${backend.source})`, ...(backend.why ? { notNative: backend.why } : {}), node: process.version };
   if (o.config) writeFileAtomic(folder.path('config.json'), JSON.stringify(o.config, null, 2) + '\n');
   folder.save();
   const run: Run = { o, plan, folder, stage: (iteration, name, message) => o.onStage?.(iteration, name, message) };
