@@ -59,7 +59,7 @@ describe('soft-margin triplets', () => {
     await withTempDir((dir) => {
       writeNpy(join(dir, 'indices.npy'), { dtype: 'int32', shape: [10, 5], data: shifted(10, 5) });
       writeFileSync(join(dir, 'diffusion.json'), JSON.stringify({ mode: 'query' }));
-      expect(() => tripletFiles({ ranks: dir, out: join(dir, 't') })).toThrow(/triplets need a database self-ranking \(run ddistill diffuse without --query\)/);
+      expect(() => tripletFiles({ ranks: dir, out: join(dir, 't') })).toThrow(/triplets need a database self-ranking \(run ddistill diffuse without --queries\)/);
       writeFileSync(join(dir, 'diffusion.json'), JSON.stringify({ mode: 'self' }));
       const m = tripletFiles({ ranks: dir, out: join(dir, 't'), k: 4, perAnchor: 3 });
       expect(m).toMatchObject({ anchors: 10, count: 30, k: 4 });
