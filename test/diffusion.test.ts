@@ -300,3 +300,72 @@ describe('LCDP truncated mode', () => {
     expect(Array.from(fromPknn.indices)).not.toEqual(Array.from(dense.indices));
   });
 });
+
+describe('truncated lists are completed by base distance, not by file order', () => {
+  /** db with its rows in the order `perm` (row t of the copy is row perm[t] of db). */
+  const permuted = (m: Matrix, perm: number[]) => {
+    const out = new Float32Array(m.data.length);
+    perm.forEach((src, t) => out.set(m.data.subarray(src * m.cols, (src + 1) * m.cols), t * m.cols));
+    return matrix(out, m.rows, m.cols);
+  };
+  const reversed = (n: number) => Array.from({ length: n }, (_, t) => n - 1 - t);
+  const sqTo = (a: Matrix, r: number, b: Matrix, j: number) => {
+    let s = 0;
+    for (let l = 0; l < a.cols; l++) s += (a.data[r * a.cols + l]! - b.data[j * b.cols + l]!) ** 2;
+    return s;
+  };
+  const unit = (m: Matrix) => {
+    const out = new Float32Array(m.data);
+    for (let i = 0; i < m.rows; i++) {
+      let s = 0;
+      for (let l = 0; l < m.cols; l++) s += out[i * m.cols + l]! ** 2;
+      for (let l = 0; l < m.cols; l++) out[i * m.cols + l]! /= Math.sqrt(s);
+    }
+    return matrix(out, m.rows, m.cols);
+  };
+
+  it('LCDP with rows too short for the list: the unreached tail is nearest first, and a reversed file ranks the same items', async () => {
+    const db = blobs(120, 6, 4, 41);
+    const q = blobs(6, 6, 4, 42);
+    const p = { iterations: 2, stableTop: 0, denseLimit: 10, truncate: 12, startFromP: false, k: 4 };
+    const topK = 80;
+    const a = await lcdp(db, q, p, { topK });
+    const perm = reversed(db.rows);
+    const b = await lcdp(permuted(db, perm), q, p, { topK });
+    expect(a.info?.ties).toBe('base distance');
+    const [U, Q] = [unit(db), unit(q)];
+    for (let r = 0; r < q.rows; r++) {
+      const rowA = Array.from(a.indices.subarray(r * topK, (r + 1) * topK));
+      const rowB = Array.from(b.indices.subarray(r * topK, (r + 1) * topK)).map((t) => perm[t]!);
+      expect(rowB).toEqual(rowA);
+      const tailStart = Array.from(a.scores.subarray(r * topK, (r + 1) * topK)).findIndex((s) => s === -Infinity);
+      expect(tailStart).toBeGreaterThan(0);
+      const tail = rowA.slice(tailStart);
+      const nearestFirst = [...tail].sort((x, y) => sqTo(Q, r, U, x) - sqTo(Q, r, U, y));
+      expect(tail).toEqual(nearestFirst);
+    }
+  });
+
+  it('Iscen on two unconnected clusters: the far cluster (f = 0) follows in base-distance order, whatever the file order', async () => {
+    const near = blobs(60, 5, 1, 43);
+    const far = blobs(60, 5, 1, 44);
+    const data = new Float32Array(120 * 5);
+    data.set(near.data);
+    for (let i = 0; i < far.data.length; i++) data[near.data.length + i] = far.data[i]! + (i % 5 === 0 ? 40 : -40);
+    const db = matrix(data, 120, 5);
+    const q = matrix(near.data.slice(0, 5 * 3).map((v) => v + 0.01), 3, 5);
+    const p = { k: 8, kq: 4 };
+    const a = await iscen(db, q, p, { topK: 120 });
+    const perm = reversed(120);
+    const b = await iscen(permuted(db, perm), q, p, { topK: 120 });
+    const [U, Q] = [unit(db), unit(q)];
+    for (let r = 0; r < q.rows; r++) {
+      const rowA = Array.from(a.indices.subarray(r * 120, (r + 1) * 120));
+      expect(Array.from(b.indices.subarray(r * 120, (r + 1) * 120)).map((t) => perm[t]!)).toEqual(rowA);
+      const zeroFrom = Array.from(a.scores.subarray(r * 120, (r + 1) * 120)).findIndex((s) => s === 0);
+      expect(zeroFrom).toBeGreaterThan(0);
+      const tail = rowA.slice(zeroFrom);
+      expect(tail).toEqual([...tail].sort((x, y) => sqTo(Q, r, U, x) - sqTo(Q, r, U, y)));
+    }
+  });
+});

@@ -1,27 +1,28 @@
 /**
- * Runs the kernels of kernels.ts over row ranges on all cores: worker threads share the big arrays
+ * Runs kernels over row ranges on all cores: worker threads (kernelWorker.ts) share the big arrays
  * through SharedArrayBuffers. Small jobs (or a single core) run in the main thread.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { HELPERS, KERNELS, type KernelArgs, type KernelName } from './kernels.js';
+import type { Worker } from 'node:worker_threads';
+import { moduleWorker, siblingModule } from './workers.js';
 
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-${HELPERS.map((fn) => fn.toString()).join('\n')}
-const KERNELS = {
-${Object.entries(KERNELS)
-  .map(([name, fn]) => `  ${name}: ${fn.toString()},`)
-  .join('\n')}
-};
-parentPort.on('message', ({ id, kernel, args }) => {
-  try {
-    parentPort.postMessage({ id, result: KERNELS[kernel](args) });
-  } catch (err) {
-    parentPort.postMessage({ id, error: String(err && err.stack || err) });
-  }
-});
-`;
+/** Arguments every kernel receives: shared arrays by name, plus scalars. */
+export type KernelArgs = Record<string, unknown>;
+
+/** The rows a kernel call works on. */
+export interface RowRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * A module of kernels: `url` is the module's own `import.meta.url` (workers import it and look
+ * the kernel up in its `KERNELS` export), `kernels` the same functions for the main thread.
+ */
+export interface KernelSet {
+  readonly url: string;
+  readonly kernels: Readonly<Record<string, (args: KernelArgs) => unknown>>;
+}
 
 /** A typed array backed by shared memory (so workers see the same data); shared input is returned as is. */
 export function sharedCopy<T extends Float64Array | Float32Array | Int32Array>(src: T): T {
@@ -51,31 +52,34 @@ class Pool {
   private worker(i: number): Worker {
     let w = this.workers[i];
     if (!w) {
-      w = new Worker(WORKER_SOURCE, { eval: true });
+      w = moduleWorker(siblingModule(import.meta.url, 'kernelWorker'));
       w.on('message', ({ id, result, error }: { id: number; result?: unknown; error?: string }) => {
         const p = this.pending.get(id);
         this.pending.delete(id);
-        if (this.pending.size === 0) for (const x of this.workers) x.unref();
+        if (this.pending.size === 0) for (const x of this.workers) x?.unref();
         if (error) p?.reject(new Error(`kernel failed in a worker: ${error}`));
         else p?.resolve(result);
       });
-      w.on('error', (err) => {
+      const fail = (err: Error) => {
         for (const p of this.pending.values()) p.reject(err);
         this.pending.clear();
-      });
+        if (this.workers[i] === w) delete this.workers[i];
+      };
+      w.on('error', fail);
+      w.on('exit', (code) => fail(new Error(`a kernel worker stopped (exit code ${code})`)));
       w.unref();
       this.workers[i] = w;
     }
     return w;
   }
 
-  run(i: number, kernel: KernelName, args: KernelArgs): Promise<unknown> {
+  run(i: number, module: string, kernel: string, args: KernelArgs): Promise<unknown> {
     const id = this.next++;
     const w = this.worker(i);
     w.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      w.postMessage({ id, kernel, args });
+      w.postMessage({ id, module, kernel, args });
     });
   }
 }
@@ -88,14 +92,16 @@ export function threads(): number {
 }
 
 /**
- * Runs `kernel` over the ranges [bounds[t], bounds[t + 1]), one per thread, and returns each
- * range's result. Arrays in `args` that workers must see have to be shared (sharedCopy).
+ * Runs kernel `name` of `set` over the ranges [bounds[t], bounds[t + 1]), one per thread, and
+ * returns each range's result. Arrays in `args` that workers must see have to be shared (sharedCopy).
  */
-export async function runRanges(kernel: KernelName, args: KernelArgs, bounds: number[], parallel: boolean): Promise<unknown[]> {
+export async function runRanges(set: KernelSet, name: string, args: KernelArgs, bounds: number[], parallel: boolean): Promise<unknown[]> {
+  const fn = set.kernels[name];
+  if (!fn) throw new Error(`no kernel '${name}' in ${set.url}`);
   const ranges = bounds.slice(0, -1).map((from, t) => ({ ...args, from, to: bounds[t + 1]! }));
-  if (!parallel || ranges.length === 1) return ranges.map((r) => (KERNELS[kernel] as (a: KernelArgs) => unknown)(r));
+  if (!parallel || ranges.length === 1) return ranges.map((r) => fn(r));
   pool ??= new Pool(threads());
-  return Promise.all(ranges.map((r, t) => pool!.run(t % pool!.size, kernel, r)));
+  return Promise.all(ranges.map((r, t) => pool!.run(t % pool!.size, set.url, name, r)));
 }
 
 /** Bounds splitting [from, from + count) into `parts` ranges of about equal length. */

@@ -4,6 +4,7 @@
  * dense (n × n) or, in truncated mode, sparse rows keeping their largest entries.
  */
 import { balancedBounds, runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
+import { SPARSE_KERNELS } from '../graph/sparseKernels.js';
 import { entry, rowsFromLists, sparseProduct, type SparseRows } from '../graph/sparse.js';
 
 export interface DiffusionSteps {
@@ -84,8 +85,8 @@ async function denseDiffusion(
   const denseSteps = p.converged ? total : p.iterations - sparseSteps - 1;
   for (let t = 0; t < denseSteps; t++) {
     // G = S·F; F symmetric, so F·S = Gᵀ and F ← ½α(G + Gᵀ) + (1 − α)I.
-    await runRanges('spmmRows', args, spmmBounds, parallel);
-    const res = (await runRanges('symmetrizeRows', args, symBounds, parallel)) as number[][];
+    await runRanges(SPARSE_KERNELS, 'spmmRows', args, spmmBounds, parallel);
+    const res = (await runRanges(SPARSE_KERNELS, 'symmetrizeRows', args, symBounds, parallel)) as number[][];
     progress(sparseSteps + t + 1, total);
     if (p.converged && Math.max(...res.map((r) => r[0]!)) <= 1e-9 * Math.max(...res.map((r) => r[1]!))) break;
   }

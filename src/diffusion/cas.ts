@@ -13,8 +13,9 @@ import {
   DEFAULT_TOP_K, keepBest, normalizedDistanceRows, prepareNodes, StageTimer, xLogX,
   type DiffusionResult, type DiffusionRunOptions,
 } from './common.js';
-import { grown } from '../backend/kernels.js';
+import { grown } from '../backend/arrays.js';
 import { evenBounds, runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
+import { CAS_KERNELS } from './casKernels.js';
 import { bidirectionalDiffusion } from './bsd.js';
 
 export interface CasParams {
@@ -330,7 +331,7 @@ async function jsdGraph(rep: CasRepresentation, p: CasParams): Promise<WeightedG
     indptr: share(Int32Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values), xlogx: share(xlogx),
   };
   const parts = parallel ? threads() * 4 : 1;
-  await runRanges('jsdEdges', args, evenBounds(0, m, parts), parallel);
+  await runRanges(CAS_KERNELS, 'jsdEdges', args, evenBounds(0, m, parts), parallel);
   // Symmetric adjacency lists.
   const degree = new Int32Array(n + 1);
   for (let e = 0; e < m; e++) {
@@ -404,7 +405,7 @@ export async function cas(
       const count = Math.min(block, rows - b);
       const D = denseD ? await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, opts.engine) : null;
       const parts = parallel ? Math.min(count, threads() * 4) : 1;
-      await runRanges('geodesicRank', { ...args, D: D && share(D), dFirst: b }, evenBounds(b, count, parts), parallel);
+      await runRanges(CAS_KERNELS, 'geodesicRank', { ...args, D: D && share(D), dFirst: b }, evenBounds(b, count, parts), parallel);
       opts.onProgress?.('geodesic ranking', b + count, rows);
     }
     if (parallel) {
@@ -434,7 +435,7 @@ export async function cas(
       J.fill(0);
       const nodes = Int32Array.from({ length: count }, (_, t) => first + t);
       const parts = parallel ? Math.min(count, threads() * 4) : 1;
-      await runRanges('jsdRows', { ...args, nodes: share(nodes), out: J }, evenBounds(0, count, parts), parallel);
+      await runRanges(CAS_KERNELS, 'jsdRows', { ...args, nodes: share(nodes), out: J }, evenBounds(0, count, parts), parallel);
       const final = new Float64Array(ndb);
       for (let t = 0; t < count; t++) {
         for (let j = 0; j < ndb; j++) final[j] = (1 - lam) * J[t * n + nq + j]! + lam * D[t * ndb + j]!;

@@ -110,7 +110,10 @@ export async function normalizedDistanceRows(
 
 /**
  * Keeps the k best of a row of scores — smallest for distances ('ascending'), largest for
- * similarities ('descending'), ties to the lower index, `exclude` left out — as row r of out.
+ * similarities ('descending'), `exclude` left out — as row r of out. Equal scores are ordered by
+ * `base(j)`, the base (Euclidean) distance to item j, when given, and then by index: items a
+ * truncated diffusion never reached all share one score, and the base similarity, not the file
+ * order, decides which of them complete the list (docs/algorithms.md §5).
  */
 export function keepBest(
   scores: Float64Array,
@@ -119,6 +122,7 @@ export function keepBest(
   r: number,
   order: 'ascending' | 'descending',
   exclude = -1,
+  base?: (j: number) => number,
 ): void {
   const sign = order === 'ascending' ? -1 : 1;
   const keyed = new Float64Array(scores.length);
@@ -126,8 +130,52 @@ export function keepBest(
   const vals = new Float64Array(k);
   const idx = new Int32Array(k);
   selectTopK(keyed, k, vals, idx);
+  if (base) breakTiesByBase(keyed, vals, idx, exclude, base);
   out.indices.set(idx, r * k);
   for (let t = 0; t < k; t++) out.scores[r * k + t] = sign * vals[t]!;
+}
+
+/**
+ * Reorders a top-k list (vals best first, ties by index) so that equal scores go by base distance:
+ * the tie at the k-th place is refilled from every item with that score, nearest first, and each
+ * run of equal scores inside the list is sorted the same way.
+ */
+function breakTiesByBase(keyed: Float64Array, vals: Float64Array, idx: Int32Array, exclude: number, base: (j: number) => number): void {
+  const k = idx.length;
+  if (k === 0) return;
+  const last = vals[k - 1]!;
+  let first = k - 1;
+  while (first > 0 && vals[first - 1] === last) first--;
+  const tied: number[] = [];
+  for (let j = 0; j < keyed.length; j++) if (keyed[j] === last && j !== exclude) tied.push(j);
+  const byBase = (a: number, b: number) => base(a) - base(b) || a - b;
+  if (tied.length > k - first) {
+    const d = new Map(tied.map((j) => [j, base(j)]));
+    tied.sort((a, b) => d.get(a)! - d.get(b)! || a - b);
+    for (let t = first; t < k; t++) idx[t] = tied[t - first]!;
+  }
+  for (let s = 0; s < first; ) {
+    let e = s + 1;
+    while (e < first && vals[e] === vals[s]) e++;
+    if (e - s > 1) idx.subarray(s, e).sort(byBase);
+    s = e;
+  }
+  if (tied.length <= k - first) idx.subarray(first, k).sort(byBase);
+}
+
+/** Squared Euclidean distance from node `node` to database item j (nodes: queries, then the database). */
+export function baseDistance(x: Matrix, nq: number, node: number): (j: number) => number {
+  const d = x.cols;
+  const o = node * d;
+  return (j) => {
+    const p = (nq + j) * d;
+    let s = 0;
+    for (let l = 0; l < d; l++) {
+      const v = x.data[o + l]! - x.data[p + l]!;
+      s += v * v;
+    }
+    return s;
+  };
 }
 
 export interface DiffusionResultBuffers {

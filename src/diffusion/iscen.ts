@@ -8,7 +8,7 @@ import { neighbourGraph } from '../graph/knn.js';
 import { rowsFromLists, type SparseRows } from '../graph/sparse.js';
 import type { Matrix } from '../matrix.js';
 import { blockedTopK, matrixSource } from '../search/exact.js';
-import { DEFAULT_TOP_K, keepBest, prepareNodes, StageTimer, type DiffusionResult, type DiffusionRunOptions } from './common.js';
+import { baseDistance, DEFAULT_TOP_K, keepBest, prepareNodes, StageTimer, type DiffusionResult, type DiffusionRunOptions } from './common.js';
 
 export interface IscenParams {
   /** Neighbours of the mutual kNN graph. */
@@ -115,9 +115,9 @@ export async function iscen(db: Matrix, queries: Matrix | null, params: Partial<
       y[j] = weight(Math.max(0, seeds.queryNorms[r]! - seeds.values[r * p.kq + t]!));
     }
     const f = solve(S, p.alpha, y, p.iterations, p.tolerance);
-    keepBest(f, k, out, r, 'descending', self ? r : -1);
+    keepBest(f, k, out, r, 'descending', self ? r : -1, baseDistance(x, nq, self ? nq + r : r));
     opts.onProgress?.('conjugate gradient', r + 1, rows);
   }
   timer.lap('conjugate gradient');
-  return { mode: self ? 'self' : 'query', rows, k, ...out, order: 'descending', timings: timer.timings };
+  return { mode: self ? 'self' : 'query', rows, k, ...out, order: 'descending', timings: timer.timings, info: { ties: 'base distance' } };
 }

@@ -8,7 +8,8 @@ import { neighbourGraph, type NeighbourGraph } from '../graph/knn.js';
 import { rowsFromLists, sparseProduct, transpose, type SparseRows } from '../graph/sparse.js';
 import type { Matrix } from '../matrix.js';
 import { balancedBounds, runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
-import { DEFAULT_TOP_K, keepBest, normalizedDistanceRows, prepareNodes, StageTimer, type DiffusionResult, type DiffusionRunOptions } from './common.js';
+import { SPARSE_KERNELS } from '../graph/sparseKernels.js';
+import { baseDistance, DEFAULT_TOP_K, keepBest, normalizedDistanceRows, prepareNodes, StageTimer, type DiffusionResult, type DiffusionRunOptions } from './common.js';
 
 export interface LcdpParams {
   /** Neighbours kept per row of P_kNN (the item itself included). */
@@ -107,8 +108,8 @@ export async function lcdp(db: Matrix, queries: Matrix | null, params: Partial<L
     let previous: Int32Array | null = null;
     for (let t = 0; t < p.iterations; t++) {
       // H = P_kNN·Q, then Q = H·P_kNNᵀ.
-      await runRanges('spmmRows', { n, ...sp, F: Q, G: H }, bounds, parallel);
-      await runRanges('denseTimesSparseT', { n, ...sp, H, G: Q }, bounds, parallel);
+      await runRanges(SPARSE_KERNELS, 'spmmRows', { n, ...sp, F: Q, G: H }, bounds, parallel);
+      await runRanges(SPARSE_KERNELS, 'denseTimesSparseT', { n, ...sp, H, G: Q }, bounds, parallel);
       iterationsRun = t + 1;
       opts.onProgress?.('diffusion', t + 1, p.iterations);
       if (check > 0) {
@@ -144,7 +145,7 @@ export async function lcdp(db: Matrix, queries: Matrix | null, params: Partial<L
           const j = Qm.indices[q]! - nq;
           if (j >= 0) row[j] = Qm.values[q]!;
         }
-        keepBest(row, kk, { indices: idx, scores: vals }, r, 'descending', self ? r : -1);
+        keepBest(row, kk, { indices: idx, scores: vals }, r, 'descending', self ? r : -1, baseDistance(x, nq, node));
       }
     };
     for (let t = 0; t < p.iterations; t++) {
@@ -164,6 +165,6 @@ export async function lcdp(db: Matrix, queries: Matrix | null, params: Partial<L
     timer.lap('ranking');
   }
   const start = !p.startFromP ? 'P_kNN' : dense ? 'P' : `P truncated to each row's ${L} nearest`;
-  const info = { sigma, iterations: iterationsRun, dense, start };
+  const info = { sigma, iterations: iterationsRun, dense, start, ties: 'base distance' };
   return { mode: self ? 'self' : 'query', rows, k, ...out, order: 'descending', timings: timer.timings, info };
 }

@@ -1,6 +1,7 @@
 /** Sparse rows (CSR) in typed arrays, and the accumulator used to build them row by row. */
-import { grown } from '../backend/kernels.js';
+import { grown } from '../backend/arrays.js';
 import { balancedBounds, runRanges, shareIf, threads } from '../backend/parallel.js';
+import { SPARSE_KERNELS } from './sparseKernels.js';
 
 export interface SparseRows {
   readonly rows: number;
@@ -159,7 +160,7 @@ export async function sparseProduct(A: SparseRows, B: SparseRows, cols: number, 
     keep: opts.keep ?? 0, normalize: opts.normalize ?? false, scale: opts.scale ?? 1, diag: opts.diag ?? 0,
   };
   const bounds = parallel ? balancedBounds(A.rows, threads() * 4, rowWork) : [0, A.rows];
-  const parts = (await runRanges('spgemmRows', args, bounds, parallel)) as { indptr: Float64Array; cols: Int32Array; vals: Float64Array }[];
+  const parts = (await runRanges(SPARSE_KERNELS, 'spgemmRows', args, bounds, parallel)) as { indptr: Float64Array; cols: Int32Array; vals: Float64Array }[];
   const total = parts.reduce((s, p) => s + p.cols.length, 0);
   // Large results go straight to shared memory: the next parallel step then needs no copy.
   const indptr = new Float64Array(A.rows + 1);

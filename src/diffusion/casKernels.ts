@@ -1,19 +1,11 @@
 /**
- * Numeric kernels that run on row ranges, either in the main thread or in worker threads over
- * SharedArrayBuffers (see parallel.ts). Each kernel is self-contained — no imports, no closures,
- * no nested functions — because workers receive its source text.
+ * CAS's two heavy stages as row-range kernels (the Jensen–Shannon divergences and the geodesic
+ * ranking; docs/algorithms.md §1), run in the main thread or in worker threads over
+ * SharedArrayBuffers (src/backend/parallel.ts loads this module in each worker).
  */
-
-/** Arguments every kernel receives: shared arrays by name, plus scalars. */
-export type KernelArgs = Record<string, unknown>;
-
-/** A copy of `a` with room for at least `need` elements (doubling). Helpers are shipped to workers too. */
-export function grown<T extends Int32Array | Float64Array>(a: T, need: number): T {
-  if (need <= a.length) return a;
-  const out = new (a.constructor as new (n: number) => T)(Math.max(need, a.length * 2));
-  out.set(a);
-  return out;
-}
+import { grown } from '../backend/arrays.js';
+import type { KernelArgs, KernelSet, RowRange } from '../backend/parallel.js';
+import type { SparseArgs } from '../graph/sparseKernels.js';
 
 /** Squared distance between rows a and b of x (d columns), from their squared norms. */
 export function rowSquaredDistance(x: Float32Array, d: number, norms: Float64Array, a: number, b: number): number {
@@ -21,235 +13,6 @@ export function rowSquaredDistance(x: Float32Array, d: number, norms: Float64Arr
   for (let l = 0, oa = a * d, ob = b * d; l < d; l++) dot += x[oa + l]! * x[ob + l]!;
   const sq = norms[a]! + norms[b]! - 2 * dot;
   return sq > 0 ? sq : 0;
-}
-
-export const HELPERS = [grown, rowSquaredDistance] as const;
-
-/** The rows a kernel call works on. */
-interface RowRange {
-  readonly from: number;
-  readonly to: number;
-}
-
-/** Sparse rows: row i holds cols/vals[indptr[i] .. indptr[i + 1]). */
-interface SparseArgs {
-  readonly indptr: Int32Array;
-  readonly cols: Int32Array;
-  readonly vals: Float64Array;
-}
-
-export interface SpmmRowsArgs extends RowRange, SparseArgs {
-  readonly n: number;
-  readonly F: Float64Array;
-  readonly G: Float64Array;
-}
-
-/**
- * G[i, :] = Σ_q S_iq · F[m_q, :] for rows i in [from, to); F, G dense n × n. Four rows of F are
- * combined per pass over G's row (three times faster in V8 than one axpy per non-zero).
- */
-export function spmmRows(a: KernelArgs): number {
-  const { n, from, to, indptr, cols, vals, F, G } = a as unknown as SpmmRowsArgs;
-  for (let i = from; i < to; i++) {
-    const gi = i * n;
-    let q = indptr[i]!;
-    const end = indptr[i + 1]!;
-    let first = true;
-    while (q < end) {
-      const left = end - q;
-      if (left >= 4) {
-        const sa = vals[q]!, sb = vals[q + 1]!, sc = vals[q + 2]!, sd = vals[q + 3]!;
-        const fa = cols[q]! * n, fb = cols[q + 1]! * n, fc = cols[q + 2]! * n, fd = cols[q + 3]! * n;
-        if (first) for (let j = 0; j < n; j++) G[gi + j] = sa * F[fa + j]! + sb * F[fb + j]! + sc * F[fc + j]! + sd * F[fd + j]!;
-        else for (let j = 0; j < n; j++) G[gi + j]! += sa * F[fa + j]! + sb * F[fb + j]! + sc * F[fc + j]! + sd * F[fd + j]!;
-        q += 4;
-      } else if (left >= 2) {
-        const sa = vals[q]!, sb = vals[q + 1]!;
-        const fa = cols[q]! * n, fb = cols[q + 1]! * n;
-        if (first) for (let j = 0; j < n; j++) G[gi + j] = sa * F[fa + j]! + sb * F[fb + j]!;
-        else for (let j = 0; j < n; j++) G[gi + j]! += sa * F[fa + j]! + sb * F[fb + j]!;
-        q += 2;
-      } else {
-        const sa = vals[q]!;
-        const fa = cols[q]! * n;
-        if (first) for (let j = 0; j < n; j++) G[gi + j] = sa * F[fa + j]!;
-        else for (let j = 0; j < n; j++) G[gi + j]! += sa * F[fa + j]!;
-        q += 1;
-      }
-      first = false;
-    }
-    if (first) for (let j = 0; j < n; j++) G[gi + j] = 0;
-  }
-  return 0;
-}
-
-export interface SpgemmRowsArgs extends RowRange {
-  readonly n: number;
-  readonly aIndptr: Int32Array;
-  readonly aCols: Int32Array;
-  readonly aVals: Float64Array;
-  readonly bIndptr: Int32Array;
-  readonly bCols: Int32Array;
-  readonly bVals: Float64Array;
-  readonly keep: number;
-  readonly normalize: boolean;
-  readonly scale?: number;
-  readonly diag?: number;
-}
-
-/**
- * Rows [from, to) of A·B for sparse A (aIndptr, aCols, aVals) and B (bIndptr, bCols, bVals),
- * plus `diag` on the diagonal, each entry scaled by `scale`; keeps each row's `keep` largest
- * entries (ties: lower column; 0 keeps all) and optionally L1-normalises. Returns the rows as
- * { indptr (relative), cols (sorted per row), vals }. A row whose work is large compared with n
- * is accumulated branch-free into a dense scratch and read back by one scan; a light row
- * remembers the columns it touched.
- */
-export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Array; vals: Float64Array } {
-  const { n, from, to, aIndptr, aCols, aVals, bIndptr, bCols, bVals, keep, normalize, scale = 1, diag = 0 } = a as unknown as SpgemmRowsArgs;
-  const acc = new Float64Array(n);
-  const seen = new Uint8Array(n);
-  const rowCols = new Int32Array(n);
-  const rowVals = new Float64Array(n);
-  const work = new Float64Array(n);
-  const indptr = new Float64Array(to - from + 1);
-  let cols = new Int32Array(Math.max(1024, (to - from) * 16));
-  let vals = new Float64Array(cols.length);
-  let nnz = 0;
-  for (let i = from; i < to; i++) {
-    let rowWork = 0;
-    for (let p = aIndptr[i]!; p < aIndptr[i + 1]!; p++) rowWork += bIndptr[aCols[p]! + 1]! - bIndptr[aCols[p]!]!;
-    let count = 0;
-    if (rowWork * 8 > n) {
-      for (let p = aIndptr[i]!; p < aIndptr[i + 1]!; p++) {
-        const m = aCols[p]!;
-        const w = aVals[p]! * scale;
-        for (let q = bIndptr[m]!; q < bIndptr[m + 1]!; q++) acc[bCols[q]!]! += w * bVals[q]!;
-      }
-      acc[i]! += diag;
-      for (let c = 0; c < n; c++) {
-        const v = acc[c]!;
-        if (v !== 0) {
-          rowCols[count] = c;
-          rowVals[count++] = v;
-          acc[c] = 0;
-        }
-      }
-    } else {
-      let t = 0;
-      if (diag !== 0) {
-        seen[i] = 1;
-        work[t++] = i;
-        acc[i] = diag;
-      }
-      for (let p = aIndptr[i]!; p < aIndptr[i + 1]!; p++) {
-        const m = aCols[p]!;
-        const w = aVals[p]! * scale;
-        for (let q = bIndptr[m]!; q < bIndptr[m + 1]!; q++) {
-          const c = bCols[q]!;
-          if (seen[c] === 0) {
-            seen[c] = 1;
-            work[t++] = c;
-          }
-          acc[c]! += w * bVals[q]!;
-        }
-      }
-      const touched = work.subarray(0, t).sort();
-      for (let u = 0; u < t; u++) {
-        const c = touched[u]!;
-        rowCols[count] = c;
-        rowVals[count++] = acc[c]!;
-        acc[c] = 0;
-        seen[c] = 0;
-      }
-    }
-    let kept = count;
-    if (keep > 0 && count > keep) {
-      // Threshold = the keep-th largest value (quickselect on a copy), ties to lower columns.
-      const sel = work;
-      for (let u = 0; u < count; u++) sel[u] = rowVals[u]!;
-      let lo = 0;
-      let hi = count - 1;
-      const target = count - keep;
-      while (lo < hi) {
-        const pivot = sel[(lo + hi) >>> 1]!;
-        let l = lo;
-        let h = hi;
-        while (l <= h) {
-          while (sel[l]! < pivot) l++;
-          while (sel[h]! > pivot) h--;
-          if (l <= h) {
-            const tmp = sel[l]!;
-            sel[l] = sel[h]!;
-            sel[h] = tmp;
-            l++;
-            h--;
-          }
-        }
-        if (target <= h) hi = h;
-        else if (target >= l) lo = l;
-        else break;
-      }
-      const threshold = sel[target]!;
-      let above = 0;
-      for (let u = 0; u < count; u++) if (rowVals[u]! > threshold) above++;
-      let ties = keep - above;
-      kept = 0;
-      for (let u = 0; u < count; u++) {
-        const v = rowVals[u]!;
-        if (v > threshold || (v === threshold && ties-- > 0)) {
-          rowCols[kept] = rowCols[u]!;
-          rowVals[kept++] = v;
-        }
-      }
-    }
-    cols = grown(cols, nnz + kept);
-    vals = grown(vals, nnz + kept);
-    let sum = 0;
-    for (let u = 0; u < kept; u++) sum += rowVals[u]!;
-    const norm = normalize && sum > 0 ? 1 / sum : 1;
-    for (let u = 0; u < kept; u++) {
-      cols[nnz] = rowCols[u]!;
-      vals[nnz++] = rowVals[u]! * norm;
-    }
-    indptr[i - from + 1] = nnz;
-  }
-  return { indptr, cols: cols.slice(0, nnz), vals: vals.slice(0, nnz) };
-}
-
-export interface SymmetrizeRowsArgs extends RowRange {
-  readonly n: number;
-  readonly alpha: number;
-  readonly F: Float64Array;
-  readonly G: Float64Array;
-}
-
-/**
- * F_ij = F_ji = ½α(G_ij + G_ji) + (1 − α)δ_ij for i in [from, to), j ≥ i, in 64 × 64 tiles.
- * Returns the largest absolute change times 1e0 packed with the largest value: [change, size].
- */
-export function symmetrizeRows(a: KernelArgs): number[] {
-  const { n, from, to, alpha, F, G } = a as unknown as SymmetrizeRowsArgs;
-  const B = 64;
-  let change = 0;
-  let size = 0;
-  for (let bi = from; bi < to; bi += B) {
-    const iEnd = Math.min(bi + B, to);
-    for (let bj = bi; bj < n; bj += B) {
-      const jEnd = Math.min(bj + B, n);
-      for (let i = bi; i < iEnd; i++) {
-        for (let j = Math.max(bj, i); j < jEnd; j++) {
-          const v = 0.5 * alpha * (G[i * n + j]! + G[j * n + i]!) + (i === j ? 1 - alpha : 0);
-          const d = Math.abs(v - F[i * n + j]!);
-          if (d > change) change = d;
-          if (v > size) size = v;
-          F[i * n + j] = v;
-          F[j * n + i] = v;
-        }
-      }
-    }
-  }
-  return [change, size];
 }
 
 export interface JsdEdgesArgs extends RowRange, SparseArgs {
@@ -332,29 +95,6 @@ export function jsdRows(a: KernelArgs): number {
     for (let j = 0; j < n; j++) {
       const J = 1 + scale * out[o + j]!;
       out[o + j] = J > 0 ? J : 0;
-    }
-  }
-  return 0;
-}
-
-export interface DenseTimesSparseTArgs extends RowRange, SparseArgs {
-  readonly n: number;
-  readonly H: Float64Array;
-  readonly G: Float64Array;
-}
-
-/**
- * G[i, j] = Σ_q H[i, cols_q] · vals_q over the sparse row j of P, for rows i in [from, to):
- * G = H·Pᵀ with H, G dense n × n (H's row stays in cache while P is streamed).
- */
-export function denseTimesSparseT(a: KernelArgs): number {
-  const { n, from, to, indptr, cols, vals, H, G } = a as unknown as DenseTimesSparseTArgs;
-  for (let i = from; i < to; i++) {
-    const o = i * n;
-    for (let j = 0; j < n; j++) {
-      let v = 0;
-      for (let q = indptr[j]!; q < indptr[j + 1]!; q++) v += H[o + cols[q]!]! * vals[q]!;
-      G[o + j] = v;
     }
   }
   return 0;
@@ -585,5 +325,6 @@ export function geodesicRank(a: KernelArgs): number {
   return 0;
 }
 
-export const KERNELS = { spmmRows, spgemmRows, symmetrizeRows, jsdEdges, jsdRows, denseTimesSparseT, geodesicRank } as const;
-export type KernelName = keyof typeof KERNELS;
+/** These kernels, by name, and the module that workers import to run them. */
+export const CAS_KERNELS: KernelSet = { url: import.meta.url, kernels: { jsdEdges, jsdRows, geodesicRank } };
+export const KERNELS = CAS_KERNELS.kernels;

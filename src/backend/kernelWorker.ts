@@ -1,0 +1,38 @@
+/**
+ * The worker side of parallel.ts: runs one kernel call per message. A message names the kernel
+ * module (its URL) and the kernel; modules are imported once per worker.
+ */
+import { parentPort } from 'node:worker_threads';
+import type { KernelArgs } from './parallel.js';
+
+type Kernels = Record<string, (args: KernelArgs) => unknown>;
+const modules = new Map<string, Promise<Kernels>>();
+
+function kernelsOf(url: string): Promise<Kernels> {
+  let m = modules.get(url);
+  if (!m) {
+    m = import(url).then((mod: { KERNELS?: Kernels }) => {
+      if (!mod.KERNELS) throw new Error(`${url} exports no KERNELS`);
+      return mod.KERNELS;
+    });
+    modules.set(url, m);
+  }
+  return m;
+}
+
+interface Job {
+  readonly id: number;
+  readonly module: string;
+  readonly kernel: string;
+  readonly args: KernelArgs;
+}
+
+parentPort!.on('message', async ({ id, module, kernel, args }: Job) => {
+  try {
+    const fn = (await kernelsOf(module))[kernel];
+    if (!fn) throw new Error(`${module} has no kernel '${kernel}'`);
+    parentPort!.postMessage({ id, result: fn(args) });
+  } catch (err) {
+    parentPort!.postMessage({ id, error: String((err as Error)?.stack ?? err) });
+  }
+});
