@@ -1,21 +1,19 @@
 /**
- * The Flowers-17 benchmark split (`../shared/data/flowers17`): the first 10 images of each class
- * are the 170 queries, the other 1,190 the database. Writes the image and label lists into `dir`
- * and returns the `bootstrap` arguments that name them.
+ * The Flowers-17 benchmark split (`../shared/data/flowers17`): the queries are the 170 images that
+ * `data/splits/flowers17-queries.txt` names (the first 10 of each class), the other 1,190 the
+ * database. Writes the image and label lists into `dir` and returns the `bootstrap` arguments.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+const QUERY_NAMES = new URL('../data/splits/flowers17-queries.txt', import.meta.url);
+
 export function flowersSplit(data: string, dir: string): { args: string[]; queries: number; database: number } {
   const files = readFileSync(join(data, 'files.txt'), 'utf8').trim().split('\n');
   const labels = readFileSync(join(data, 'labels.txt'), 'utf8').trim().split('\n');
-  const seen = new Map<string, number>();
+  const queryNames = new Set(readFileSync(QUERY_NAMES, 'utf8').trim().split('\n'));
   const split = { db: [] as number[], queries: [] as number[] };
-  labels.forEach((label, i) => {
-    const n = seen.get(label) ?? 0;
-    seen.set(label, n + 1);
-    (n < 10 ? split.queries : split.db).push(i);
-  });
+  files.forEach((name, i) => (queryNames.has(name) ? split.queries : split.db).push(i));
   const write = (name: string, lines: string[]) => {
     writeFileSync(join(dir, name), lines.join('\n') + '\n');
     return join(dir, name);

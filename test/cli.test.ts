@@ -39,6 +39,33 @@ describe.skipIf(!HAS_SHARED)('ddistill eval on revisited Oxford (shared data)', 
     expect(rep.mAP).toEqual({ easy: 28.89, medium: 21.13, hard: 4.6 });
     expect(rep.queries).toBe(70);
   });
+  it('--gnd roxford5k names the ground truth shipped in data/: the same figures, no path', async () => {
+    expect(await run(...base, '--gnd', 'roxford5k')).toBe(0);
+    expect(out[0]).toBe('E 28.89 / M 21.13 / H 4.60\n');
+  });
+  it('a truncated CAS ranking (top 50) is completed by cosine distance: the mAP of its 50 items followed by the cosine ranking', async () => {
+    await withTempDir(async (dir) => {
+      expect(await run('diffuse', '--db', base[2]!, '--queries', base[4]!, '--top-k', '50', '--out', join(dir, 'cas'))).toBe(0);
+      out.length = 0;
+      expect(await run('eval', '--ranks', join(dir, 'cas'), '--gnd', 'roxford5k', '--json')).toBe(0);
+      const completedByBase = JSON.parse(out[0]!);
+      expect(completedByBase.completion).toBe('base distance');
+      const cas = readNpy(join(dir, 'cas', 'indices.npy')).data as Int32Array;
+      expect(await run('search', '--db', base[2]!, '--queries', base[4]!, '--top-k', '4993', '--out', join(dir, 'cos'))).toBe(0);
+      const full = readNpy(join(dir, 'cos', 'indices.npy')).data as Int32Array;
+      const joined = new Int32Array(70 * 4993);
+      for (let q = 0; q < 70; q++) {
+        const head = Array.from(cas.subarray(q * 50, (q + 1) * 50));
+        const inHead = new Set(head);
+        const tail = Array.from(full.subarray(q * 4993, (q + 1) * 4993)).filter((j) => !inHead.has(j));
+        joined.set([...head, ...tail], q * 4993);
+      }
+      writeNpy(join(dir, 'joined.npy'), { dtype: 'int32', shape: [70, 4993], data: joined });
+      out.length = 0;
+      expect(await run('eval', '--ranks', join(dir, 'joined.npy'), '--gnd', 'roxford5k', '--json')).toBe(0);
+      expect(completedByBase.mAP).toEqual(JSON.parse(out[0]!).mAP);
+    });
+  });
   it('names both files when the descriptors do not match the ground truth', async () => {
     await withTempDir(async (dir) => {
       writeRandom(join(dir, 'db.npy'), 100, 128, 1);
@@ -79,6 +106,7 @@ describe('bad input: one line naming the file, exit 1, no output left behind', (
     ['NaN row', (d) => ['search', '--db', join(d, 'nan.npy'), '-k', '3', '--out', join(d, 'o')], /nan\.npy: row 4 contains NaN/],
     ['labels count', (d) => ['eval', '--db', join(d, 'db.npy'), '--labels', join(d, 'labels.txt')], /db\.npy has 30 rows but the ground truth describes 3 database items/],
     ['no ground truth', (d) => ['eval', '--db', join(d, 'db.npy')], /exactly one kind of ground truth/],
+    ['unknown benchmark', (d) => ['eval', '--db', join(d, 'db.npy'), '--gnd', 'roxford'], /roxford: no such ground-truth file or benchmark; give a gnd_\*\.pkl\/\.json file or one of roxford5k, rparis6k/],
   ];
   it.each(cases)('%s', async (_name, args, message) => {
     await withTempDir(async (dir) => {

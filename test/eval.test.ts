@@ -4,6 +4,10 @@ import { classMap, nsScore } from '../src/eval/classLevel.js';
 import { rankPositions, ranking, rankingFromScores } from '../src/eval/ranking.js';
 import { revisitedMap } from '../src/eval/revisited.js';
 import type { RevisitedGroundTruth } from '../src/io/groundTruth.js';
+import { writeFileSync } from 'node:fs';
+import { evaluateFiles } from '../src/eval/run.js';
+import { writeNpy } from '../src/io/npy.js';
+import { withTempDir } from './helpers.js';
 
 const I = (...xs: number[]) => Int32Array.from(xs);
 
@@ -148,5 +152,26 @@ describe('N-S of a self-ranking', () => {
     // Hand-worked: item 3's top 4 are 3, 7, 6, 5 (itself only); the other 7 items find all 4: (4·7 + 1)/8.
     expect(db.protocol === 'ns' && db.nsScore).toBeCloseTo(29 / 8, 10);
     expect(formatReport(self)).toMatch(/self-ranking: each item counted as its own first result/);
+  });
+});
+
+describe('truncated rankings: completion by base distance', () => {
+  it('a list of 2 out of 6, completed by the descriptors (hand-worked positions)', async () => {
+    await withTempDir(async (dir) => {
+      // One query at x = 0 on a line; items at 5, 1, 4, 2, 3, 6 (Euclidean order: 1, 3, 4, 2, 0, 5).
+      writeNpy(`${dir}/db.npy`, { dtype: 'float32', shape: [6, 1], data: Float32Array.from([5, 1, 4, 2, 3, 6]) });
+      writeNpy(`${dir}/q.npy`, { dtype: 'float32', shape: [1, 1], data: Float32Array.from([0]) });
+      // The list ranks items 5 and 0 first (say, by diffusion); the label-0 items are 3 and 4.
+      writeNpy(`${dir}/ranks.npy`, { dtype: 'int32', shape: [1, 2], data: Int32Array.from([5, 0]) });
+      writeFileSync(`${dir}/labels.txt`, '1\n1\n1\n0\n0\n1\n');
+      writeFileSync(`${dir}/qlabels.txt`, '0\n');
+      const common = { ranks: `${dir}/ranks.npy`, labels: `${dir}/labels.txt`, queryLabels: `${dir}/qlabels.txt` };
+      // Base completion: 5, 0, then 1, 3, 4, 2 → positives (3, 4) at ranks 4 and 5 (1-based):
+      // AP = (1/4 + 2/5) / 2 = 0.325. Index order: 5, 0, 1, 2, 3, 4 → ranks 5 and 6: (1/5 + 2/6)/2.
+      const byBase = await evaluateFiles({ ...common, db: `${dir}/db.npy`, query: `${dir}/q.npy`, metric: 'euclidean' });
+      expect(byBase).toMatchObject({ mAP: 32.5, completion: 'base distance' });
+      const byIndex = await evaluateFiles(common);
+      expect(byIndex).toMatchObject({ mAP: Number((((1 / 5 + 2 / 6) / 2) * 100).toFixed(2)), completion: 'index order' });
+    });
   });
 });

@@ -104,7 +104,7 @@ export function bootstrapCommand(): Command {
     .option('--top-k <n>', 'teacher ranking length (default: the triplet range; 300 with --triplet-range auto)', parsePositiveInt)
     .option('--ranks <dir>', 'the first iteration\'s teacher from elsewhere: a self-ranking folder of the database (ddistill diffuse output) instead of running --method')
     .option('--no-compare', 'skip the baseline and query re-ranking measurements')
-    .option('--gnd <file>', 'revisited ground truth (gnd_*.pkl/.json)')
+    .option('--gnd <file|name>', 'revisited ground truth: gnd_*.pkl/.json, or roxford5k / rparis6k (shipped)')
     .option('--labels <file>', 'database class labels')
     .option('--query-labels <file>', 'query class labels')
     .option('--groups <n|file>', 'UKBench groups')
@@ -114,12 +114,12 @@ export function bootstrapCommand(): Command {
     .addHelpText(
       'after',
       '\nExamples:\n' +
-        '  ddistill bootstrap --db db.npy --queries q.npy --gnd gnd_roxford5k.pkl --out run/\n' +
+        '  ddistill bootstrap --db db.npy --queries q.npy --gnd roxford5k --out run/\n' +
         '  ddistill bootstrap --db db.npy --queries q.npy --labels l.txt --query-labels ql.txt \\\n' +
         '      --iterations 3 -k 3000 --m0 0.5 --batch 256 --lr 0.05 --steps 3000 --out run/\n' +
         '  ddistill bootstrap --images photos/ --out run/\n' +
-        '  ddistill bootstrap --images db/ --query-images q/ --gnd gnd_roxford5k.pkl --out run/\n' +
-        '  ddistill bootstrap --images db/ --query-images q/ --gnd gnd_roxford5k.pkl \\\n' +
+        '  ddistill bootstrap --images db/ --query-images q/ --gnd roxford5k --out run/\n' +
+        '  ddistill bootstrap --images db/ --query-images q/ --gnd roxford5k \\\n' +
         '      --freeze-until conv_pw_11_relu --batch-norm frozen --out run/   # fine-tune\n' +
         '  ddistill bootstrap ... --out run/ --resume      # after an interruption',
     )

@@ -19,7 +19,7 @@ export function embedCommand(): Command {
     .option('--db <file.npy>', 'database descriptors')
     .option('--queries <file.npy>', 'query descriptors')
     .option('--images <dir|list>', 'images, for an image model (writes images.npy)')
-    .option('--crops <gnd.pkl|json>', 'crop each image to its query box (revisitop bbx), in order')
+    .option('--crops <gnd|name>', 'crop each image to its query box (revisitop bbx, gnd_*.pkl/.json or roxford5k / rparis6k), in order')
     .option('--skip-bad-images', 'report unreadable images and leave them out (embed.json lists them)')
     .requiredOption('--out <dir>', 'output folder (created if needed)')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
@@ -81,10 +81,10 @@ export function featuresCommand(): Command {
     .requiredOption('--images <dir|list>', 'the images');
   return addImageOptions(cmd, '', { required: false })
     .option('--skip-bad-images', 'report unreadable images and leave them out instead of failing')
-    .option('--crops <gnd.pkl|json>', 'crop each image to its query box (revisitop bbx), in order')
+    .option('--crops <gnd|name>', 'crop each image to its query box (revisitop bbx, gnd_*.pkl/.json or roxford5k / rparis6k), in order')
     .requiredOption('--out <file.npy>', 'output descriptors')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
-    .addHelpText('after', '\nExamples:\n  ddistill features --images photos/ --backbone mobilenet/model.json --out feats.npy\n  ddistill features --images queries/ --crops gnd_roxford5k.pkl --backbone resnet50 --weights r50/model.json --out q.npy')
+    .addHelpText('after', '\nExamples:\n  ddistill features --images photos/ --backbone mobilenet/model.json --out feats.npy\n  ddistill features --images queries/ --crops roxford5k --backbone resnet50 --weights r50/model.json --out q.npy')
     .action(async (flags: ImageFlags & { images: string; skipBadImages?: boolean; crops?: string; out: string; backend: BackendChoice }) => {
       const images = imageProgress('features');
       try {

@@ -29,7 +29,9 @@ export function evalCommand(): Command {
         '  --db/--queries descriptors, ranked by --metric (full exact ranking)\n' +
         '  --ranks       neighbour lists: int32 queries × K .npy, or a search or\n' +
         '                diffuse output folder; items missing from a truncated list\n' +
-        '                count as ranked after it, in index order\n' +
+        '                are ranked after it by base distance to the query, from\n' +
+        '                --db/--queries or the descriptors the folder names, else\n' +
+        '                in index order (the output says which)\n' +
         '  --scores      a dense queries × n matrix (.npy); --order says whether\n' +
         '                larger is better\n' +
         'and the ground truth from ONE of:\n' +
@@ -42,7 +44,7 @@ export function evalCommand(): Command {
         '                ⌊i/size⌋) or a file of group ids: N-S score, the mean number\n' +
         '                of group members in the top 4 (max 4)',
     )
-    .option('--db <file.npy>', 'database descriptors, n × d')
+    .option('--db <file.npy>', 'database descriptors, n × d (with --ranks: to complete truncated lists)')
     .option('--queries <file.npy>', 'query descriptors, m × d (same d); omit for self-retrieval')
     .addOption(hiddenAlias('--query <file.npy>'))
     .addOption(
@@ -57,7 +59,7 @@ export function evalCommand(): Command {
         .choices(['similarity', 'distance'])
         .default('similarity'),
     )
-    .option('--gnd <file.pkl|file.json>', 'revisited Oxford/Paris ground truth')
+    .option('--gnd <file|name>', 'revisited Oxford/Paris ground truth: gnd_*.pkl/.json, or roxford5k / rparis6k (shipped)')
     .option('--labels <file>', 'class label of each database item')
     .option('--query-labels <file>', 'class label of each query')
     .option('--groups <size|file>', 'UKBench group size, or a file of group ids per database item')
@@ -71,8 +73,8 @@ export function evalCommand(): Command {
     .addHelpText(
       'after',
       '\nExamples:\n' +
-        '  ddistill eval --db db.npy --queries q.npy --gnd gnd_roxford5k.pkl\n' +
-        '  ddistill eval --ranks results/ --gnd gnd_roxford5k.json --json\n' +
+        '  ddistill eval --db db.npy --queries q.npy --gnd roxford5k\n' +
+        '  ddistill eval --ranks results/ --gnd roxford5k --json\n' +
         '  ddistill eval --db embeddings.npy --labels labels.txt\n' +
         '  ddistill eval --db ukbench.npy --groups 4',
     )
@@ -91,5 +93,7 @@ export function evalCommand(): Command {
         }
       }
       print(`(${report.queries} queries, ${report.databaseSize} database items)`);
+      if (report.completion === 'base distance') print('truncated lists were completed by base distance to each query');
+      if (report.completion === 'index order') print('truncated lists were completed in index order (give --db/--queries to complete them by base distance)');
     });
 }

@@ -212,7 +212,7 @@ export function trainCommand(): Command {
     .requiredOption('--out <dir>', 'run folder (created if needed)');
   addTrainingOptions(cmd)
     .option('--queries <file.npy>', 'validation queries (with ground truth below)')
-    .option('--gnd <file>', 'validation: revisited ground truth (gnd_*.pkl/.json)')
+    .option('--gnd <file|name>', 'validation: revisited ground truth (gnd_*.pkl/.json, or roxford5k / rparis6k)')
     .option('--labels <file>', 'validation: database class labels')
     .option('--query-labels <file>', 'validation: query class labels')
     .option('--groups <n|file>', 'validation: UKBench groups')

@@ -1,8 +1,9 @@
 /**
  * Rankings: for each query, database indices best first. A ranking may be truncated to its top-K
- * (as search and diffusion write them); evaluation then completes it by placing the unlisted
- * database items after the listed ones in index order, which is the pessimistic-but-deterministic
- * reading of "not retrieved".
+ * (as search and diffusion write them); evaluation then completes it with the unlisted database
+ * items after the listed ones: by their base (Euclidean) distance to the query when the ranking
+ * carries a `tail` (the standard for truncated re-ranking, docs/algorithms.md §6), else in index
+ * order, the pessimistic-but-deterministic reading of "not retrieved".
  */
 import { UserError } from '../errors.js';
 
@@ -15,6 +16,11 @@ export interface Ranking {
   readonly dbSize: number;
   /** queries × length database indices, best first. */
   readonly indices: Int32Array;
+  /**
+   * The order of the items a truncated list leaves out (e.g. by base distance): `order(q)` lists
+   * database items best first; listed items are skipped. Absent: index order.
+   */
+  readonly tail?: (q: number) => ArrayLike<number>;
 }
 
 export function ranking(indices: Int32Array, queries: number, dbSize: number): Ranking {
@@ -34,7 +40,7 @@ export function ranking(indices: Int32Array, queries: number, dbSize: number): R
 
 /**
  * Position (0-based) of every database item in query q's ranking, completing a truncated ranking
- * with the unlisted items in index order. Writes into `out` (length dbSize) and returns it.
+ * with the unlisted items in `tail` order, or index order. Writes into `out` (length dbSize).
  */
 export function rankPositions(r: Ranking, q: number, out = new Int32Array(r.dbSize)): Int32Array {
   out.fill(-1);
@@ -45,6 +51,10 @@ export function rankPositions(r: Ranking, q: number, out = new Int32Array(r.dbSi
     out[idx] = p;
   }
   let next = r.length;
+  if (next < r.dbSize && r.tail) {
+    const order = r.tail(q);
+    for (let t = 0; t < order.length; t++) if (out[order[t]!] === -1) out[order[t]!] = next++;
+  }
   if (next < r.dbSize) for (let i = 0; i < r.dbSize; i++) if (out[i] === -1) out[i] = next++;
   return out;
 }

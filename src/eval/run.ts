@@ -2,12 +2,14 @@
  * The `eval` stage on files: a ranking (from descriptors, a score matrix, or ranked neighbour
  * lists) scored against ground truth (revisited Oxford/Paris, class labels, or UKBench groups).
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { EngineChoice } from '../backend/dense.js';
 import { UserError } from '../errors.js';
 import { consecutiveGroups, loadLabels, loadRevisitedGroundTruth, type RevisitedGroundTruth } from '../io/groundTruth.js';
 import { readNpy } from '../io/npy.js';
 import { fileOrInFolder } from '../io/paths.js';
-import { readMatrix, toMatrix, type Matrix } from '../matrix.js';
+import { readMatrix, rowSquaredNorms, toMatrix, type Matrix } from '../matrix.js';
 import { fullRanking, type Metric } from '../search/exact.js';
 import { classMap, nsScore } from './classLevel.js';
 import { meanPrecisionRecall, type QueryRelevance } from './pr.js';
@@ -43,7 +45,10 @@ export interface EvalFilesOptions {
 
 type Percent = number;
 
-export type EvalReport =
+/** How a truncated ranking's unlisted items were ordered (absent when every list was complete). */
+export type Completion = 'base distance' | 'index order';
+
+export type EvalReport = (
   | {
       readonly protocol: 'revisited';
       readonly queries: number;
@@ -61,30 +66,100 @@ export type EvalReport =
       /** A self-ranking (no list holds its own item): each item was counted as its own first result. */
       readonly selfRanking?: boolean;
       readonly pr?: number[];
-    };
+    }
+) & { readonly completion?: Completion };
+
+/** `rep` with the completion of a truncated ranking `r` recorded. */
+function completed<T extends object>(rep: T, r: Ranking): T & { completion?: Completion } {
+  return r.length < r.dbSize ? { ...rep, completion: r.tail ? 'base distance' : 'index order' } : rep;
+}
 
 const pct = (x: number) => Number((x * 100).toFixed(2));
 
 /** The ranking a set of options describes, for a database of `dbSize` items (if known). */
 async function loadRanking(o: EvalFilesOptions, dbSize: number | null): Promise<Ranking> {
-  const sources = [o.db, o.ranks, o.scores, o.ranking].filter((s) => s !== undefined).length;
+  const sources = [o.ranks ? undefined : o.db, o.ranks, o.scores, o.ranking].filter((s) => s !== undefined).length;
   if (sources !== 1) throw new UserError('give exactly one of --db (descriptors), --ranks (neighbour lists) or --scores (score matrix)');
   if (o.ranking) {
     if (dbSize !== null && o.ranking.dbSize !== dbSize) throw new UserError(`the ranking covers ${o.ranking.dbSize} items but the ground truth describes ${dbSize}`);
     return o.ranking;
   }
-  if (o.db) {
-    const db = typeof o.db === 'string' ? readMatrix(o.db) : o.db;
-    const q: Matrix | null = o.query === undefined ? null : typeof o.query === 'string' ? readMatrix(o.query) : o.query;
-    const dbName = typeof o.db === 'string' ? o.db : 'the database matrix';
-    if (q && q.cols !== db.cols) {
-      throw new UserError(`${typeof o.query === 'string' ? o.query : 'the query matrix'} has ${q.cols} dimensions but ${dbName} has ${db.cols}; use descriptors from the same extractor`);
-    }
-    if (dbSize !== null && db.rows !== dbSize) {
-      throw new UserError(`${dbName} has ${db.rows} rows but the ground truth describes ${dbSize} database items; give descriptors in ground-truth order`);
-    }
+  if (o.db && !o.ranks) {
+    const { db, q } = descriptors(o, dbSize);
     return fullRanking(db, q, o.metric ?? 'cosine', o.engine);
   }
+  const r = await rankingFile(o, dbSize);
+  if (!o.ranks || r.length >= r.dbSize) return r;
+  const base: { db?: string | Matrix; query?: string | Matrix; metric?: Metric } | null = o.db ? o : descriptorsNamedBy(o.ranks);
+  if (!base) return r;
+  const { db, q } = descriptors({ ...o, ...base }, r.dbSize);
+  if ((q ?? db).rows !== r.queries) {
+    const named = base.query ?? base.db;
+    throw new UserError(`${typeof named === 'string' ? named : 'the descriptors'}: ${(q ?? db).rows} rows for a ranking of ${r.queries} queries; give the descriptors the ranking was made from`);
+  }
+  return { ...r, tail: baseOrder(db, q, o.db ? (o.metric ?? 'cosine') : base.metric!) };
+}
+
+/** The descriptors of `o` (db, and queries unless self-retrieval), checked against each other and the ground truth. */
+function descriptors(o: EvalFilesOptions, dbSize: number | null): { db: Matrix; q: Matrix | null; dbName: string } {
+  const db = typeof o.db === 'string' ? readMatrix(o.db) : o.db!;
+  const q: Matrix | null = o.query === undefined ? null : typeof o.query === 'string' ? readMatrix(o.query) : o.query;
+  const dbName = typeof o.db === 'string' ? o.db : 'the database matrix';
+  if (q && q.cols !== db.cols) {
+    throw new UserError(`${typeof o.query === 'string' ? o.query : 'the query matrix'} has ${q.cols} dimensions but ${dbName} has ${db.cols}; use descriptors from the same extractor`);
+  }
+  if (dbSize !== null && db.rows !== dbSize) {
+    throw new UserError(`${dbName} has ${db.rows} rows but the ground truth describes ${dbSize} database items; give descriptors in ground-truth order`);
+  }
+  return { db, q, dbName };
+}
+
+/** The descriptors (and their metric) a `diffuse` or `search` output folder says it was made from, when they are still there. */
+function descriptorsNamedBy(ranks: string): { db: string; query?: string; metric: Metric } | null {
+  for (const name of ['diffusion.json', 'search.json']) {
+    const file = join(ranks, name);
+    if (!existsSync(file)) continue;
+    try {
+      const meta = JSON.parse(readFileSync(file, 'utf8')) as { db?: unknown; query?: unknown; metric?: unknown; parameters?: { normalize?: unknown } };
+      if (typeof meta.db !== 'string' || !existsSync(meta.db)) return null;
+      if (meta.query !== undefined && meta.query !== null && (typeof meta.query !== 'string' || !existsSync(meta.query))) return null;
+      // search records its metric; a diffusion ranks L2-normalised descriptors unless told not to.
+      const metric: Metric = meta.metric === 'euclidean' || meta.parameters?.normalize === false ? 'euclidean' : 'cosine';
+      return { db: meta.db, ...(typeof meta.query === 'string' ? { query: meta.query } : {}), metric };
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+/**
+ * Each query's database items by base distance, nearest first, computed when asked (one pass over
+ * the database per query): cosine or Euclidean, as `metric` says; ties keep the lower index.
+ */
+function baseOrder(db: Matrix, q: Matrix | null, metric: Metric): (query: number) => Int32Array {
+  const d = db.cols;
+  const norms = rowSquaredNorms(db);
+  const cosine = metric === 'cosine';
+  const score = new Float64Array(db.rows);
+  return (query) => {
+    const src = q ?? db;
+    const row = src.data.subarray(query * d, (query + 1) * d);
+    let qq = 0;
+    for (let l = 0; l < d; l++) qq += row[l]! * row[l]!;
+    for (let j = 0; j < db.rows; j++) {
+      let dot = 0;
+      for (let l = 0, o = j * d; l < d; l++) dot += row[l]! * db.data[o + l]!;
+      // Larger is nearer: cos for cosine, 2·q·x − ‖x‖² for Euclidean.
+      score[j] = cosine ? dot / Math.sqrt(qq * norms[j]! || 1) : 2 * dot - norms[j]!;
+    }
+    const order = Int32Array.from({ length: db.rows }, (_, j) => j);
+    return order.sort((a, b) => score[b]! - score[a]! || a - b);
+  };
+}
+
+/** The ranking stored in a --ranks or --scores file. */
+async function rankingFile(o: EvalFilesOptions, dbSize: number | null): Promise<Ranking> {
   const path = o.ranks ?? o.scores!;
   const file = o.ranks ? fileOrInFolder(o.ranks, 'indices.npy') : path;
   const arr = readNpy(file);
@@ -164,7 +239,7 @@ export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
           return { positives: [...g.easy, ...g.hard], ignored: g.junk };
         })
       : undefined;
-    return { protocol: 'revisited', queries: r.queries, databaseSize: r.dbSize, mAP, mP, ...(pr ? { pr } : {}) };
+    return completed({ protocol: 'revisited' as const, queries: r.queries, databaseSize: r.dbSize, mAP, mP, ...(pr ? { pr } : {}) }, r);
   }
 
   if (o.labels) {
@@ -178,7 +253,7 @@ export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
     const self = separate ? undefined : Int32Array.from({ length: r.queries }, (_, i) => i);
     const res = classMap(r, qLabels, dbLabels.ids, self);
     const pr = o.curve ? meanPrecisionRecall(r, (q) => membersOf(dbLabels.ids, qLabels[q]!, self ? q : -1)) : undefined;
-    return { protocol: 'class', queries: r.queries, databaseSize: r.dbSize, mAP: pct(res.mAP), ...(pr ? { pr } : {}) };
+    return completed({ protocol: 'class' as const, queries: r.queries, databaseSize: r.dbSize, mAP: pct(res.mAP), ...(pr ? { pr } : {}) }, r);
   }
 
   const dict = new Map<string, number>();
@@ -200,7 +275,7 @@ export async function evaluateFiles(o: EvalFilesOptions): Promise<EvalReport> {
   const self = !o.queryGroups && isSelfRanking(r);
   const scored = self ? withSelfFirst(r) : r;
   const pr = o.curve ? meanPrecisionRecall(scored, (q) => membersOf(dbGroups, qGroups[q]!, -1)) : undefined;
-  return { protocol: 'ns', queries: r.queries, databaseSize: r.dbSize, nsScore: Number(nsScore(scored, qGroups, dbGroups).toFixed(4)), ...(self ? { selfRanking: true } : {}), ...(pr ? { pr } : {}) };
+  return completed({ protocol: 'ns' as const, queries: r.queries, databaseSize: r.dbSize, nsScore: Number(nsScore(scored, qGroups, dbGroups).toFixed(4)), ...(self ? { selfRanking: true } : {}), ...(pr ? { pr } : {}) }, r);
 }
 
 /** One line for people: "E 28.89 / M 21.13 / H 4.60", "class mAP 44.84", "N-S 3.21". */

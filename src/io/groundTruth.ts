@@ -2,8 +2,9 @@
  * Ground truth: the revisitop `gnd_*.pkl` / `.json` files of revisited Oxford and Paris, class
  * labels (a JSON array or one label per line) and UKBench-style groups.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import { pyToJs, unpickle } from './pickle.js';
 
@@ -66,8 +67,30 @@ export function parseRevisitedGroundTruth(raw: unknown, path: string): Revisited
   return { imlist, qimlist, gnd };
 }
 
-/** Reads a revisited ground-truth file, `.pkl` (revisitop pickle) or `.json`. */
-export function loadRevisitedGroundTruth(path: string): RevisitedGroundTruth {
+/** The benchmarks whose ground truth ships in the package's data/ folder (data/README.md). */
+export const NAMED_GROUND_TRUTH = ['roxford5k', 'rparis6k'] as const;
+
+/**
+ * A ground-truth argument as a file path: a benchmark name (`roxford5k`, `rparis6k`) that is not a
+ * file here names the copy in the package's data/revisitop/; anything else is a path.
+ */
+export function groundTruthPath(nameOrPath: string): string {
+  const name = nameOrPath.toLowerCase();
+  if ((NAMED_GROUND_TRUTH as readonly string[]).includes(name) && !existsSync(nameOrPath)) {
+    return fileURLToPath(new URL(`../../data/revisitop/gnd_${name}.pkl`, import.meta.url));
+  }
+  if (extname(nameOrPath) === '' && !existsSync(nameOrPath)) {
+    throw new UserError(`${nameOrPath}: no such ground-truth file or benchmark; give a gnd_*.pkl/.json file or one of ${NAMED_GROUND_TRUTH.join(', ')}`);
+  }
+  return nameOrPath;
+}
+
+/**
+ * Reads a revisited ground-truth file, `.pkl` (revisitop pickle) or `.json`, or the shipped copy
+ * of a named benchmark (groundTruthPath).
+ */
+export function loadRevisitedGroundTruth(nameOrPath: string): RevisitedGroundTruth {
+  const path = groundTruthPath(nameOrPath);
   const bytes = readBytes(path);
   const isPickle = extname(path).toLowerCase() === '.pkl' || bytes[0] === 0x80;
   let raw: unknown;
