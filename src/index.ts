@@ -41,3 +41,4 @@ export * from './train/images.js';
 export * from './pipeline/bootstrap.js';
 export * from './pipeline/table.js';
 export * from './report/html.js';
+export { openCollection, buildCollection, ANN_THRESHOLD, type Collection, type CollectionManifest, type Neighbour, type QueryInput } from './collection/collection.js';

@@ -4,6 +4,7 @@ import { packageVersion } from '../version.js';
 import { diffuseCommand } from './diffuse.js';
 import { evalCommand } from './eval.js';
 import { searchCommand } from './search.js';
+import { indexCommand, queryCommand } from './collection.js';
 import { tripletsCommand } from './triplets.js';
 import { trainCommand } from './train.js';
 import { bootstrapCommand } from './bootstrap.js';
@@ -27,6 +28,8 @@ export function program(): Command {
     .addCommand(trainCommand())
     .addCommand(embedCommand())
     .addCommand(exportCommand())
+    .addCommand(indexCommand())
+    .addCommand(queryCommand())
     .addCommand(bootstrapCommand())
     .addCommand(demoCommand())
     .addCommand(evalCommand());
