@@ -52,6 +52,13 @@ export class AnnIndex {
     return { ids: Int32Array.from(r.keys, (key) => Number(key)), distances: Float32Array.from(r.distances) };
   }
 
+  /** The k nearest ids of each row of `m` (row-major ids × k), searched on `threads` threads. */
+  searchMany(m: Matrix, k: number, threads: number): Int32Array {
+    const rows = Array.from({ length: m.rows }, (_, i) => m.data.subarray(i * m.cols, (i + 1) * m.cols));
+    const r = this.index.search(rows, k, threads);
+    return Int32Array.from(r.keys, (key) => Number(key));
+  }
+
   save(path: string): void {
     this.index.save(path);
   }
