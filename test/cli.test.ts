@@ -1,20 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { main, program } from '../src/cli/main.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
-import { bruteClassMap, HAS_SHARED, ROOT, SHARED, gaussian, rng, withTempDir } from './helpers.js';
+import { bruteClassMap, captureOutput, HAS_SHARED, ROOT, SHARED, gaussian, rng, withTempDir } from './helpers.js';
 
-let out: string[];
-let err: string[];
-beforeEach(() => {
-  out = [];
-  err = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
-});
-afterEach(() => vi.restoreAllMocks());
+const { out, err } = captureOutput();
 
 const run = (...args: string[]) => main(['node', 'ddistill', ...args]);
 

@@ -1,22 +1,14 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { openCollection } from '../src/collection/collection.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { trainImages } from '../src/train/images.js';
-import { gaussian, rng, withTempDir } from './helpers.js';
+import { captureOutput, gaussian, rng, withTempDir } from './helpers.js';
 
-let out: string[];
-let err: string[];
-beforeEach(() => {
-  out = [];
-  err = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
-});
-afterEach(() => vi.restoreAllMocks());
+const { out, err } = captureOutput();
 const run = (...args: string[]) => main(['node', 'ddistill', ...args]);
 
 /** `n` 16 × 16 PNGs named from `first`: a bright quadrant (class i % 4) over noise. */
@@ -133,6 +125,7 @@ describe('collections: ddistill index and query', () => {
   it('refuses bad input in one line before any work', async () => {
     await withTempDir(async (dir) => {
       const model = await trainedModel(dir);
+      const other = await trainedModel(join(dir, 'other'));
       await photos(join(dir, 'db'), 0, 4, 4);
       const coll = join(dir, 'coll');
       expect(await run('index', '--model', model, '--images', join(dir, 'db'), '--out', coll, '--backend', 'wasm')).toBe(0);
@@ -145,6 +138,7 @@ describe('collections: ddistill index and query', () => {
         [['query', '--collection', join(dir, 'db'), '--image', join(dir, 'bad.jpg')], /not a collection \(no collection\.json\)/],
         [['index', '--model', model, '--images', join(dir, 'db'), '--out', coll], /already a collection; pass --append/],
         [['index', '--model', model, '--db', join(dir, 'v5.npy'), '--out', join(dir, 'c2')], /this model embeds images; give --images/],
+        [['index', '--model', other, '--images', join(dir, 'db'), '--out', coll, '--append'], /not the model this collection was built with/],
       ];
       for (const [args, pattern] of cases) {
         err.length = 0;

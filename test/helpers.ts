@@ -1,3 +1,4 @@
+import { afterEach, beforeEach, vi } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import sharp from 'sharp';
 import { tmpdir } from 'node:os';
@@ -91,4 +92,20 @@ export function unitRows(m: { rows: number; cols: number; data: Float32Array }):
     for (let c = 0; c < m.cols; c++) data[i * m.cols + c] = m.data[i * m.cols + c]! / n;
   }
   return { rows: m.rows, cols: m.cols, data };
+}
+
+/**
+ * Captures what the CLI writes: `out` and `err` hold this test's stdout and stderr chunks (reset
+ * before each test, the streams restored after it). Call at the top of a test file.
+ */
+export function captureOutput(): { out: string[]; err: string[] } {
+  const cap = { out: [] as string[], err: [] as string[] };
+  beforeEach(() => {
+    cap.out.length = 0;
+    cap.err.length = 0;
+    vi.spyOn(process.stdout, 'write').mockImplementation((s) => (cap.out.push(String(s)), true));
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => (cap.err.push(String(s)), true));
+  });
+  afterEach(() => vi.restoreAllMocks());
+  return cap;
 }

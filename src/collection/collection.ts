@@ -167,7 +167,9 @@ export async function buildCollection(o: BuildCollectionOptions): Promise<BuildS
     const threads = availableParallelism();
     if (index) {
       const ann = AnnIndex.load(join(o.out, INDEX_FILE), dimension, index.params);
-      ann.add(m, before, threads);
+      // One thread: concurrent insertion into a loaded usearch index (2.25) occasionally leaves a
+      // new item unreachable (measured: 3 of 30 appends of 50 items on 2 threads, none on 1).
+      ann.add(m, before, 1);
       saveIndex(ann, o.out);
     } else {
       const all = before === 0 ? m : (await store.all(dimension)).vectors;
