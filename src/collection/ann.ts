@@ -16,7 +16,7 @@ export interface AnnParams {
   readonly expansionSearch: number;
 }
 
-export const ANN_DEFAULTS: AnnParams = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
+export const ANN_DEFAULTS: AnnParams = { connectivity: 16, expansionAdd: 128, expansionSearch: 128 };
 
 export class AnnIndex {
   private constructor(private readonly index: HnswIndex, readonly dimension: number, readonly params: AnnParams) {}
