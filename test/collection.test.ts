@@ -130,6 +130,7 @@ describe('collections: ddistill index and query', () => {
       const coll = join(dir, 'coll');
       expect(await run('index', '--model', model, '--images', join(dir, 'db'), '--out', coll, '--backend', 'wasm')).toBe(0);
       writeFileSync(join(dir, 'bad.jpg'), 'not an image');
+      writeFileSync(join(dir, 'two.txt'), 'a\nb\n');
       writeNpy(join(dir, 'v5.npy'), { dtype: 'float32', shape: [1, 5], data: new Float32Array(5) });
       const cases: [string[], RegExp][] = [
         [['query', '--collection', coll, '--image', join(dir, 'bad.jpg')], /bad\.jpg: cannot decode this image/],
@@ -139,6 +140,7 @@ describe('collections: ddistill index and query', () => {
         [['index', '--model', model, '--images', join(dir, 'db'), '--out', coll], /already a collection; pass --append/],
         [['index', '--model', model, '--db', join(dir, 'v5.npy'), '--out', join(dir, 'c2')], /this model embeds images; give --images/],
         [['index', '--model', other, '--images', join(dir, 'db'), '--out', coll, '--append'], /not the model this collection was built with/],
+        [['index', '--model', model, '--images', join(dir, 'db'), '--labels', join(dir, 'two.txt'), '--out', join(dir, 'c3')], /two\.txt: 2 labels for 4 items; give one label per item/],
       ];
       for (const [args, pattern] of cases) {
         err.length = 0;

@@ -35,10 +35,6 @@ export class AnnIndex {
     return a;
   }
 
-  get size(): number {
-    return this.index.size();
-  }
-
   /** Adds the rows of `m` under the ids firstId, firstId + 1, …, on `threads` threads. */
   add(m: Matrix, firstId: number, threads: number): void {
     if (m.rows === 0) return;

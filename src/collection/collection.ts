@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { listImages } from '../io/images.js';
 import { ensureOutputFolder } from '../io/paths.js';
 import { readMatrix, type Matrix } from '../matrix.js';
-import { loadModelFolder, MANIFEST_FILE, MODEL_FILE, resolveModelFolder, WEIGHTS_FILE, type LoadedModel, type ModelManifest } from '../model/io.js';
+import { loadModelFolder, MANIFEST_FILE, MODEL_FILE, readModelManifest, resolveModelFolder, WEIGHTS_FILE, type LoadedModel, type ModelManifest } from '../model/io.js';
 import { embedDescriptors, embedImageList } from '../model/run.js';
 import { exactSearch } from '../search/exact.js';
 import { ANN_DEFAULTS, AnnIndex, type AnnParams } from './ann.js';
@@ -84,8 +84,15 @@ function readManifest(dir: string): CollectionManifest {
   return m;
 }
 
-/** Checks the output folder and the input before any work; returns the model folder to use. */
-function plan(o: BuildCollectionOptions): { modelDir: string; existing: CollectionManifest | null } {
+/** What `plan` settles before any work: the model to embed with, and the collection to extend. */
+interface Plan {
+  readonly modelDir: string;
+  readonly manifest: ModelManifest;
+  readonly existing: CollectionManifest | null;
+}
+
+/** Checks the output folder and the input before any work. */
+function plan(o: BuildCollectionOptions): Plan {
   const sources = [o.images, o.db, o.embeddings].filter((s) => s !== undefined).length;
   if (sources !== 1) throw new UserError('give exactly one of --images (photos), --db (descriptors to embed) or --embeddings (an embed output .npy)');
   ensureOutputFolder(o.out);
@@ -97,34 +104,50 @@ function plan(o: BuildCollectionOptions): { modelDir: string; existing: Collecti
   if (!existing && !o.model) throw new UserError('give --model (a train run folder or an exported model) to build a collection');
   const modelDir = existing ? join(o.out, MODEL_DIR) : resolveModelFolder(o.model!);
   if (existing && o.model) {
-    const given = JSON.parse(readFileSync(join(resolveModelFolder(o.model), MANIFEST_FILE), 'utf8')) as ModelManifest;
+    const given = readModelManifest(resolveModelFolder(o.model));
     if (JSON.stringify(given.provenance) !== JSON.stringify(existing.model.manifest.provenance) || given.embeddingDim !== existing.dimension) {
       throw new UserError(`--model ${o.model}: not the model this collection was built with (${existing.model.from}); leave --model out to use the collection's own`);
     }
   }
-  const manifest = JSON.parse(readFileSync(join(modelDir, MANIFEST_FILE), 'utf8')) as ModelManifest;
+  const manifest = readModelManifest(modelDir);
   if (o.images && manifest.inputKind !== 'images') throw new UserError(`${modelDir}: this model embeds descriptors, not images; give --db descriptors (or an image model)`);
   if (o.db && manifest.inputKind !== 'descriptors') throw new UserError(`${modelDir}: this model embeds images; give --images (or --embeddings from ddistill embed)`);
-  return { modelDir, existing };
+  return { modelDir, manifest, existing };
 }
 
-/** The embeddings of the input, with the paths of the items (images) and their labels. */
-async function embedInput(o: BuildCollectionOptions, modelDir: string, dimension: number): Promise<{ m: Matrix; paths?: string[]; skipped: string[] }> {
-  if (o.embeddings) {
-    const m = readMatrix(o.embeddings);
-    if (m.cols !== dimension) throw new UserError(`${o.embeddings}: ${m.cols}-d rows, but the model embeds to ${dimension}-d; give the output of ddistill embed with this model`);
-    const list = join(o.embeddings, '..', 'embed.json');
-    const listed = existsSync(list) ? (JSON.parse(readFileSync(list, 'utf8')) as { images?: string[] }).images : undefined;
-    return { m, paths: listed?.length === m.rows ? listed : undefined, skipped: [] };
+/** The items to add, read before any work: image paths, descriptors, or embeddings (with their paths). */
+interface Items {
+  readonly count: number;
+  readonly paths?: string[];
+  readonly descriptors?: Matrix;
+  readonly embeddings?: Matrix;
+}
+
+function readItems(o: BuildCollectionOptions, dimension: number): Items {
+  if (o.images) {
+    const paths = listImages(o.images);
+    return { count: paths.length, paths };
   }
-  const paths = o.images ? listImages(o.images) : undefined;
-  const descriptors = o.db ? readMatrix(o.db) : undefined;
+  if (o.db) {
+    const descriptors = readMatrix(o.db);
+    return { count: descriptors.rows, descriptors };
+  }
+  const embeddings = readMatrix(o.embeddings!);
+  if (embeddings.cols !== dimension) throw new UserError(`${o.embeddings}: ${embeddings.cols}-d rows, but the model embeds to ${dimension}-d; give the output of ddistill embed with this model`);
+  const list = join(o.embeddings!, '..', 'embed.json');
+  const listed = existsSync(list) ? (JSON.parse(readFileSync(list, 'utf8')) as { images?: string[] }).images : undefined;
+  return { count: embeddings.rows, embeddings, paths: listed?.length === embeddings.rows ? listed : undefined };
+}
+
+/** The embeddings of the items, with the paths of those kept and the images that could not be read. */
+async function embedItems(o: BuildCollectionOptions, items: Items, modelDir: string): Promise<{ m: Matrix; paths?: string[]; skipped: string[] }> {
+  if (items.embeddings) return { m: items.embeddings, paths: items.paths, skipped: [] };
   const info = await initBackend(o.backend ?? 'auto');
   o.onBackend?.(info);
   const loaded = await loadModelFolder(modelDir);
   try {
-    if (descriptors) return { m: embedDescriptors(loaded.model, loaded.manifest, descriptors, o.db), skipped: [] };
-    const r = await embedImageList(loaded, paths!, { skipBad: o.skipBad, onSkip: o.onSkip, onProgress: o.onProgress });
+    if (items.descriptors) return { m: embedDescriptors(loaded.model, loaded.manifest, items.descriptors, o.db), skipped: [] };
+    const r = await embedImageList(loaded, items.paths!, { skipBad: o.skipBad, onSkip: o.onSkip, onProgress: o.onProgress });
     if (r.kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
     return { m: r.matrix, paths: r.kept, skipped: r.skipped };
   } finally {
@@ -142,15 +165,14 @@ function saveIndex(index: AnnIndex, dir: string): void {
 /** `ddistill index`: embeds items with a model and writes (or extends) a collection. */
 export async function buildCollection(o: BuildCollectionOptions): Promise<BuildSummary> {
   const started = performance.now();
-  const { modelDir, existing } = plan(o);
-  const modelManifest = JSON.parse(readFileSync(join(modelDir, MANIFEST_FILE), 'utf8')) as ModelManifest;
+  const { modelDir, manifest: modelManifest, existing } = plan(o);
   const dimension = modelManifest.embeddingDim;
+  const items = readItems(o, dimension);
   const labels = o.labels ? readLabelValues(o.labels).map(String) : undefined;
-  const { m, paths, skipped } = await embedInput(o, modelDir, dimension);
-  if (labels && labels.length !== m.rows + skipped.length) throw new UserError(`${o.labels}: ${labels.length} labels for ${m.rows + skipped.length} items; give one label per item, in order`);
+  if (labels && labels.length !== items.count) throw new UserError(`${o.labels}: ${labels.length} labels for ${items.count} items; give one label per item, in order`);
+  const { m, paths, skipped } = await embedItems(o, items, modelDir);
   const skippedSet = new Set(skipped);
-  const listed = skipped.length > 0 ? listImages(o.images!) : [];
-  const keptLabels = labels && skipped.length > 0 ? labels.filter((_, i) => !skippedSet.has(listed[i]!)) : labels;
+  const keptLabels = labels && skipped.length > 0 ? labels.filter((_, i) => !skippedSet.has(items.paths![i]!)) : labels;
 
   mkdirSync(o.out, { recursive: true });
   if (!existing) {

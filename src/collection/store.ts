@@ -7,15 +7,7 @@ import type { Matrix } from '../matrix.js';
 
 export const TABLE = 'items';
 
-/** One item as stored. `path` and `label` are '' when unknown. */
-export interface ItemRow {
-  readonly id: number;
-  readonly vector: Float32Array;
-  readonly path: string;
-  readonly label: string;
-}
-
-/** Rows for `m` with ids from firstId, and the paths/labels given (aligned with the rows). */
+/** Rows for `m` (`path` and `label` '' when unknown) with ids from firstId, and the paths/labels given (aligned with the rows). */
 export function itemRows(m: Matrix, firstId: number, paths?: readonly string[], labels?: readonly string[]): Record<string, unknown>[] {
   return Array.from({ length: m.rows }, (_, i) => ({
     id: firstId + i,
@@ -32,10 +24,6 @@ export class ItemStore {
     const db = await lancedb.connect(dir);
     const table = (await db.tableNames()).includes(TABLE) ? await db.openTable(TABLE) : null;
     return new ItemStore(db, table);
-  }
-
-  async count(): Promise<number> {
-    return this.table ? this.table.countRows() : 0;
   }
 
   /** Appends rows (creating the table with the first ones). */

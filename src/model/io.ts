@@ -109,11 +109,17 @@ export interface LoadedModel {
   readonly manifest: ModelManifest;
 }
 
+/** The manifest of a model folder (as `resolveModelFolder` returns it), checked to be one. */
+export function readModelManifest(dir: string): ModelManifest {
+  const manifest = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as ModelManifest;
+  if (manifest.format !== 'diffusion-distill-model') throw new UserError(`${join(dir, MANIFEST_FILE)}: not a diffusion-distill model manifest`);
+  return manifest;
+}
+
 /** Loads a model folder written by `saveModelFolder` (or a training run folder). */
 export async function loadModelFolder(path: string): Promise<LoadedModel> {
   const dir = resolveModelFolder(path);
-  const manifest = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as ModelManifest;
-  if (manifest.format !== 'diffusion-distill-model') throw new UserError(`${join(dir, MANIFEST_FILE)}: not a diffusion-distill model manifest`);
+  const manifest = readModelManifest(dir);
   const model = await tf.loadLayersModel(fileHandler(join(dir, MODEL_FILE)));
   return { dir, model, manifest };
 }
