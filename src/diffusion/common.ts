@@ -137,30 +137,19 @@ export function keepBest(
 
 /**
  * Reorders a top-k list (vals best first, ties by index) so that equal scores go by base distance:
- * the tie at the k-th place is refilled from every item with that score, nearest first, and each
- * run of equal scores inside the list is sorted the same way.
+ * every item scoring at least the k-th score (the list, and all that tie with its last place) is
+ * sorted by (score, base distance, index), and the first k are kept. The scores by position do not
+ * change.
  */
 function breakTiesByBase(keyed: Float64Array, vals: Float64Array, idx: Int32Array, exclude: number, base: (j: number) => number): void {
   const k = idx.length;
   if (k === 0) return;
   const last = vals[k - 1]!;
-  let first = k - 1;
-  while (first > 0 && vals[first - 1] === last) first--;
-  const tied: number[] = [];
-  for (let j = 0; j < keyed.length; j++) if (keyed[j] === last && j !== exclude) tied.push(j);
-  const byBase = (a: number, b: number) => base(a) - base(b) || a - b;
-  if (tied.length > k - first) {
-    const d = new Map(tied.map((j) => [j, base(j)]));
-    tied.sort((a, b) => d.get(a)! - d.get(b)! || a - b);
-    for (let t = first; t < k; t++) idx[t] = tied[t - first]!;
-  }
-  for (let s = 0; s < first; ) {
-    let e = s + 1;
-    while (e < first && vals[e] === vals[s]) e++;
-    if (e - s > 1) idx.subarray(s, e).sort(byBase);
-    s = e;
-  }
-  if (tied.length <= k - first) idx.subarray(first, k).sort(byBase);
+  const candidates: number[] = [];
+  for (let j = 0; j < keyed.length; j++) if (keyed[j]! >= last && j !== exclude) candidates.push(j);
+  const d = new Map(candidates.map((j) => [j, base(j)]));
+  candidates.sort((a, b) => keyed[b]! - keyed[a]! || d.get(a)! - d.get(b)! || a - b);
+  idx.set(candidates.slice(0, k));
 }
 
 /** Squared Euclidean distance from node `node` to database item j (nodes: queries, then the database). */

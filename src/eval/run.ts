@@ -101,7 +101,7 @@ async function loadRanking(o: EvalFilesOptions, dbSize: number | null): Promise<
 }
 
 /** The descriptors of `o` (db, and queries unless self-retrieval), checked against each other and the ground truth. */
-function descriptors(o: EvalFilesOptions, dbSize: number | null): { db: Matrix; q: Matrix | null; dbName: string } {
+function descriptors(o: EvalFilesOptions, dbSize: number | null): { db: Matrix; q: Matrix | null } {
   const db = typeof o.db === 'string' ? readMatrix(o.db) : o.db!;
   const q: Matrix | null = o.query === undefined ? null : typeof o.query === 'string' ? readMatrix(o.query) : o.query;
   const dbName = typeof o.db === 'string' ? o.db : 'the database matrix';
@@ -111,7 +111,7 @@ function descriptors(o: EvalFilesOptions, dbSize: number | null): { db: Matrix; 
   if (dbSize !== null && db.rows !== dbSize) {
     throw new UserError(`${dbName} has ${db.rows} rows but the ground truth describes ${dbSize} database items; give descriptors in ground-truth order`);
   }
-  return { db, q, dbName };
+  return { db, q };
 }
 
 /** The descriptors (and their metric) a `diffuse` or `search` output folder says it was made from, when they are still there. */
@@ -141,7 +141,7 @@ function baseOrder(db: Matrix, q: Matrix | null, metric: Metric): (query: number
   const d = db.cols;
   const norms = rowSquaredNorms(db);
   const cosine = metric === 'cosine';
-  const score = new Float64Array(db.rows);
+  const score = new Float32Array(db.rows);
   return (query) => {
     const src = q ?? db;
     const row = src.data.subarray(query * d, (query + 1) * d);
@@ -153,8 +153,7 @@ function baseOrder(db: Matrix, q: Matrix | null, metric: Metric): (query: number
       // Larger is nearer: cos for cosine, 2·q·x − ‖x‖² for Euclidean.
       score[j] = cosine ? dot / Math.sqrt(qq * norms[j]! || 1) : 2 * dot - norms[j]!;
     }
-    const order = Int32Array.from({ length: db.rows }, (_, j) => j);
-    return order.sort((a, b) => score[b]! - score[a]! || a - b);
+    return rankingFromScores(score, 1, db.rows, 'descending').indices;
   };
 }
 
