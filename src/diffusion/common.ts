@@ -145,6 +145,11 @@ function breakTiesByBase(keyed: Float64Array, vals: Float64Array, idx: Int32Arra
   const k = idx.length;
   if (k === 0) return;
   const last = vals[k - 1]!;
+  let tiedWithLast = 0;
+  for (let j = 0; j < keyed.length; j++) if (keyed[j] === last && j !== exclude) tiedWithLast++;
+  let tiedInside = false;
+  for (let t = 1; t < k - 1 && !tiedInside; t++) tiedInside = vals[t] === vals[t - 1];
+  if (tiedWithLast === 1 && !tiedInside) return; // no equal scores: the order is already final
   const candidates: number[] = [];
   for (let j = 0; j < keyed.length; j++) if (keyed[j]! >= last && j !== exclude) candidates.push(j);
   const d = new Map(candidates.map((j) => [j, base(j)]));

@@ -121,7 +121,7 @@ export async function lcdp(db: Matrix, queries: Matrix | null, params: Partial<L
       }
     }
     timer.lap('diffusion');
-    for (let r = 0; r < rows; r++) keepBest(Q.subarray(rowNode(r) * n + nq, rowNode(r) * n + n), k, out, r, 'descending', self ? r : -1);
+    for (let r = 0; r < rows; r++) keepBest(Q.subarray(rowNode(r) * n + nq, rowNode(r) * n + n), k, out, r, 'descending', self ? r : -1, baseDistance(x, nq, rowNode(r)));
     timer.lap('ranking');
   } else {
     const keep = Math.max(p.truncate, k + 1);
