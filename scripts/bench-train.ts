@@ -1,23 +1,32 @@
 /**
- * Descriptor-mode training throughput: triplets/s for a 2048-d → 512-d head at batch 256 on the
- * wasm backend (with this project's kernel replacements), the GFLOP/s that achieves, and the
- * backend's plain matMul GFLOP/s on the layer's own shape — all measured in one run.
+ * Training throughput on one thread and on N worker threads (data-parallel, src/train/dataParallel.ts),
+ * measured in one run on the wasm backend (with this project's kernel replacements):
  *
- *   npm run bench:train [-- --backend wasm|cpu|tensorflow] [-- --steps 20]
+ *   1. a descriptor head: residual 2048 → 2048 → 512 (+ linear 2048 → 512), 256 triplets per step;
+ *   2. image training with a frozen front at 224 px: the shipped MobileNet v1 0.75 with its layers up
+ *      to conv_pw_11_relu frozen (computed once, as `ddistill train --images --freeze-until
+ *      conv_pw_11_relu --batch-norm frozen` does), the last two blocks and GeM trained, 40 triplets
+ *      (120 feature maps) per step.
  *
- * FLOPs per step are counted as 3 × the forward matrix products (forward, gradient with respect to
- * the weights, gradient with respect to the activations), 2·m·k·n each.
+ *   npm run bench:train [-- --workers N] [-- --steps 12]
+ *
+ * Also the backend's plain matMul GFLOP/s on the head's shape. FLOPs per head step are counted as
+ * 3 × the forward matrix products. Last line: {"descriptorSpeedup": …, "imageSpeedup": …, …}.
  */
-import { initBackend, tf, type BackendChoice } from '../src/backend/tfjs.js';
-import { buildHead, type HeadKind } from '../src/model/head.js';
-import { train, TRAIN_DEFAULTS } from '../src/train/loop.js';
+import { initBackend, tf } from '../src/backend/tfjs.js';
+import { buildImageModel, defaultScale } from '../src/model/image.js';
+import { splitAt } from '../src/model/compose.js';
+import { buildHead } from '../src/model/head.js';
+import { mapImages, memoryImages, stackData, stackItems } from '../src/model/imageSet.js';
+import { defaultWorkers, parallelTraining } from '../src/train/dataParallel.js';
+import { train, TRAIN_DEFAULTS, type TrainInputs, type TrainOptions } from '../src/train/loop.js';
+import type { Matrix } from '../src/matrix.js';
 import { arg } from './args.js';
 
-const backendChoice = arg('backend', 'wasm') as BackendChoice;
-const steps = Number(arg('steps', '20'));
-const [D, E, H, B] = [2048, 512, 2048, 256];
-const info = await initBackend(backendChoice);
-console.log(`backend: ${info.backend} (${info.source}), tfjs ${info.tfjsVersion}; 2 threads at most on this machine`);
+const workers = Number(arg('workers', String(defaultWorkers())));
+const steps = Number(arg('steps', '12'));
+const info = await initBackend('wasm');
+console.log(`backend: ${info.backend} (${info.source}), tfjs ${info.tfjsVersion}; ${workers} workers against one thread`);
 
 function matMulGflops(m: number, k: number, n: number, reps = 10): number {
   const a = tf.randomNormal([m, k]);
@@ -36,7 +45,35 @@ function matMulGflops(m: number, k: number, n: number, reps = 10): number {
   return (2 * m * k * n) / s / 1e9;
 }
 
-// Synthetic database and a self-ranking (the throughput does not depend on their content).
+/** Median step time (ms) of `steps` steps after 2 warm-up steps, on one thread or `n` workers. */
+async function stepMs(make: () => tf.LayersModel, inputs: Matrix | TrainInputs, ranking: Int32Array, o: TrainOptions, n: number): Promise<number> {
+  const model = make();
+  const times: number[] = [];
+  let last = performance.now();
+  const parallel = n > 1 ? parallelTraining(model, { workers: n, totalSteps: 2 + steps, options: o }) : null;
+  try {
+    await train(model, inputs, ranking, { ...o, steps: 2 + steps }, {
+      ...(parallel ? { parallel } : {}),
+      onStep: () => {
+        const now = performance.now();
+        times.push(now - last);
+        last = now;
+      },
+    });
+  } finally {
+    await parallel?.close();
+    model.dispose();
+  }
+  // The median after the warm-up steps: this machine's step times wander by ±15 % (measured).
+  const timed = times.slice(2).sort((a, b) => a - b);
+  return timed[Math.floor(timed.length / 2)]!;
+}
+
+/** A self-ranking whose content does not matter for throughput: each item's next L items. */
+const cyclicRanking = (n: number, L: number) => Int32Array.from({ length: n * L }, (_, q) => (Math.floor(q / L) + (q % L) + 1) % n);
+
+// 1. Descriptor heads on a synthetic database.
+const [D, E, H, B] = [2048, 512, 2048, 256];
 const n = 20_000;
 const data = new Float32Array(n * D);
 let s = 1;
@@ -44,34 +81,63 @@ for (let i = 0; i < data.length; i++) {
   s = (s * 1103515245 + 12345) >>> 0;
   data[i] = s / 4294967296 - 0.5;
 }
-const L = 300;
-const ranking = Int32Array.from({ length: n * L }, (_, q) => (Math.floor(q / L) + (q % L) + 1) % n);
 const x = { rows: n, cols: D, data };
-
-const rows: { head: HeadKind; ms: number; tps: number; gflops: number }[] = [];
+const headOptions: TrainOptions = { ...TRAIN_DEFAULTS, batch: B, triplets: { k: 300, m0: 0.1, perAnchor: 10 } };
+const heads = [];
 for (const head of ['linear', 'residual'] as const) {
-  const model = buildHead({ kind: head, inputDim: D, outputDim: E, hidden: H, init: 'random', seed: 0 });
+  const make = () => buildHead({ kind: head, inputDim: D, outputDim: E, hidden: H, init: 'random', seed: 0 });
   const forward = 2 * 3 * B * D * E + (head === 'residual' ? 2 * 3 * B * D * H + 2 * 3 * B * H * E : 0);
-  const o = { ...TRAIN_DEFAULTS, batch: B, steps: 2 + steps, triplets: { k: L, m0: 0.1, perAnchor: 10 } };
-  const times: number[] = [];
-  let last = performance.now();
-  await train(model, x, ranking, o, {
-    onStep: () => {
-      const now = performance.now();
-      times.push(now - last);
-      last = now;
-    },
-  });
-  const timed = times.slice(2); // the first steps warm up
-  const ms = timed.reduce((a, b) => a + b, 0) / timed.length;
-  rows.push({ head, ms, tps: (B * 1000) / ms, gflops: (3 * forward) / (ms / 1000) / 1e9 });
-  model.dispose();
+  const one = await stepMs(make, x, cyclicRanking(n, 300), headOptions, 1);
+  const many = await stepMs(make, x, cyclicRanking(n, 300), headOptions, workers);
+  heads.push({ head, one, many, gflops: (3 * forward) / (one / 1000) / 1e9 });
 }
 const plain = matMulGflops(3 * B, D, E);
-console.log(`\nhead                         step (ms)  triplets/s  GFLOP/s`);
-for (const r of rows) {
-  const name = r.head === 'linear' ? `linear ${D}→${E}` : `residual ${D}→${H}→${E} + ${D}→${E}`;
-  console.log(`${name.padEnd(28)} ${r.ms.toFixed(0).padStart(9)}  ${r.tps.toFixed(0).padStart(10)}  ${r.gflops.toFixed(1).padStart(7)}`);
+
+// 2. Image training with a frozen front at 224 px: the front runs once over the images.
+const size = 224;
+const backbone = 'mobilenet_v1_0.75';
+const whole = await buildImageModel({ backbone, size, resize: 'square', channels: 3, scale: defaultScale(backbone), whiten: null, seed: 1 });
+const freezeUntil = 'conv_pw_11_relu';
+const { front, back } = splitAt(whole, freezeUntil);
+const images = 48;
+const pixels = Array.from({ length: images }, (_, i) => ({ height: size, width: size, channels: 3, data: tf.randomUniform([size * size * 3], 0, 1, 'float32', i + 1).dataSync() as Float32Array }));
+const maps = await mapImages(front, memoryImages(pixels), { batch: 16 });
+const mapSet = memoryImages(maps);
+const mapInputs: TrainInputs = { rows: images, gather: async (items) => stackItems(await mapSet.get(items)), raw: async (items) => stackData(await mapSet.get(items)) };
+const imageOptions: TrainOptions = { ...TRAIN_DEFAULTS, batch: 40, batchNorm: 'frozen', triplets: { k: 20, m0: 0.1, perAnchor: 5 } };
+const backWeights = back.getWeights().map((w) => w.clone());
+const makeBack = () => {
+  // The same back each time (train() changes the weights of the model it is given).
+  back.setWeights(backWeights);
+  return back;
+};
+const imageOne = await stepMsKeep(makeBack, mapInputs, cyclicRanking(images, 20), imageOptions, 1);
+const imageMany = await stepMsKeep(makeBack, mapInputs, cyclicRanking(images, 20), imageOptions, workers);
+
+/** stepMs for a model that outlives the measurement (the back stays in use). */
+async function stepMsKeep(make: () => tf.LayersModel, inputs: TrainInputs, ranking: Int32Array, o: TrainOptions, k: number): Promise<number> {
+  const keep = make();
+  const proxy = Object.create(keep, { dispose: { value: () => undefined } }) as tf.LayersModel;
+  return stepMs(() => proxy, inputs, ranking, o, k);
 }
-console.log(`plain matMul ${3 * B}×${D}×${E} on ${info.backend}: ${plain.toFixed(1)} GFLOP/s`);
-console.log(JSON.stringify({ backend: info.backend, batch: B, heads: rows.map((r) => ({ head: r.head, stepMs: Number(r.ms.toFixed(1)), tripletsPerSecond: Math.round(r.tps), gflops: Number(r.gflops.toFixed(1)) })), matMulGflops: Number(plain.toFixed(1)) }));
+
+console.log(`\n${'training'.padEnd(52)} 1 thread   ${workers} workers  speedup`);
+for (const r of heads) {
+  const name = r.head === 'linear' ? `head linear ${D}→${E}, batch ${B}` : `head residual ${D}→${H}→${E} + ${D}→${E}, batch ${B}`;
+  console.log(`${name.padEnd(52)} ${r.one.toFixed(0).padStart(6)} ms ${r.many.toFixed(0).padStart(7)} ms  ${(r.one / r.many).toFixed(2).padStart(6)}×   (${r.gflops.toFixed(1)} GFLOP/s on one thread)`);
+}
+const imageName = `${backbone} after ${freezeUntil}, ${size} px, batch 40`;
+console.log(`${imageName.padEnd(52)} ${imageOne.toFixed(0).padStart(6)} ms ${imageMany.toFixed(0).padStart(7)} ms  ${(imageOne / imageMany).toFixed(2).padStart(6)}×`);
+console.log(`plain matMul ${3 * B}×${D}×${E} on ${info.backend}, one thread: ${plain.toFixed(1)} GFLOP/s`);
+const residual = heads.find((h) => h.head === 'residual')!;
+const linear = heads.find((h) => h.head === 'linear')!;
+console.log(
+  JSON.stringify({
+    workers,
+    descriptorSpeedup: Number((residual.one / residual.many).toFixed(2)),
+    imageSpeedup: Number((imageOne / imageMany).toFixed(2)),
+    linearHeadSpeedup: Number((linear.one / linear.many).toFixed(2)),
+    stepMs: { residualHead: [Math.round(residual.one), Math.round(residual.many)], linearHead: [Math.round(linear.one), Math.round(linear.many)], image: [Math.round(imageOne), Math.round(imageMany)] },
+    matMulGflops: Number(plain.toFixed(1)),
+  }),
+);

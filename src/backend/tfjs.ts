@@ -209,4 +209,19 @@ export async function initBackend(choice: BackendChoice = 'auto', o: { nativePac
   return info('cpu', '@tensorflow/tfjs cpu backend (slow: about 1 GFLOP/s)', why);
 }
 
+/** A tensor's values as a plain array and its shape (what crosses to a worker thread). */
+export interface TensorData {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** Whether inputs are tensors (not TensorData). */
+export const isTensor = (x: tf.Tensor | TensorData): x is tf.Tensor => x instanceof tf.Tensor;
+
+/** TensorData as tensors, one for each. */
+export function tensorsOf<T extends TensorData | readonly TensorData[]>(x: T): T extends TensorData ? tf.Tensor : tf.Tensor[];
+export function tensorsOf(x: TensorData | readonly TensorData[]): tf.Tensor | tf.Tensor[] {
+  return Array.isArray(x) ? (x as readonly TensorData[]).map((t) => tf.tensor(t.data, [...t.shape])) : tf.tensor((x as TensorData).data, [...(x as TensorData).shape]);
+}
+
 export { tf };

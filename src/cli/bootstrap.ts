@@ -139,7 +139,7 @@ export function bootstrapCommand(): Command {
           db: flags.db, queries: flags.queries, images: flags.images, queryImages: flags.queryImages, image: flags.images ? imageOptionsFromFlags(flags) : undefined, out: flags.out, iterations: flags.iterations, trainFraction: flags.trainFraction,
           method: flags.method, preset: flags.preset, params, topK: flags.topK, ranks: flags.ranks, compare: flags.compare, resume: flags.resume, config,
           gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups,
-          ...trainingFromFlags(flags), normalize: flags.normalize, backend: flags.backend, engine: flags.engine,
+          ...trainingFromFlags(flags), normalize: flags.normalize, backend: flags.backend, engine: flags.engine, workers: flags.workers,
           ...hooks,
         });
       } finally {

@@ -7,6 +7,7 @@ import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
 import { resultTable } from '../pipeline/table.js';
 import { MNIST_DEMO_RECIPE } from '../train/presets.js';
 import { pipelineHooks, summaryJson } from './bootstrap.js';
+import { workersHelp } from './train.js';
 import { duration, note, parsePositiveInt, print } from './common.js';
 
 interface DemoFlags {
@@ -14,6 +15,7 @@ interface DemoFlags {
   iterations: number;
   steps: number;
   backend: BackendChoice;
+  workers?: number;
   resume?: boolean;
   json?: boolean;
 }
@@ -34,6 +36,7 @@ export function demoCommand(): Command {
     .option('--iterations <n>', 'bootstrap iterations', parsePositiveInt, 2)
     .option('--steps <n>', 'training steps per iteration', parsePositiveInt, MNIST_DEMO_RECIPE.train.steps!)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
+    .option('--workers <n>', workersHelp, parsePositiveInt)
     .option('--resume', 'continue an interrupted demo run instead of starting afresh')
     .option('--json', 'end with one JSON line: baseline, cas, iterations')
     .action(async (flags: DemoFlags) => {
@@ -59,6 +62,7 @@ export function demoCommand(): Command {
           head: MNIST_DEMO_RECIPE.head,
           train: { ...MNIST_DEMO_RECIPE.train, steps: flags.steps },
           backend: flags.backend,
+          workers: flags.workers,
           resume: flags.resume && existsSync(join(out, 'manifest.json')),
           ...hooks,
         });

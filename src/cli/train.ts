@@ -10,6 +10,7 @@ import { PHOTO_HEAD_RECIPE } from '../train/presets.js';
 import { SELECTION_DEFAULTS, type SelectionOptions } from '../train/selection.js';
 import { RANGE_RULE } from '../triplets/range.js';
 import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
+import { defaultWorkers, PARALLEL_ABOVE_SECONDS } from '../train/dataParallel.js';
 import { aliased, backendLine, duration, epochLine, hiddenAlias, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
 import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
 
@@ -38,6 +39,7 @@ export interface TrainingFlags {
   imageWise?: boolean;
   normalize: boolean;
   backend: BackendChoice;
+  workers?: number;
   engine: EngineChoice;
   config?: string;
 }
@@ -104,6 +106,10 @@ export function applyConfig(cmd: Command, path: string): void {
   }
 }
 
+/** --workers, for train, bootstrap and the demo. */
+export const workersHelp =
+  `worker threads training data-parallel on wasm, each on a share of every batch (same result as one); default: ${defaultWorkers()}, this machine's cores, for runs of over ${PARALLEL_ABOVE_SECONDS} s`;
+
 /** Where PHOTO_HEAD_RECIPE's defaults apply, for help texts. */
 const PHOTO = ' on a frozen image backbone';
 
@@ -136,6 +142,7 @@ export function addTrainingOptions(cmd: Command): Command {
     .option('--image-wise', 'image mode: backward pass one image at a time (large images; one extra forward)')
     .option('--no-normalize', 'do not L2-normalise the descriptors first')
     .addOption(new Option('--backend <name>', 'tfjs backend (auto: tensorflow > wasm > cpu)').choices(BACKEND_CHOICES).default('auto'))
+    .option('--workers <n>', workersHelp, parsePositiveInt)
     .addOption(new Option('--engine <name>', 'dense products (PCA, validation)').choices(['auto', 'onnxruntime', 'js']).default('auto'));
 }
 
@@ -242,7 +249,7 @@ export function trainCommand(): Command {
       if (flags.images) {
         try {
           const r = await trainImages({
-            images: flags.images, ...imageOptionsFromFlags(flags), ranks: flags.ranks, out: flags.out, head: training.head, train, selection: training.selection, backend: flags.backend, resume: flags.resume,
+            images: flags.images, ...imageOptionsFromFlags(flags), ranks: flags.ranks, out: flags.out, head: training.head, train, selection: training.selection, backend: flags.backend, workers: flags.workers, resume: flags.resume,
             onBackend, onStage: (m) => note(m), onStep, onEpoch,
           });
           if (flags.json) print(JSON.stringify({ model: r.model, backend: r.backend.backend, steps: r.steps, seconds: Number(r.seconds.toFixed(3)), history: r.history }));
@@ -262,6 +269,7 @@ export function trainCommand(): Command {
           selection: training.selection,
           normalize: flags.normalize,
           backend: flags.backend,
+          workers: flags.workers,
           engine: flags.engine,
           resume: flags.resume,
           validation: { queries: flags.queries, gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups },

@@ -4,7 +4,7 @@
  * runs of equal shapes go through the network stacked, others one by one, and the network pools
  * each to one row (GeM), so the embeddings do not depend on how the images were grouped.
  */
-import { tf } from '../backend/tfjs.js';
+import { tensorsOf, tf, type TensorData } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
 import { loadImageBytes, toUnit, type ImageOptions, type ImageBytes } from '../io/images.js';
 import type { Matrix } from '../matrix.js';
@@ -70,14 +70,19 @@ const sameShape = (a: ImageItem, b: ImageItem) => a.height === b.height && a.wid
 
 /** One 4-d tensor when all items share a shape; otherwise one [1, h, w, c] tensor per item. */
 export function stackItems(items: readonly ImageItem[]): tf.Tensor4D | tf.Tensor4D[] {
+  return tensorsOf(stackData(items)) as tf.Tensor4D | tf.Tensor4D[];
+}
+
+/** stackItems' values as plain arrays (for worker threads). */
+export function stackData(items: readonly ImageItem[]): TensorData | TensorData[] {
   const first = items[0]!;
   if (items.every((it) => sameShape(it, first))) {
     const size = first.data.length;
     const data = new Float32Array(items.length * size);
     items.forEach((it, i) => data.set(it.data, i * size));
-    return tf.tensor4d(data, [items.length, first.height, first.width, first.channels]);
+    return { shape: [items.length, first.height, first.width, first.channels], data };
   }
-  return items.map((it) => tf.tensor4d(it.data, [1, it.height, it.width, it.channels]));
+  return items.map((it) => ({ shape: [1, it.height, it.width, it.channels], data: it.data }));
 }
 
 /** The model's outputs for `items`, in order: one tensor per run of equally shaped items. */

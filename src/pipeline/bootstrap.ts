@@ -84,6 +84,8 @@ export interface BootstrapOptions extends GroundTruthOptions {
   readonly normalize?: boolean;
   readonly backend?: BackendChoice;
   readonly engine?: EngineChoice;
+  /** Worker threads for training (TrainCallbacks.workers); not part of what defines the result. */
+  readonly workers?: number;
   /** Also measure the Euclidean baseline and diffusion query re-ranking (needs queries and ground truth). */
   readonly compare?: boolean;
   readonly resume?: boolean;
@@ -131,7 +133,7 @@ export interface BootstrapPlan {
 
 /** The options that define the result (hooks and resume left out), for the manifest. */
 function definingOptions(o: BootstrapOptions): Record<string, unknown> {
-  const { onStage: _s, onStep: _p, onEpoch: _e, onImages: _i, onBackend: _b, resume: _r, config: _c, ...rest } = o;
+  const { onStage: _s, onStep: _p, onEpoch: _e, onImages: _i, onBackend: _b, resume: _r, config: _c, workers: _w, ...rest } = o;
   return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
 }
 

@@ -181,14 +181,14 @@ export async function trainingStage(run: Run, data: RunData, items: TrainingItem
   const initFrom = it > 1 ? folder.iteration(it - 1, 'train') : undefined;
   if (plan.image) {
     await trainImages({
-      images: items.images, ...plan.image, ranks: teacher, out: trainDir, head: o.head, train: o.train, selection: plan.selection, backend: o.backend, resume, initFrom,
+      images: items.images, ...plan.image, ranks: teacher, out: trainDir, head: o.head, train: o.train, selection: plan.selection, backend: o.backend, workers: o.workers, resume, initFrom,
       features: plan.frozenBackbone ? (items.subset ? rowsOf(data.database, items.subset) : data.database) : undefined,
       onStep: o.onStep, onEpoch: o.onEpoch, onStage: (m) => run.stage(it, 'train', m),
     });
   } else {
     await trainFiles({
       db: items.db, ranks: teacher, out: trainDir, head: plan.head, train: o.train, selection: plan.selection, normalize: plan.normalize, backend: o.backend, engine: o.engine,
-      resume, initFrom, onStep: o.onStep, onEpoch: o.onEpoch,
+      workers: o.workers, resume, initFrom, onStep: o.onStep, onEpoch: o.onEpoch, onStage: (m) => run.stage(it, 'train', m),
     });
   }
   seconds.train = secondsSince(t0);

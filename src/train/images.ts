@@ -21,7 +21,7 @@ import { l2NormalizeRows, type Matrix } from '../matrix.js';
 import { isPretrained } from '../model/backbones.js';
 import { chain, ownNode, splitAt, tensorKey } from '../model/compose.js';
 import { embedRows, normalizedHead } from '../model/head.js';
-import { embedImages, fileImages, mapImages, memoryImages, pixelImages, stackItems, type ImageSet } from '../model/imageSet.js';
+import { embedImages, fileImages, mapImages, memoryImages, pixelImages, stackData, stackItems, type ImageSet } from '../model/imageSet.js';
 import { buildImageModel, defaultImageSize, defaultScale, type ImageModelSpec } from '../model/image.js';
 import type { ModelManifest } from '../model/io.js';
 import { readSelfRanking } from '../triplets/run.js';
@@ -251,7 +251,7 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
       steps: stepCounts(plan.options, plan.teacher?.anchors?.length ?? count), backend, version: packageVersion(),
     },
   };
-  const trainInputs: TrainInputs = { rows: count, gather: async (items) => stackItems(await inputs.get(items)), prefetch: !freezeUntil && !o.pixels };
+  const trainInputs: TrainInputs = { rows: count, gather: async (items) => stackItems(await inputs.get(items)), raw: async (items) => stackData(await inputs.get(items)), prefetch: !freezeUntil && !o.pixels };
   // The input of this run, for the verdict: what the network computed before training.
   const embedAll = (m: tf.LayersModel) => embedImages(m, inputs, { batch: o.embedBatch ?? 16 });
   const before = plan.heldOut.length > 0 ? await embedAll(trainable) : null;

@@ -8,7 +8,7 @@
  * checkpoint at the end of an epoch ends exactly where an uninterrupted run ends.
  */
 import { UserError } from '../errors.js';
-import { tf } from '../backend/tfjs.js';
+import { isTensor, tensorsOf, tf, type TensorData } from '../backend/tfjs.js';
 import type { Matrix } from '../matrix.js';
 import { l2Normalize } from '../model/head.js';
 import { mineTriplets, seededRandom, TRIPLET_DEFAULTS, type TripletOptions } from '../triplets/mining.js';
@@ -130,6 +130,29 @@ export interface TrainHooks {
   select?: Selection;
   /** Learning-rate factor for pretrained layers (weights not of GeM, whitening or a descriptor head). */
   pretrainedLr?: number;
+  /** Runs the steps on worker threads (src/train/dataParallel.ts) instead of this thread. */
+  parallel?: ParallelSteps;
+}
+
+/** A step's inputs: tensors, or their data (TrainInputs.raw) when the step runs on workers. */
+export type StepInputs = tf.Tensor | readonly tf.Tensor[] | TensorData | readonly TensorData[];
+
+/** What one step comes to: the batch loss, its active hinges, the gradients' global norm. */
+export interface StepResult {
+  readonly loss: number;
+  readonly active: number;
+  readonly gradNorm: number;
+}
+
+/**
+ * Steps computed elsewhere (data-parallel workers), which keep their own copy of the weights and
+ * momentum from the first step they take until `pull` hands them back to this thread's model.
+ */
+export interface ParallelSteps {
+  /** One step with learning rate `lr`; `here` is the same step on this thread, should it be wanted. */
+  step(weights: readonly tf.Variable[], momentum: readonly tf.Variable[], x: StepInputs, margins: Float32Array, lr: number, o: StepOptions, here: () => StepResult): Promise<StepResult>;
+  /** The weights and momentum back into `weights` and `momentum` (at the end of each epoch). */
+  pull(weights: readonly tf.Variable[], momentum: readonly tf.Variable[]): Promise<void>;
 }
 
 /**
@@ -139,6 +162,8 @@ export interface TrainHooks {
 export interface TrainInputs {
   readonly rows: number;
   gather(items: readonly number[]): Promise<tf.Tensor | tf.Tensor[]>;
+  /** The same inputs as plain arrays, which worker threads take without a copy out of a backend. */
+  raw?(items: readonly number[]): Promise<TensorData | TensorData[]>;
   /** Start gathering the next step's items while this one trains (inputs decoded from disk). */
   readonly prefetch?: boolean;
 }
@@ -196,7 +221,7 @@ function forward(model: tf.LayersModel, x: tf.Tensor | readonly tf.Tensor[], tra
 const keptActiveCount = (hinges: tf.Tensor1D): tf.Tensor => tf.keep(tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')));
 
 /** Rows [start, start + count) of each third of `x` (anchors, closers, farthers). */
-function tripletSlice(x: tf.Tensor | readonly tf.Tensor[], b: number, start: number, count: number): tf.Tensor | tf.Tensor[] {
+export function tripletSlice(x: tf.Tensor | readonly tf.Tensor[], b: number, start: number, count: number): tf.Tensor | tf.Tensor[] {
   if (Array.isArray(x)) return [0, 1, 2].flatMap((p) => x.slice(p * b + start, p * b + start + count));
   const t = x as tf.Tensor;
   const rest = t.shape.slice(1);
@@ -254,24 +279,29 @@ function accumulate(total: tf.NamedTensorMap | null, grads: tf.NamedTensorMap): 
   return sum;
 }
 
+/** How a step computes its gradients (the parts of TrainOptions a gradient worker needs). */
+export type GradientOptions = { microBatch?: number | null; batchNorm?: 'train' | 'frozen'; imageWise?: boolean };
+
 /**
- * One SGD step, PyTorch's rule: g ← ∇ + wd·w; v ← μ·v + g; w ← w − lr·v.
- * `x` holds the 3b inputs (anchors, closers, farthers), stacked or one tensor per item.
- * Returns the batch loss and the number of active hinges.
+ * The loss, active hinges and weight gradients of a batch of triplets: `x` holds the 3b inputs
+ * (anchors, closers, farthers), stacked or one tensor per item. `share` scales the loss and the
+ * gradients: a shard of b triplets out of a batch of B passes b / B, so that the shards'
+ * gradients add up to the batch's (data-parallel training, src/train/dataParallel.ts).
  */
-export function sgdStep(
+export function batchGradients(
   model: tf.LayersModel,
-  momentum: readonly tf.Variable[],
+  weights: tf.Variable[],
   x: tf.Tensor | readonly tf.Tensor[],
   margins: tf.Tensor1D,
-  o: Pick<TrainOptions, 'momentum' | 'weightDecay'> & { microBatch?: number | null; batchNorm?: 'train' | 'frozen'; imageWise?: boolean; groups?: ParameterGroups },
-  lr: number,
-): { loss: number; active: number; gradNorm: number } {
-  const weights = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  o: GradientOptions,
+  share = 1,
+): { loss: number; active: number; grads: tf.NamedTensorMap } {
   if (o.imageWise) {
     const r = imageWiseGrads(model, weights, x, margins, o.batchNorm !== 'frozen');
-    const gradNorm = applySgd(weights, momentum, r.grads, o, lr);
-    return { loss: r.loss, active: r.active, gradNorm };
+    if (share === 1) return r;
+    const grads = Object.fromEntries(Object.entries(r.grads).map(([k, g]) => [k, tf.mul(g, share)]));
+    tf.dispose(Object.values(r.grads));
+    return { loss: r.loss * share, active: r.active, grads };
   }
   const b = margins.shape[0];
   const micro = Math.min(b, o.microBatch ?? b);
@@ -291,7 +321,7 @@ export function sgdStep(
       const { loss: l, hinges } = tripletLoss(forward(model, part.x, o.batchNorm !== 'frozen'), part.m);
       kept.active = keptActiveCount(hinges);
       hinges.dispose();
-      return tf.mul(l, count / b) as tf.Scalar;
+      return tf.mul(l, (share * count) / b) as tf.Scalar;
     }, weights);
     if (count !== b) {
       // Sliced tensors are new; the items of a list are the caller's.
@@ -305,9 +335,50 @@ export function sgdStep(
     value.dispose();
     total = accumulate(total, grads);
   }
-  const gradNorm = applySgd(weights, momentum, total!, o, lr);
-  return { loss, active, gradNorm };
+  return { loss, active, grads: total! };
 }
+
+/**
+ * One SGD step, PyTorch's rule: g ← ∇ + wd·w; v ← μ·v + g; w ← w − lr·v.
+ * `x` holds the 3b inputs (anchors, closers, farthers), stacked or one tensor per item.
+ * Returns the batch loss and the number of active hinges.
+ */
+export function sgdStep(
+  model: tf.LayersModel,
+  momentum: readonly tf.Variable[],
+  x: tf.Tensor | readonly tf.Tensor[],
+  margins: tf.Tensor1D,
+  o: Pick<TrainOptions, 'momentum' | 'weightDecay'> & GradientOptions & { groups?: ParameterGroups },
+  lr: number,
+): { loss: number; active: number; gradNorm: number } {
+  const weights = trainableVariables(model);
+  const r = batchGradients(model, weights, x, margins, o);
+  const gradNorm = applySgd(weights, momentum, r.grads, o, lr);
+  return { loss: r.loss, active: r.active, gradNorm };
+}
+
+export type StepOptions = Parameters<typeof sgdStep>[4];
+
+/** The tensors among step inputs, disposed. */
+function disposeInputs(x: StepInputs): void {
+  for (const t of Array.isArray(x) ? x : [x]) if (isTensor(t as tf.Tensor | TensorData)) (t as tf.Tensor).dispose();
+}
+
+/** sgdStep on this thread, with the margins as an array (and inputs given as data made tensors). */
+function localStep(model: tf.LayersModel, momentum: readonly tf.Variable[], x: StepInputs, margins: Float32Array, o: StepOptions, lr: number): StepResult {
+  const first = (Array.isArray(x) ? x[0] : x) as tf.Tensor | TensorData;
+  const tensors = isTensor(first) ? (x as tf.Tensor | tf.Tensor[]) : tensorsOf(x as TensorData | TensorData[]);
+  const mt = tf.tensor1d(margins);
+  try {
+    return sgdStep(model, momentum, tensors, mt, o, lr);
+  } finally {
+    mt.dispose();
+    if (tensors !== x) tf.dispose(tensors);
+  }
+}
+
+/** The model's trainable weights as variables, in the model's order. */
+export const trainableVariables = (model: tf.LayersModel): tf.Variable[] => model.trainableWeights.map((w) => w.read() as tf.Variable);
 
 /** Per trainable weight: its learning-rate factor and whether weight decay applies. */
 export interface ParameterGroups {
@@ -334,7 +405,7 @@ export function parameterGroups(model: tf.LayersModel, pretrainedLr?: number): P
 }
 
 /** The momentum update of `weights` with `grads` (consumed); returns the gradients' global norm. */
-function applySgd(
+export function applySgd(
   weights: readonly tf.Variable[],
   momentum: readonly tf.Variable[],
   grads: tf.NamedTensorMap,
@@ -384,15 +455,13 @@ export function epochTriplets(neighbours: Int32Array, rows: number, o: TrainOpti
 /** A descriptor matrix as training inputs: the 3b rows of a step gathered on the JS side. */
 export function matrixInputs(x: Matrix): TrainInputs {
   const d = x.cols;
-  return {
-    rows: x.rows,
-    gather: async (items) => {
-      const rows = new Float32Array(items.length * d);
-      // The database never has to fit the tfjs heap: only the step's rows become a tensor.
-      items.forEach((item, i) => rows.set(x.data.subarray(item * d, (item + 1) * d), i * d));
-      return tf.tensor2d(rows, [items.length, d]);
-    },
+  const raw = (items: readonly number[]): TensorData => {
+    const rows = new Float32Array(items.length * d);
+    items.forEach((item, i) => rows.set(x.data.subarray(item * d, (item + 1) * d), i * d));
+    return { shape: [items.length, d], data: rows };
   };
+  // The database never has to fit the tfjs heap: only the step's rows become a tensor.
+  return { rows: x.rows, gather: async (items) => tensorsOf(raw(items)), raw: async (items) => raw(items) };
 }
 
 /** The items of triplets [start, start + b) of `items`: anchors, then closers, then farthers. */
@@ -486,23 +555,25 @@ export async function train(
       let seen = 0;
       let lr = o.lr;
       const gatherStep = (start: number) => {
-        const p = inputs.gather(stepItems(items, start, Math.min(o.batch, count - start)));
+        const stepList = stepItems(items, start, Math.min(o.batch, count - start));
+        const p: Promise<StepInputs> = hooks.parallel && inputs.raw ? inputs.raw(stepList) : inputs.gather(stepList);
         // A failed prefetch surfaces when awaited, not as an unhandled rejection.
         p.catch(() => undefined);
         return p;
       };
-      let next: Promise<tf.Tensor | tf.Tensor[]> | null = null;
+      let next: Promise<StepInputs> | null = null;
       for (let start = 0; start < count && step < counts.total; start += o.batch, step++, stepsThisEpoch++) {
         const b = Math.min(o.batch, count - start);
         const xt = await (next ?? gatherStep(start));
         next = inputs.prefetch && start + o.batch < count && step + 1 < counts.total ? gatherStep(start + o.batch) : null;
         lr = learningRate(o, step, counts.total);
-        const mt = tf.tensor1d(margins.subarray(start, start + b));
         let r: { loss: number; active: number; gradNorm: number };
         try {
-          r = sgdStep(model, momentum, xt, mt, step$, lr);
+          const m = margins.subarray(start, start + b);
+          const here = () => localStep(model, momentum, xt, m, step$, lr);
+          r = hooks.parallel ? await hooks.parallel.step(trainableVariables(model), momentum, xt, m, lr, step$, here) : here();
         } finally {
-          tf.dispose([xt, mt]);
+          disposeInputs(xt);
         }
         lossSum += r.loss;
         activeSum += r.active;
@@ -521,7 +592,8 @@ export async function train(
           tripletsPerSecond: seen / ((performance.now() - started) / 1000),
         });
       }
-      await next?.catch(() => undefined).then((t) => t && tf.dispose(t));
+      await next?.catch(() => undefined).then((t) => t && disposeInputs(t));
+      await hooks.parallel?.pull(trainableVariables(model), momentum);
       const seconds = (performance.now() - started) / 1000;
       const steps = Math.max(stepsThisEpoch, 1);
       const record: EpochRecord = {

@@ -20,6 +20,7 @@ import { learnPca, pcaProjection, type PcaMethod } from '../model/pca.js';
 import { readSelfRanking, type SelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
 import { checkpointFolder, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { parallelTraining } from './dataParallel.js';
 import { selectionRecord, selector, trainingPlan, verdict, type SelectionOptions } from './selection.js';
 import { stepCounts, train, TRAIN_DEFAULTS, type EpochRecord, type StepProgress, type Resume, type TrainHooks, type TrainingTeacher, type TrainInputs, type TrainOptions, type TrainState } from './loop.js';
 
@@ -43,8 +44,10 @@ export interface ValidationOptions {
   readonly queryGroups?: string;
 }
 
-/** What a training run reports while it works (both modes). */
+/** What a training run reports while it works (both modes), and on how many threads it computes. */
 export interface TrainCallbacks {
+  /** Worker threads for data-parallel training (default: every core, for runs long enough to pay; src/train/dataParallel.ts). */
+  readonly workers?: number;
   readonly onBackend?: (info: BackendInfo) => void;
   readonly onStage?: (message: string) => void;
   readonly onStep?: (p: StepProgress) => void;
@@ -152,7 +155,11 @@ export async function trainInRunFolder(
     run.callbacks.onStage?.(`resuming after epoch ${resumeFrom.state.epochsDone} (step ${resumeFrom.state.stepsDone})`);
   }
   mkdirSync(run.out, { recursive: true });
+  const rows = run.teacher?.anchors?.length ?? ranking.rows;
+  const totalSteps = stepCounts(options, rows).total - (resumeFrom?.state.stepsDone ?? 0);
+  const parallel = parallelTraining(model, { workers: run.callbacks.workers, totalSteps, options, onStage: run.callbacks.onStage });
   const state = await train(model, inputs, run.teacher ?? ranking.neighbours, options, {
+    ...(parallel ? { parallel } : {}),
     onStep: run.callbacks.onStep,
     validate: run.validate,
     select: run.select,
@@ -162,7 +169,7 @@ export async function trainInRunFolder(
       await saveCheckpoint(run.checkpointDir, model, momentum, s, run.fingerprint, best);
       writeTrainJson(run, 'training', s.history);
     },
-  }, resumeFrom);
+  }, resumeFrom).finally(() => parallel?.close());
   if (resumeFrom) tf.dispose(resumeFrom.momentum);
   return { state, resumedFrom: resumeFrom?.state.epochsDone ?? null };
 }

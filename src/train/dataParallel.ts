@@ -1,0 +1,306 @@
+/**
+ * Data-parallel training on worker threads (docs/design.md, "Training on every core"): each
+ * worker (gradientWorker.ts) holds its own tfjs backend and a replica of the model and its
+ * momentum buffers. A step splits the batch's triplets into one shard per worker; each worker
+ * computes its shard's gradients, scaled by its share of the batch, into shared memory; then every
+ * worker adds all of them in worker order and applies the same SGD update, so the replicas stay
+ * identical and the step equals the one-thread step up to the order of floating-point additions.
+ * The main thread's model receives the weights and momentum at the end of each epoch (pull), for
+ * validation, selection and the checkpoint.
+ *
+ * The wasm backend runs on one thread, so N workers on N cores train up to N times as fast; what
+ * travels per step is the shard's inputs, and each worker reads the others' gradients.
+ */
+import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import { isTensor, tf, type TensorData } from '../backend/tfjs.js';
+import { moduleWorker, siblingModule } from '../backend/workers.js';
+import type { GradientOptions, ParallelSteps, ParameterGroups, StepInputs, StepOptions, StepResult } from './loop.js';
+
+/** The optimiser settings every replica applies. */
+export interface SgdSettings {
+  readonly momentum: number;
+  readonly weightDecay: number;
+  readonly groups?: ParameterGroups;
+}
+
+/** What a worker is started with (workerData). */
+export interface WorkerSetup {
+  readonly index: number;
+  readonly backend: string;
+  readonly artifacts: tf.io.ModelArtifacts;
+  /** The trainable weights' shapes, in order (checked against the replica). */
+  readonly shapes: number[][];
+  readonly options: GradientOptions;
+  readonly sgd: SgdSettings;
+  /** The weights, then the momentum buffers, concatenated in order (for load and save). */
+  readonly state: SharedArrayBuffer;
+  /** Each worker's gradients, the weights' layout (worker i writes grads[i], all read all). */
+  readonly grads: SharedArrayBuffer[];
+}
+
+/** One request to a worker. */
+export type WorkerMessage =
+  /** Take the weights and momentum from the shared state. */
+  | { readonly kind: 'load' }
+  /** Write the weights and momentum to the shared state. */
+  | { readonly kind: 'save' }
+  /** Compute the gradients of these triplets (anchors, closers, farthers), scaled by `share` (the shard's triplets over the batch's). */
+  | { readonly kind: 'shard'; readonly x: TensorData | TensorData[]; readonly margins: Float32Array; readonly share: number }
+  /** Add the first `shards` workers' gradients and apply the update. */
+  | { readonly kind: 'apply'; readonly lr: number; readonly shards: number };
+
+/** The default number of workers: the machine's cores (at most 8). */
+export const defaultWorkers = (): number => Math.max(1, Math.min(availableParallelism(), 8));
+
+/** Whether `model` (or a model nested in it) has batch normalisation layers. */
+function hasBatchNorm(model: tf.LayersModel): boolean {
+  return model.layers.some((l) => l.getClassName() === 'BatchNormalization' || ('layers' in l && hasBatchNorm(l as unknown as tf.LayersModel)));
+}
+
+/**
+ * Why `model` trains on one thread although more workers were asked for, or null when it can
+ * train on several: native TensorFlow uses every core itself, and batch statistics computed over
+ * shards would not be the batch's.
+ */
+export function whyOneWorker(model: tf.LayersModel, options: GradientOptions, backend: string): string | null {
+  if (backend !== 'wasm' && backend !== 'cpu') return `the ${backend} backend uses every core itself`;
+  if (options.batchNorm !== 'frozen' && hasBatchNorm(model)) {
+    const what = options.imageWise ? 'updates its moving statistics image by image' : 'computes its statistics over the whole batch';
+    return `batch normalisation ${what}; --batch-norm frozen trains on every core`;
+  }
+  return null;
+}
+
+/** The model's architecture and weights in memory, as a worker loads them. */
+async function artifactsOf(model: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
+  let artifacts: tf.io.ModelArtifacts | null = null;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      const data = a.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(a.weightData);
+      artifacts = { modelTopology: a.modelTopology, weightSpecs: a.weightSpecs, weightData: data, format: a.format };
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return artifacts!;
+}
+
+/** One worker thread and its one request in flight. */
+class GradientWorker {
+  private waiting: { resolve: (v: unknown) => void; reject: (e: Error) => void } | null = null;
+  private failure: Error | null = null;
+
+  constructor(
+    readonly index: number,
+    readonly thread: Worker,
+  ) {
+    thread.on('message', (m: { error?: string }) => {
+      const w = this.waiting;
+      this.waiting = null;
+      if (m.error !== undefined) w?.reject(new Error(`gradient worker ${index + 1} failed: ${m.error}`));
+      else w?.resolve(m);
+    });
+    const fail = (err: Error) => {
+      this.failure ??= err;
+      this.waiting?.reject(this.failure);
+      this.waiting = null;
+    };
+    thread.on('error', (err) => fail(new Error(`gradient worker ${index + 1} crashed: ${err.message}`)));
+    thread.on('exit', (code) => fail(new Error(`gradient worker ${index + 1} stopped (exit code ${code})`)));
+  }
+
+  /** The worker's next message (its answer to `message`, or its start-up report when none). */
+  request<T>(message?: WorkerMessage, transfer: ArrayBuffer[] = []): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<T>((resolve, reject) => {
+      this.waiting = { resolve: resolve as (v: unknown) => void, reject };
+      if (message) this.thread.postMessage(message, transfer);
+    });
+  }
+}
+
+/** Worker threads that train replicas of one model together. */
+export class GradientWorkers {
+  /** Whether the workers hold the main thread's current weights and momentum. */
+  private loaded = false;
+
+  private constructor(
+    private readonly workers: GradientWorker[],
+    private readonly state: Float32Array,
+  ) {}
+
+  /** Starts `count` workers, each with a replica of `model` on `backend`. */
+  static async start(model: tf.LayersModel, count: number, backend: string, options: GradientOptions & SgdSettings): Promise<GradientWorkers> {
+    const artifacts = await artifactsOf(model);
+    const trainable = model.trainableWeights.map((w) => w.read());
+    const total = trainable.reduce((s, w) => s + w.size, 0);
+    const state = new SharedArrayBuffer(8 * total);
+    const grads = Array.from({ length: count }, () => new SharedArrayBuffer(4 * total));
+    const setupOf = (index: number): WorkerSetup => ({
+      index,
+      backend,
+      artifacts,
+      shapes: trainable.map((w) => [...w.shape]),
+      options: { microBatch: options.microBatch ?? null, batchNorm: options.batchNorm, imageWise: options.imageWise },
+      sgd: { momentum: options.momentum, weightDecay: options.weightDecay, ...(options.groups ? { groups: options.groups } : {}) },
+      state,
+      grads,
+    });
+    const workers = Array.from({ length: count }, (_, i) => new GradientWorker(i, moduleWorker(siblingModule(import.meta.url, 'gradientWorker'), { workerData: setupOf(i) })));
+    const pool = new GradientWorkers(workers, new Float32Array(state));
+    try {
+      await Promise.all(workers.map((w) => w.request()));
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /**
+   * One SGD step on the batch `x` (its 3b inputs: anchors, closers, farthers, stacked or one
+   * tensor per item) with learning rate `lr`. The first step hands the workers `weights` and
+   * `momentum` (the main thread's model); until `pull`, those are left as they were.
+   */
+  async step(weights: readonly tf.Variable[], momentum: readonly tf.Variable[], x: StepInputs, margins: Float32Array, lr: number): Promise<StepResult> {
+    if (!this.loaded) {
+      write([...weights, ...momentum], this.state);
+      await Promise.all(this.workers.map((w) => w.request({ kind: 'load' })));
+      this.loaded = true;
+    }
+    const b = margins.length;
+    const shards = Math.min(this.workers.length, b);
+    const bounds = Array.from({ length: shards + 1 }, (_, u) => Math.round((u * b) / shards));
+    const inputs = shardInputs(x, bounds);
+    const parts = await Promise.all(
+      inputs.map((data, i) => {
+        const [start, end] = [bounds[i]!, bounds[i + 1]!];
+        // A stacked shard is a fresh copy: its memory moves to the worker instead of being copied again.
+        const transfer = Array.isArray(data) ? [] : [data.data.buffer as ArrayBuffer];
+        return this.workers[i]!.request<{ loss: number; active: number }>({ kind: 'shard', x: data, margins: margins.slice(start, end), share: (end - start) / b }, transfer);
+      }),
+    );
+    const applied = await Promise.all(this.workers.map((w) => w.request<{ gradNorm: number }>({ kind: 'apply', lr, shards })));
+    return { loss: parts.reduce((s, a) => s + a.loss, 0), active: parts.reduce((s, a) => s + a.active, 0), gradNorm: applied[0]!.gradNorm };
+  }
+
+  /** The workers' weights and momentum into the main thread's `weights` and `momentum`. */
+  async pull(weights: readonly tf.Variable[], momentum: readonly tf.Variable[]): Promise<void> {
+    if (!this.loaded) return;
+    await this.workers[0]!.request({ kind: 'save' });
+    let offset = 0;
+    for (const v of [...weights, ...momentum]) {
+      v.assign(tf.tensor(this.state.slice(offset, offset + v.size), v.shape));
+      offset += v.size;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.thread.terminate()));
+  }
+
+  /** Stops worker `i` as a crash would (for tests). */
+  async crash(i: number): Promise<void> {
+    await this.workers[i]!.thread.terminate();
+  }
+}
+
+/** The values of `variables`, concatenated in order, into `out`. */
+function write(variables: readonly tf.Tensor[], out: Float32Array): void {
+  let offset = 0;
+  for (const v of variables) {
+    out.set(v.dataSync() as Float32Array, offset);
+    offset += v.size;
+  }
+}
+
+/**
+ * The batch `x` (3b inputs: anchors, closers, farthers; tensors or their data) as data for
+ * `bounds.length − 1` workers: triplets [bounds[i], bounds[i + 1]) for worker i. A stacked batch
+ * is cut with plain copies (wasm's slice kernels are slow on large 4-d tensors).
+ */
+function shardInputs(x: StepInputs, bounds: readonly number[]): (TensorData | TensorData[])[] {
+  const b = bounds.at(-1)!;
+  const shards = bounds.slice(0, -1).map((start, i) => ({ start, count: bounds[i + 1]! - start }));
+  const dataOf = (t: tf.Tensor | TensorData): TensorData => (isTensor(t) ? { shape: [...t.shape], data: t.dataSync() as Float32Array } : t);
+  if (Array.isArray(x)) {
+    const items = (x as (tf.Tensor | TensorData)[]).map(dataOf);
+    return shards.map(({ start, count }) => [0, 1, 2].flatMap((p) => items.slice(p * b + start, p * b + start + count)));
+  }
+  const all = dataOf(x as tf.Tensor | TensorData);
+  const row = all.data.length / all.shape[0]!;
+  return shards.map(({ start, count }) => {
+    const data = new Float32Array(3 * count * row);
+    for (let p = 0; p < 3; p++) data.set(all.data.subarray((p * b + start) * row, (p * b + start + count) * row), p * count * row);
+    return { shape: [3 * count, ...all.shape.slice(1)], data };
+  });
+}
+
+/**
+ * With the worker count left to the default, a run trains on several workers when it would take
+ * longer than this on one thread (judged by its first step): starting a worker takes about a
+ * second, and a short run gains less than that.
+ */
+export const PARALLEL_ABOVE_SECONDS = 10;
+
+export interface ParallelPlan {
+  /** Workers asked for; undefined: defaultWorkers(), when the run is long enough to pay. */
+  readonly workers?: number;
+  /** The run's steps (for the judgement above). */
+  readonly totalSteps: number;
+  readonly options: GradientOptions;
+  readonly onStage?: (message: string) => void;
+}
+
+/** Steps on worker threads for train() (TrainHooks.parallel), and how to stop them. */
+export interface ParallelTraining extends ParallelSteps {
+  close(): Promise<void>;
+}
+
+/**
+ * Data-parallel steps for training `model` as `plan` says, or null for one thread (one worker
+ * asked for, or a model or backend that cannot: the reason goes to `onStage`). Workers start at
+ * the first step; left to the default, that step runs on this thread and is timed first.
+ */
+export function parallelTraining(model: tf.LayersModel, plan: ParallelPlan): ParallelTraining | null {
+  const count = plan.workers ?? defaultWorkers();
+  if (count <= 1) return null;
+  const why = whyOneWorker(model, plan.options, tf.getBackend());
+  if (why) {
+    plan.onStage?.(`training on one thread: ${why}`);
+    return null;
+  }
+  let pool: Promise<GradientWorkers> | null = null;
+  let mode: 'judge' | 'here' | 'workers' = plan.workers !== undefined ? 'workers' : 'judge';
+  const workers = (o: StepOptions): Promise<GradientWorkers> => {
+    if (!pool) {
+      plan.onStage?.(`training on ${count} worker threads`);
+      pool = GradientWorkers.start(model, count, tf.getBackend(), o);
+      pool.catch(() => undefined); // a failed start is reported by the step that awaits it
+    }
+    return pool;
+  };
+  return {
+    async step(weights, momentum, x, margins, lr, o, here) {
+      if (mode === 'workers') return (await workers(o)).step(weights, momentum, x, margins, lr);
+      if (mode === 'here') return here();
+      const started = performance.now();
+      const r = here();
+      const projected = ((performance.now() - started) / 1000) * plan.totalSteps;
+      mode = projected > PARALLEL_ABOVE_SECONDS ? 'workers' : 'here';
+      if (mode === 'workers') void workers(o);
+      else plan.onStage?.(`training on one thread: about ${projected.toFixed(1)} s of work, too little to pay for starting workers`);
+      return r;
+    },
+    async pull(weights, momentum) {
+      if (pool) await (await pool).pull(weights, momentum);
+    },
+    async close() {
+      if (pool) await (await pool.catch(() => null))?.close();
+    },
+  };
+}
