@@ -50,7 +50,7 @@ async function stepMs(make: () => tf.LayersModel, inputs: Matrix | TrainInputs, 
   const model = make();
   const times: number[] = [];
   let last = performance.now();
-  const parallel = n > 1 ? parallelTraining(model, { workers: n, totalSteps: 2 + steps, options: o }) : null;
+  const parallel = n > 1 ? parallelTraining(model, { workers: n, triplets: (2 + steps) * o.batch, options: o }) : null;
   try {
     await train(model, inputs, ranking, { ...o, steps: 2 + steps }, {
       ...(parallel ? { parallel } : {}),

@@ -3,7 +3,7 @@ import { initBackend, tf } from '../src/backend/tfjs.js';
 import type { Matrix } from '../src/matrix.js';
 import { buildHead } from '../src/model/head.js';
 import { buildResNet } from '../src/model/resnet.js';
-import { GradientWorkers, parallelTraining, whyOneWorker } from '../src/train/dataParallel.js';
+import { defaultWorkers, GradientWorkers, PARALLEL_ABOVE_TRIPLETS, parallelTraining, whyOneWorker } from '../src/train/dataParallel.js';
 import { train, TRAIN_DEFAULTS, type TrainInputs, type TrainOptions } from '../src/train/loop.js';
 import { gaussian, rng } from './helpers.js';
 
@@ -44,7 +44,7 @@ async function oneAndMany(make: () => tf.LayersModel, inputs: Matrix | TrainInpu
   const many = make();
   const before = one.getWeights().map((w) => w.dataSync().slice() as Float32Array);
   await train(one, inputs, ranking, o);
-  const parallel = parallelTraining(many, { workers, totalSteps: o.steps!, options: o })!;
+  const parallel = parallelTraining(many, { workers, triplets: o.steps! * o.batch, options: o })!;
   try {
     await train(many, inputs, ranking, o, { parallel });
   } finally {
@@ -84,6 +84,20 @@ describe('data-parallel training on worker threads', () => {
     tf.dispose(images);
   }, 60_000);
 
+  it('left to the default, a run trains on every core from PARALLEL_ABOVE_TRIPLETS triplets on, whatever its timing', async () => {
+    const model = buildHead({ kind: 'linear', inputDim: 16, outputDim: 4, hidden: 0, init: 'random', seed: 1 });
+    const messages: string[] = [];
+    const plan = { options: TRAIN_DEFAULTS, onStage: (m: string) => messages.push(m) };
+    expect(parallelTraining(model, { ...plan, triplets: PARALLEL_ABOVE_TRIPLETS - 1 })).toBeNull();
+    const long = parallelTraining(model, { ...plan, triplets: PARALLEL_ABOVE_TRIPLETS });
+    expect(long !== null).toBe(defaultWorkers() > 1);
+    await long?.close();
+    expect(parallelTraining(model, { ...plan, triplets: PARALLEL_ABOVE_TRIPLETS, workers: 1 })).toBeNull();
+    // Native TensorFlow spreads over the cores itself: one thread, and the log says why.
+    expect(whyOneWorker(model, TRAIN_DEFAULTS, 'tensorflow')).toBe('the tensorflow backend uses every core itself');
+    expect(messages).toEqual([]);
+  });
+
   it("a worker's crash fails the step with an error naming the worker, and so does a failure inside one", async () => {
     const model = buildHead({ kind: 'linear', inputDim: 16, outputDim: 4, hidden: 0, init: 'random', seed: 1 });
     const o: TrainOptions = { ...TRAIN_DEFAULTS, batch: 8, steps: 3, triplets: { k: 10, m0: 0.1, perAnchor: 1 } };
@@ -98,7 +112,7 @@ describe('data-parallel training on worker threads', () => {
     // Inputs the replica cannot take (24 columns for a 16-d head): the worker's own error, reported.
     const other = await GradientWorkers.start(model, 2, 'wasm', o);
     try {
-      await expect(train(model, randomRows(3, 40, 24), cyclicRanking(40, 10), o, { parallel: other })).rejects.toThrow(/gradient worker 1 failed: .*(shape|16|24)/);
+      await expect(train(model, randomRows(3, 40, 24), cyclicRanking(40, 10), o, { parallel: other })).rejects.toThrow(/gradient worker [12] failed: .*expected axis -1 of input shape to have value 16 but got shape 12,24/);
     } finally {
       await other.close();
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { initBackend, tf } from '../src/backend/tfjs.js';
+import { initBackend, nativeSource, tf } from '../src/backend/tfjs.js';
 import { join } from 'node:path';
 import { ROOT, rng } from './helpers.js';
 
@@ -138,6 +138,12 @@ describe('backend choice messages', () => {
     const info = await initBackend('auto', { nativePackages: ['@tensorflow/not-a-package'] });
     expect(info.backend).toBe('wasm');
     expect(info.why).toBe('no native TensorFlow installed (@tensorflow/not-a-package)');
+  });
+
+  it('native TensorFlow names where it computes: the GPU tfjs-node-gpu sees, or the CPU', () => {
+    expect(nativeSource('@tensorflow/tfjs-node-gpu', () => ['NVIDIA H200'])).toBe('@tensorflow/tfjs-node-gpu, TensorFlow on GPU NVIDIA H200');
+    expect(nativeSource('@tensorflow/tfjs-node-gpu', () => null)).toBe('@tensorflow/tfjs-node-gpu, but no GPU is visible (nvidia-smi): TensorFlow on the CPU');
+    expect(nativeSource('@tensorflow/tfjs-node', () => ['NVIDIA H200'])).toBe('@tensorflow/tfjs-node, TensorFlow on the CPU');
   });
 
   it('--backend tensorflow: the failure and its cause, not "install one"', async () => {

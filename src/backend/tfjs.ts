@@ -5,6 +5,7 @@
  * the log (not installed, or installed and failing to load, with the cause). On wasm, slow kernels are replaced by
  * compositions of its fast ones (see docs/design.md and BENCHMARKS.md).
  */
+import { execFileSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
 import { registerWasmConvKernels, type KernelArgs, type WasmBackend } from './wasmConv.js';
@@ -50,6 +51,27 @@ async function loadNative(packages: readonly string[]): Promise<{ pkg: string | 
 }
 
 const firstLine = (err: unknown) => String((err as Error).message ?? err).split('\n')[0]!;
+
+/** The names of the machine's NVIDIA GPUs (nvidia-smi), or null when none is visible. */
+export function nvidiaGpus(): string[] | null {
+  try {
+    const out = execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const names = out.split('\n').map((l) => l.trim()).filter(Boolean);
+    return names.length > 0 ? names : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Where native TensorFlow computes, for the log: tfjs-node-gpu on the GPUs it can see (else
+ * TensorFlow falls back to the CPU, which is said), tfjs-node on the CPU.
+ */
+export function nativeSource(pkg: string, gpus: () => string[] | null = nvidiaGpus): string {
+  if (!pkg.endsWith('-gpu')) return `${pkg}, TensorFlow on the CPU`;
+  const names = gpus();
+  return names ? `${pkg}, TensorFlow on GPU ${names.join(', ')}` : `${pkg}, but no GPU is visible (nvidia-smi): TensorFlow on the CPU`;
+}
 
 let wasmFixed = false;
 
@@ -176,14 +198,14 @@ let tileReplaced = false;
  * about tfjs-node is silenced; callers log the returned choice, and `why` when it is not native
  * TensorFlow: no native package installed, or which one failed to load and its cause.
  */
-export async function initBackend(choice: BackendChoice = 'auto', o: { nativePackages?: readonly string[] } = {}): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice = 'auto', o: { nativePackages?: readonly string[]; gpus?: () => string[] | null } = {}): Promise<BackendInfo> {
   tf.env().set('PROD', true);
   const info = (backend: string, source: string, why?: string): BackendInfo => ({ backend, source, tfjsVersion: tf.version.tfjs, ...(why ? { why } : {}) });
   let why: string | undefined;
   if (choice === 'auto' || choice === 'tensorflow') {
     const packages = o.nativePackages ?? NATIVE_PACKAGES;
     const { pkg, failures } = await loadNative(packages);
-    if (pkg && (await tf.setBackend('tensorflow'))) return info('tensorflow', pkg);
+    if (pkg && (await tf.setBackend('tensorflow'))) return info('tensorflow', nativeSource(pkg, o.gpus));
     why = failures.length > 0 ? failures.join('; ') : `no native TensorFlow installed (${packages.join(' or ')})`;
     if (choice === 'tensorflow') {
       throw new UserError(

@@ -10,7 +10,7 @@ import { PHOTO_HEAD_RECIPE } from '../train/presets.js';
 import { SELECTION_DEFAULTS, type SelectionOptions } from '../train/selection.js';
 import { RANGE_RULE } from '../triplets/range.js';
 import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
-import { defaultWorkers, PARALLEL_ABOVE_SECONDS } from '../train/dataParallel.js';
+import { defaultWorkers, PARALLEL_ABOVE_TRIPLETS } from '../train/dataParallel.js';
 import { aliased, backendLine, duration, epochLine, hiddenAlias, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
 import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
 
@@ -108,7 +108,7 @@ export function applyConfig(cmd: Command, path: string): void {
 
 /** --workers, for train, bootstrap and the demo. */
 export const workersHelp =
-  `worker threads training data-parallel on wasm, each on a share of every batch (same result as one); default: ${defaultWorkers()}, this machine's cores, for runs of over ${PARALLEL_ABOVE_SECONDS} s`;
+  `worker threads training data-parallel on wasm, each on a share of every batch (the same model as one thread, up to rounding); default: ${defaultWorkers()}, this machine's cores, for runs of ${PARALLEL_ABOVE_TRIPLETS.toLocaleString('en')} triplets or more (steps × batch), else 1`;
 
 /** Where PHOTO_HEAD_RECIPE's defaults apply, for help texts. */
 const PHOTO = ' on a frozen image backbone';

@@ -241,17 +241,18 @@ function shardInputs(x: StepInputs, bounds: readonly number[]): (TensorData | Te
 }
 
 /**
- * With the worker count left to the default, a run trains on several workers when it would take
- * longer than this on one thread (judged by its first step): starting a worker takes about a
- * second, and a short run gains less than that.
+ * With the worker count left to the default, a run trains on every core when it has at least
+ * this many triplets in all (steps × batch): starting a worker takes about a second, which a short
+ * run does not win back. The rule reads the whole run's size, not a timing, so that the same
+ * command (and a resumed run) always takes the same decision and so gives the same model.
  */
-export const PARALLEL_ABOVE_SECONDS = 10;
+export const PARALLEL_ABOVE_TRIPLETS = 50_000;
 
 export interface ParallelPlan {
-  /** Workers asked for; undefined: defaultWorkers(), when the run is long enough to pay. */
+  /** Workers asked for; undefined: defaultWorkers() when the run has PARALLEL_ABOVE_TRIPLETS triplets. */
   readonly workers?: number;
-  /** The run's steps (for the judgement above). */
-  readonly totalSteps: number;
+  /** The whole run's triplets (steps × batch, resumed steps included). */
+  readonly triplets: number;
   readonly options: GradientOptions;
   readonly onStage?: (message: string) => void;
 }
@@ -263,11 +264,11 @@ export interface ParallelTraining extends ParallelSteps {
 
 /**
  * Data-parallel steps for training `model` as `plan` says, or null for one thread (one worker
- * asked for, or a model or backend that cannot: the reason goes to `onStage`). Workers start at
- * the first step; left to the default, that step runs on this thread and is timed first.
+ * asked for or left to the default on a short run, or a model or backend that cannot: the reason
+ * goes to `onStage`). The workers start at the first step.
  */
 export function parallelTraining(model: tf.LayersModel, plan: ParallelPlan): ParallelTraining | null {
-  const count = plan.workers ?? defaultWorkers();
+  const count = plan.workers ?? (plan.triplets >= PARALLEL_ABOVE_TRIPLETS ? defaultWorkers() : 1);
   if (count <= 1) return null;
   const why = whyOneWorker(model, plan.options, tf.getBackend());
   if (why) {
@@ -275,7 +276,6 @@ export function parallelTraining(model: tf.LayersModel, plan: ParallelPlan): Par
     return null;
   }
   let pool: Promise<GradientWorkers> | null = null;
-  let mode: 'judge' | 'here' | 'workers' = plan.workers !== undefined ? 'workers' : 'judge';
   const workers = (o: StepOptions): Promise<GradientWorkers> => {
     if (!pool) {
       plan.onStage?.(`training on ${count} worker threads`);
@@ -285,16 +285,8 @@ export function parallelTraining(model: tf.LayersModel, plan: ParallelPlan): Par
     return pool;
   };
   return {
-    async step(weights, momentum, x, margins, lr, o, here) {
-      if (mode === 'workers') return (await workers(o)).step(weights, momentum, x, margins, lr);
-      if (mode === 'here') return here();
-      const started = performance.now();
-      const r = here();
-      const projected = ((performance.now() - started) / 1000) * plan.totalSteps;
-      mode = projected > PARALLEL_ABOVE_SECONDS ? 'workers' : 'here';
-      if (mode === 'workers') void workers(o);
-      else plan.onStage?.(`training on one thread: about ${projected.toFixed(1)} s of work, too little to pay for starting workers`);
-      return r;
+    async step(weights, momentum, x, margins, lr, o) {
+      return (await workers(o)).step(weights, momentum, x, margins, lr);
     },
     async pull(weights, momentum) {
       if (pool) await (await pool).pull(weights, momentum);

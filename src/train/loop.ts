@@ -149,8 +149,8 @@ export interface StepResult {
  * momentum from the first step they take until `pull` hands them back to this thread's model.
  */
 export interface ParallelSteps {
-  /** One step with learning rate `lr`; `here` is the same step on this thread, should it be wanted. */
-  step(weights: readonly tf.Variable[], momentum: readonly tf.Variable[], x: StepInputs, margins: Float32Array, lr: number, o: StepOptions, here: () => StepResult): Promise<StepResult>;
+  /** One step with learning rate `lr` (options `o`: those of sgdStep). */
+  step(weights: readonly tf.Variable[], momentum: readonly tf.Variable[], x: StepInputs, margins: Float32Array, lr: number, o: StepOptions): Promise<StepResult>;
   /** The weights and momentum back into `weights` and `momentum` (at the end of each epoch). */
   pull(weights: readonly tf.Variable[], momentum: readonly tf.Variable[]): Promise<void>;
 }
@@ -570,8 +570,7 @@ export async function train(
         let r: { loss: number; active: number; gradNorm: number };
         try {
           const m = margins.subarray(start, start + b);
-          const here = () => localStep(model, momentum, xt, m, step$, lr);
-          r = hooks.parallel ? await hooks.parallel.step(trainableVariables(model), momentum, xt, m, lr, step$, here) : here();
+          r = hooks.parallel ? await hooks.parallel.step(trainableVariables(model), momentum, xt, m, lr, step$) : localStep(model, momentum, xt, m, step$, lr);
         } finally {
           disposeInputs(xt);
         }

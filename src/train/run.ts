@@ -156,8 +156,8 @@ export async function trainInRunFolder(
   }
   mkdirSync(run.out, { recursive: true });
   const rows = run.teacher?.anchors?.length ?? ranking.rows;
-  const totalSteps = stepCounts(options, rows).total - (resumeFrom?.state.stepsDone ?? 0);
-  const parallel = parallelTraining(model, { workers: run.callbacks.workers, totalSteps, options, onStage: run.callbacks.onStage });
+  const triplets = stepCounts(options, rows).total * options.batch;
+  const parallel = parallelTraining(model, { workers: run.callbacks.workers, triplets, options, onStage: run.callbacks.onStage });
   const state = await train(model, inputs, run.teacher ?? ranking.neighbours, options, {
     ...(parallel ? { parallel } : {}),
     onStep: run.callbacks.onStep,
