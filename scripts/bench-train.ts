@@ -45,9 +45,8 @@ function matMulGflops(m: number, k: number, n: number, reps = 10): number {
   return (2 * m * k * n) / s / 1e9;
 }
 
-/** Median step time (ms) of `steps` steps after 2 warm-up steps, on one thread or `n` workers. */
-async function stepMs(make: () => tf.LayersModel, inputs: Matrix | TrainInputs, ranking: Int32Array, o: TrainOptions, n: number): Promise<number> {
-  const model = make();
+/** Median step time (ms) of `steps` steps of `model` after 2 warm-up steps, on one thread or `n` workers. */
+async function stepMs(model: tf.LayersModel, inputs: Matrix | TrainInputs, ranking: Int32Array, o: TrainOptions, n: number): Promise<number> {
   const times: number[] = [];
   let last = performance.now();
   const parallel = n > 1 ? parallelTraining(model, { workers: n, triplets: (2 + steps) * o.batch, options: o }) : null;
@@ -62,7 +61,6 @@ async function stepMs(make: () => tf.LayersModel, inputs: Matrix | TrainInputs, 
     });
   } finally {
     await parallel?.close();
-    model.dispose();
   }
   // The median after the warm-up steps: this machine's step times wander by ±15 % (measured).
   const timed = times.slice(2).sort((a, b) => a - b);
@@ -85,10 +83,17 @@ const x = { rows: n, cols: D, data };
 const headOptions: TrainOptions = { ...TRAIN_DEFAULTS, batch: B, triplets: { k: 300, m0: 0.1, perAnchor: 10 } };
 const heads = [];
 for (const head of ['linear', 'residual'] as const) {
-  const make = () => buildHead({ kind: head, inputDim: D, outputDim: E, hidden: H, init: 'random', seed: 0 });
   const forward = 2 * 3 * B * D * E + (head === 'residual' ? 2 * 3 * B * D * H + 2 * 3 * B * H * E : 0);
-  const one = await stepMs(make, x, cyclicRanking(n, 300), headOptions, 1);
-  const many = await stepMs(make, x, cyclicRanking(n, 300), headOptions, workers);
+  const timed = async (k: number) => {
+    const model = buildHead({ kind: head, inputDim: D, outputDim: E, hidden: H, init: 'random', seed: 0 });
+    try {
+      return await stepMs(model, x, cyclicRanking(n, 300), headOptions, k);
+    } finally {
+      model.dispose();
+    }
+  };
+  const one = await timed(1);
+  const many = await timed(workers);
   heads.push({ head, one, many, gflops: (3 * forward) / (one / 1000) / 1e9 });
 }
 const plain = matMulGflops(3 * B, D, E);
@@ -106,20 +111,10 @@ const mapSet = memoryImages(maps);
 const mapInputs: TrainInputs = { rows: images, gather: async (items) => stackItems(await mapSet.get(items)), raw: async (items) => stackData(await mapSet.get(items)) };
 const imageOptions: TrainOptions = { ...TRAIN_DEFAULTS, batch: 40, batchNorm: 'frozen', triplets: { k: 20, m0: 0.1, perAnchor: 5 } };
 const backWeights = back.getWeights().map((w) => w.clone());
-const makeBack = () => {
-  // The same back each time (train() changes the weights of the model it is given).
-  back.setWeights(backWeights);
-  return back;
-};
-const imageOne = await stepMsKeep(makeBack, mapInputs, cyclicRanking(images, 20), imageOptions, 1);
-const imageMany = await stepMsKeep(makeBack, mapInputs, cyclicRanking(images, 20), imageOptions, workers);
-
-/** stepMs for a model that outlives the measurement (the back stays in use). */
-async function stepMsKeep(make: () => tf.LayersModel, inputs: TrainInputs, ranking: Int32Array, o: TrainOptions, k: number): Promise<number> {
-  const keep = make();
-  const proxy = Object.create(keep, { dispose: { value: () => undefined } }) as tf.LayersModel;
-  return stepMs(() => proxy, inputs, ranking, o, k);
-}
+// The same starting back for both measurements (train() changes the weights of the model it is given).
+const imageOne = await stepMs(back, mapInputs, cyclicRanking(images, 20), imageOptions, 1);
+back.setWeights(backWeights);
+const imageMany = await stepMs(back, mapInputs, cyclicRanking(images, 20), imageOptions, workers);
 
 console.log(`\n${'training'.padEnd(52)} 1 thread   ${workers} workers  speedup`);
 for (const r of heads) {

@@ -43,13 +43,18 @@ async function oneAndMany(make: () => tf.LayersModel, inputs: Matrix | TrainInpu
   const one = make();
   const many = make();
   const before = one.getWeights().map((w) => w.dataSync().slice() as Float32Array);
+  const atStart = tf.memory().numTensors;
   await train(one, inputs, ranking, o);
+  const oneThreadLeft = tf.memory().numTensors - atStart;
   const parallel = parallelTraining(many, { workers, triplets: o.steps! * o.batch, options: o })!;
+  const tensors = tf.memory().numTensors;
   try {
     await train(many, inputs, ranking, o, { parallel });
   } finally {
     await parallel.close();
   }
+  // Taking the weights and momentum back each epoch leaves no tensor behind beyond what one thread leaves.
+  expect(tf.memory().numTensors - tensors).toBe(oneThreadLeft);
   return { one, many, before };
 }
 

@@ -246,4 +246,25 @@ export function tensorsOf(x: TensorData | readonly TensorData[]): tf.Tensor | tf
   return Array.isArray(x) ? (x as readonly TensorData[]).map((t) => tf.tensor(t.data, [...t.shape])) : tf.tensor((x as TensorData).data, [...(x as TensorData).shape]);
 }
 
+/** The values of `tensors`, concatenated in order, into `out` (a flat layout, e.g. shared memory). */
+export function writeFlat(tensors: readonly tf.Tensor[], out: Float32Array): void {
+  let offset = 0;
+  for (const t of tensors) {
+    out.set(t.dataSync() as Float32Array, offset);
+    offset += t.size;
+  }
+}
+
+/** The inverse of writeFlat: `values` (tensors concatenated in order) assigned to `variables`. */
+export function assignFlat(variables: readonly tf.Variable[], values: Float32Array): void {
+  let offset = 0;
+  for (const v of variables) {
+    // A copy: the cpu backend would otherwise keep a view of `values` (shared memory) as the weight's storage.
+    const t = tf.tensor(values.slice(offset, offset + v.size), v.shape);
+    v.assign(t);
+    t.dispose();
+    offset += v.size;
+  }
+}
+
 export { tf };

@@ -13,9 +13,9 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { isTensor, tf, type TensorData } from '../backend/tfjs.js';
+import { assignFlat, isTensor, tf, writeFlat, type TensorData } from '../backend/tfjs.js';
 import { moduleWorker, siblingModule } from '../backend/workers.js';
-import type { GradientOptions, ParallelSteps, ParameterGroups, StepInputs, StepOptions, StepResult } from './loop.js';
+import { trainableVariables, type GradientOptions, type ParallelSteps, type ParameterGroups, type StepInputs, type StepOptions, type StepResult } from './loop.js';
 
 /** The optimiser settings every replica applies. */
 export interface SgdSettings {
@@ -132,7 +132,7 @@ export class GradientWorkers {
   /** Starts `count` workers, each with a replica of `model` on `backend`. */
   static async start(model: tf.LayersModel, count: number, backend: string, options: GradientOptions & SgdSettings): Promise<GradientWorkers> {
     const artifacts = await artifactsOf(model);
-    const trainable = model.trainableWeights.map((w) => w.read());
+    const trainable = trainableVariables(model);
     const total = trainable.reduce((s, w) => s + w.size, 0);
     const state = new SharedArrayBuffer(8 * total);
     const grads = Array.from({ length: count }, () => new SharedArrayBuffer(4 * total));
@@ -157,10 +157,6 @@ export class GradientWorkers {
     return pool;
   }
 
-  get size(): number {
-    return this.workers.length;
-  }
-
   /**
    * One SGD step on the batch `x` (its 3b inputs: anchors, closers, farthers, stacked or one
    * tensor per item) with learning rate `lr`. The first step hands the workers `weights` and
@@ -168,7 +164,7 @@ export class GradientWorkers {
    */
   async step(weights: readonly tf.Variable[], momentum: readonly tf.Variable[], x: StepInputs, margins: Float32Array, lr: number): Promise<StepResult> {
     if (!this.loaded) {
-      write([...weights, ...momentum], this.state);
+      writeFlat([...weights, ...momentum], this.state);
       await Promise.all(this.workers.map((w) => w.request({ kind: 'load' })));
       this.loaded = true;
     }
@@ -192,11 +188,7 @@ export class GradientWorkers {
   async pull(weights: readonly tf.Variable[], momentum: readonly tf.Variable[]): Promise<void> {
     if (!this.loaded) return;
     await this.workers[0]!.request({ kind: 'save' });
-    let offset = 0;
-    for (const v of [...weights, ...momentum]) {
-      v.assign(tf.tensor(this.state.slice(offset, offset + v.size), v.shape));
-      offset += v.size;
-    }
+    assignFlat([...weights, ...momentum], this.state);
   }
 
   async close(): Promise<void> {
@@ -206,15 +198,6 @@ export class GradientWorkers {
   /** Stops worker `i` as a crash would (for tests). */
   async crash(i: number): Promise<void> {
     await this.workers[i]!.thread.terminate();
-  }
-}
-
-/** The values of `variables`, concatenated in order, into `out`. */
-function write(variables: readonly tf.Tensor[], out: Float32Array): void {
-  let offset = 0;
-  for (const v of variables) {
-    out.set(v.dataSync() as Float32Array, offset);
-    offset += v.size;
   }
 }
 

@@ -6,7 +6,7 @@
  * update (applySgd), so that the replicas stay identical without the weights travelling.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend, tf, type BackendChoice, type TensorData } from '../backend/tfjs.js';
+import { assignFlat, initBackend, tensorsOf, tf, writeFlat, type BackendChoice } from '../backend/tfjs.js';
 // Registers the custom layers (GeM, L2 normalisation, preprocessing), so that every model loads.
 import '../model/io.js';
 import { applySgd, batchGradients, trainableVariables } from './loop.js';
@@ -29,28 +29,6 @@ ready.then(
   (err: Error) => parentPort!.postMessage({ error: String(err?.stack ?? err) }),
 );
 
-const tensorOf = (t: TensorData) => tf.tensor(t.data, [...t.shape]);
-
-/** Copies `values` (the shared layout: all weights in order) into `variables`. */
-function load(variables: readonly tf.Variable[], values: Float32Array): void {
-  let offset = 0;
-  for (const v of variables) {
-    // A copy: the cpu backend would otherwise keep the shared view as the weight's storage.
-    const t = tf.tensor(values.slice(offset, offset + v.size), v.shape);
-    v.assign(t);
-    t.dispose();
-    offset += v.size;
-  }
-}
-
-function save(variables: readonly tf.Tensor[], out: Float32Array): void {
-  let offset = 0;
-  for (const v of variables) {
-    out.set(v.dataSync() as Float32Array, offset);
-    offset += v.size;
-  }
-}
-
 const total = setup.shapes.reduce((s, shape) => s + shape.reduce((p, d) => p * d, 1), 0);
 const state = new Float32Array(setup.state);
 const grads = setup.grads.map((b) => new Float32Array(b));
@@ -59,19 +37,18 @@ parentPort!.on('message', async (m: WorkerMessage) => {
   try {
     const { model, weights, momentum } = await ready;
     if (m.kind === 'load') {
-      load(weights, state.subarray(0, total));
-      load(momentum, state.subarray(total));
+      assignFlat(weights, state.subarray(0, total));
+      assignFlat(momentum, state.subarray(total));
       parentPort!.postMessage({});
     } else if (m.kind === 'save') {
-      save(weights, state.subarray(0, total));
-      save(momentum, state.subarray(total));
+      writeFlat([...weights, ...momentum], state);
       parentPort!.postMessage({});
     } else if (m.kind === 'shard') {
-      const x = Array.isArray(m.x) ? m.x.map(tensorOf) : tensorOf(m.x);
+      const x = tensorsOf(m.x);
       const margins = tf.tensor1d(m.margins);
       const r = batchGradients(model, weights, x, margins, setup.options, m.share);
       tf.dispose([margins, ...(Array.isArray(x) ? x : [x])]);
-      save(weights.map((w) => r.grads[w.name]!), grads[setup.index]!);
+      writeFlat(weights.map((w) => r.grads[w.name]!), grads[setup.index]!);
       tf.dispose(Object.values(r.grads));
       parentPort!.postMessage({ loss: r.loss, active: r.active });
     } else {

@@ -221,7 +221,7 @@ function forward(model: tf.LayersModel, x: tf.Tensor | readonly tf.Tensor[], tra
 const keptActiveCount = (hinges: tf.Tensor1D): tf.Tensor => tf.keep(tf.sum(tf.cast(tf.greater(hinges, 0), 'float32')));
 
 /** Rows [start, start + count) of each third of `x` (anchors, closers, farthers). */
-export function tripletSlice(x: tf.Tensor | readonly tf.Tensor[], b: number, start: number, count: number): tf.Tensor | tf.Tensor[] {
+function tripletSlice(x: tf.Tensor | readonly tf.Tensor[], b: number, start: number, count: number): tf.Tensor | tf.Tensor[] {
   if (Array.isArray(x)) return [0, 1, 2].flatMap((p) => x.slice(p * b + start, p * b + start + count));
   const t = x as tf.Tensor;
   const rest = t.shape.slice(1);
