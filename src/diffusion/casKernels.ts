@@ -7,11 +7,26 @@ import { grown } from '../backend/arrays.js';
 import type { KernelArgs, KernelSet, RowRange } from '../backend/parallel.js';
 import type { SparseArgs } from '../graph/sparseKernels.js';
 
-/** Squared distance between rows a and b of x (d columns), from their squared norms. */
+/**
+ * Squared distance between rows a and b of x (d columns), from their squared norms. Four partial
+ * sums, so that consecutive additions do not wait on each other.
+ */
 export function rowSquaredDistance(x: Float32Array, d: number, norms: Float64Array, a: number, b: number): number {
-  let dot = 0;
-  for (let l = 0, oa = a * d, ob = b * d; l < d; l++) dot += x[oa + l]! * x[ob + l]!;
-  const sq = norms[a]! + norms[b]! - 2 * dot;
+  const oa = a * d;
+  const ob = b * d;
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let l = 0;
+  for (; l + 4 <= d; l += 4) {
+    s0 += x[oa + l]! * x[ob + l]!;
+    s1 += x[oa + l + 1]! * x[ob + l + 1]!;
+    s2 += x[oa + l + 2]! * x[ob + l + 2]!;
+    s3 += x[oa + l + 3]! * x[ob + l + 3]!;
+  }
+  for (; l < d; l++) s0 += x[oa + l]! * x[ob + l]!;
+  const sq = norms[a]! + norms[b]! - 2 * (s0 + s1 + (s2 + s3));
   return sq > 0 ? sq : 0;
 }
 
@@ -123,6 +138,8 @@ export interface GeodesicRankArgs extends RowRange {
   readonly dFirst: number;
   readonly outIdx: Int32Array;
   readonly outScore: Float32Array;
+  /** Rows in the order to rank them (positions from..to of it); absent: from..to themselves. */
+  readonly order?: Int32Array | null;
 }
 
 /**
@@ -131,26 +148,38 @@ export interface GeodesicRankArgs extends RowRange {
  * (1 − λ)·G + λ·D for database nodes (nq.. nq + ndb − 1), keeping the k smallest (ties: lower
  * index) in outIdx/outScore. D comes from the dense block `D` (rows × ndb, from `dFirst`) or, when
  * absent, from the node's neighbour list (lists, sqDist) or a dot product of the rows of x.
- * Stops when no unsettled node can enter the top k (see cas.ts), or after `searchLimit` nodes.
+ * Stops when no unsettled node can enter the top k (see cas.ts), or after `searchLimit` nodes:
+ * the first ones in order of (geodesic distance, index) — ties are common, since pairs without
+ * shared support are exactly 1 apart.
  */
 export function geodesicRank(a: KernelArgs): number {
-  const { from, to, n, nq, ndb, L, k, lam, cap, searchLimit, selfMode, gIndptr, gNbr, gW, lists, sqDist, rowMax, x, d, norms, D, dFirst, outIdx, outScore } = a as unknown as GeodesicRankArgs;
-  const dist = new Float64Array(n);
-  const seenStamp = new Int32Array(n).fill(-1);
-  const doneStamp = new Int32Array(n).fill(-1);
+  const { from, to, n, nq, ndb, L, k, lam, cap, searchLimit, selfMode, gIndptr, gNbr, gW, lists, sqDist, rowMax, x, d, norms, D, dFirst, outIdx, outScore, order = null } = a as unknown as GeodesicRankArgs;
+  // dist: +∞ unreached, the tentative distance once reached, −∞ once settled (so one read tells a
+  // relaxation whether it improves anything); reset through `touched` after each row.
+  const dist = new Float64Array(n).fill(Infinity);
+  const touched = new Int32Array(n);
   const listOwner = new Int32Array(n).fill(-1);
   const listPos = new Int32Array(n);
   const settledInList = new Uint8Array(L);
+  // The bound set: `searchLimit` distinct reached nodes with their tentative distances (a max-heap
+  // bv/bn; inBound[v] = row while v is in it). Once full, its largest value τ bounds the distance
+  // of the last node the search can settle, so no path longer than τ needs following (see below).
+  const bounded = searchLimit < n;
+  const bv = new Float64Array(bounded ? searchLimit : 0);
+  const bn = new Int32Array(bounded ? searchLimit : 0);
+  const inBound = new Int32Array(bounded ? n : 0).fill(-1);
   let hd = new Float64Array(1024);
   let hn = new Int32Array(1024);
   const worst = new Float64Array(k);
   let cand = new Int32Array(1024);
   let candF = new Float64Array(1024);
-  for (let row = from; row < to; row++) {
+  for (let t = from; t < to; t++) {
+    const row = order === null ? t : order[t]!;
     const node = selfMode ? nq + row : row;
     const exclude = selfMode ? row : -1;
     const base = node * L;
     const max = rowMax[node]! || 1;
+    const farD = (sqDist[base + L - 1]! / max) * (1 - 1e-4);
     for (let r = 0; r < L; r++) {
       listOwner[lists[base + r]!] = node;
       listPos[lists[base + r]!] = r;
@@ -161,9 +190,12 @@ export function geodesicRank(a: KernelArgs): number {
     let c = 0;
     let settled = 0;
     let size = 0;
+    let bsize = 0;
+    let tau = Infinity;
     // Push the source.
     dist[node] = 0;
-    seenStamp[node] = row;
+    touched[0] = node;
+    let reached = 1;
     hd[0] = 0;
     hn[0] = node;
     size = 1;
@@ -179,8 +211,8 @@ export function geodesicRank(a: KernelArgs): number {
         for (;;) {
           let ch = 2 * i + 1;
           if (ch >= size) break;
-          if (ch + 1 < size && hd[ch + 1]! < hd[ch]!) ch++;
-          if (hd[ch]! >= ld) break;
+          if (ch + 1 < size && (hd[ch + 1]! < hd[ch]! || (hd[ch + 1] === hd[ch] && hn[ch + 1]! < hn[ch]!))) ch++;
+          if (hd[ch]! > ld || (hd[ch] === ld && hn[ch]! > ln)) break;
           hd[i] = hd[ch]!;
           hn[i] = hn[ch]!;
           i = ch;
@@ -188,21 +220,25 @@ export function geodesicRank(a: KernelArgs): number {
         hd[i] = ld;
         hn[i] = ln;
       }
-      if (doneStamp[u] === row) continue;
+      if (du > dist[u]!) continue; // settled already, or a stale entry
       if (du >= cap) break;
       if (++settled > searchLimit) break;
       const lowerD = sqDist[base + (firstUnsettled < L ? firstUnsettled : L - 1)]! / max;
       if (wsize === k && (1 - lam) * du + lam * lowerD > worst[0]!) break;
-      doneStamp[u] = row;
+      dist[u] = -Infinity;
       if (listOwner[u] === node) {
         settledInList[listPos[u]!] = 1;
         while (firstUnsettled < L && settledInList[firstUnsettled] === 1) firstUnsettled++;
       }
       const j = u - nq;
-      if (j >= 0 && j !== exclude) {
+      const inList = listOwner[u] === node;
+      // A node outside the neighbour list lies at least as far as the list's last entry; when even
+      // that (less a margin for rounding) cannot beat the k-th best, its distance is not computed.
+      const hopeless = D === null && !inList && wsize === k && (1 - lam) * du + lam * farD > worst[0]!;
+      if (j >= 0 && j !== exclude && !hopeless) {
         const dj =
           D !== null ? D[(row - dFirst) * ndb + j]!
-          : listOwner[u] === node ? sqDist[base + listPos[u]!]! / max
+          : inList ? sqDist[base + listPos[u]!]! / max
           : rowSquaredDistance(x, d, norms, node, u) / max;
         const f = (1 - lam) * du + lam * dj;
         cand = grown(cand, c + 1);
@@ -233,18 +269,55 @@ export function geodesicRank(a: KernelArgs): number {
         }
       }
       for (let q = gIndptr[u]!; q < gIndptr[u + 1]!; q++) {
-        const v = gNbr[q]!;
-        if (doneStamp[v] === row) continue;
         const nd = du + gW[q]!;
-        if (seenStamp[v] !== row || nd < dist[v]!) {
-          seenStamp[v] = row;
+        // Pruning: every node of the full bound set settles at τ or nearer, and there are at least
+        // as many of them unsettled as settlements remain, so a node first reached beyond τ is
+        // never settled (and nothing beyond it is: weights are non-negative).
+        if (nd > tau) continue;
+        const v = gNbr[q]!;
+        const old = dist[v]!;
+        if (nd < old) {
+          if (old === Infinity) touched[reached++] = v;
           dist[v] = nd;
-          hd = grown(hd, size + 1);
-          hn = grown(hn, size + 1);
+          if (bounded && inBound[v] !== row) {
+            if (bsize < searchLimit) {
+              let i = bsize++;
+              while (i > 0) {
+                const pi = (i - 1) >> 1;
+                if (bv[pi]! >= nd) break;
+                bv[i] = bv[pi]!;
+                bn[i] = bn[pi]!;
+                i = pi;
+              }
+              bv[i] = nd;
+              bn[i] = v;
+              inBound[v] = row;
+            } else if (nd < bv[0]!) {
+              inBound[bn[0]!] = -1;
+              let i = 0;
+              for (;;) {
+                let ch = 2 * i + 1;
+                if (ch >= bsize) break;
+                if (ch + 1 < bsize && bv[ch + 1]! > bv[ch]!) ch++;
+                if (bv[ch]! <= nd) break;
+                bv[i] = bv[ch]!;
+                bn[i] = bn[ch]!;
+                i = ch;
+              }
+              bv[i] = nd;
+              bn[i] = v;
+              inBound[v] = row;
+            }
+            if (bsize === searchLimit) tau = bv[0]!;
+          }
+          if (size === hd.length) {
+            hd = grown(hd, size + 1);
+            hn = grown(hn, size + 1);
+          }
           let i = size++;
           while (i > 0) {
             const pi = (i - 1) >> 1;
-            if (hd[pi]! <= nd) break;
+            if (hd[pi]! < nd || (hd[pi] === nd && hn[pi]! < v)) break;
             hd[i] = hd[pi]!;
             hn[i] = hn[pi]!;
             i = pi;
@@ -258,7 +331,7 @@ export function geodesicRank(a: KernelArgs): number {
       // Unreached items sit at the cap distance: rank them by D.
       for (let u = nq; u < n; u++) {
         const j = u - nq;
-        if (j === exclude || doneStamp[u] === row) continue;
+        if (j === exclude || dist[u] === -Infinity) continue;
         const dj = D !== null ? D[(row - dFirst) * ndb + j]! : rowSquaredDistance(x, d, norms, node, u) / max;
         cand = grown(cand, c + 1);
         candF = grown(candF, c + 1);
@@ -266,6 +339,7 @@ export function geodesicRank(a: KernelArgs): number {
         candF[c++] = (1 - lam) * cap + lam * dj;
       }
     }
+    for (let t = 0; t < reached; t++) dist[touched[t]!] = Infinity;
     // The k smallest candidates, ordered by (final, index): heapsort on a max-heap of the first
     // k by that order, fed with the rest.
     hd = grown(hd, k);
