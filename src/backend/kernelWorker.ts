@@ -20,6 +20,14 @@ function kernelsOf(url: string): Promise<Kernels> {
   return m;
 }
 
+/** The worker-owned buffers of a result's typed arrays: moved to the main thread, not copied. */
+function ownBuffers(result: unknown): ArrayBuffer[] {
+  const values = ArrayBuffer.isView(result) ? [result] : result && typeof result === 'object' ? Object.values(result) : [];
+  const buffers = new Set<ArrayBuffer>();
+  for (const v of values) if (ArrayBuffer.isView(v) && v.buffer instanceof ArrayBuffer) buffers.add(v.buffer);
+  return [...buffers];
+}
+
 interface Job {
   readonly id: number;
   readonly module: string;
@@ -29,9 +37,12 @@ interface Job {
 
 parentPort!.on('message', async ({ id, module, kernel, args }: Job) => {
   try {
-    const fn = (await kernelsOf(module))[kernel];
+    const kernels = await kernelsOf(module);
+    if (kernel === '') return parentPort!.postMessage({ id, result: null }); // a warm-up: import only
+    const fn = kernels[kernel];
     if (!fn) throw new Error(`${module} has no kernel '${kernel}'`);
-    parentPort!.postMessage({ id, result: fn(args) });
+    const result = fn(args);
+    parentPort!.postMessage({ id, result }, ownBuffers(result));
   } catch (err) {
     parentPort!.postMessage({ id, error: String((err as Error)?.stack ?? err) });
   }

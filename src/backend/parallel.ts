@@ -104,6 +104,17 @@ export async function runRanges(set: KernelSet, name: string, args: KernelArgs, 
   return Promise.all(ranges.map((r, t) => pool!.run(t % pool!.size, set.url, name, r)));
 }
 
+/**
+ * Starts the worker threads and has each import the kernel modules, without waiting: a caller
+ * that knows parallel kernels will follow calls this before its own serial work, so the threads'
+ * start-up (a few hundred milliseconds) overlaps it instead of delaying the first kernel.
+ */
+export function warmUp(...sets: KernelSet[]): void {
+  if (threads() < 2) return;
+  pool ??= new Pool(threads());
+  for (let t = 0; t < pool.size; t++) for (const set of sets) pool.run(t, set.url, '', {}).catch(() => {});
+}
+
 /** Bounds splitting [from, from + count) into `parts` ranges of about equal length. */
 export function evenBounds(from: number, count: number, parts: number): number[] {
   return Array.from({ length: parts + 1 }, (_, u) => from + Math.round((u * count) / parts));

@@ -1,11 +1,12 @@
 /**
  * Bidirectional similarity diffusion, the first stage of CAS (docs/algorithms.md §1 step 2): the
  * fixed-point iteration F ← ½α(FS + SF) + (1 − α)I from F = W, for a symmetric sparse S. F is
- * dense (n × n) or, in truncated mode, sparse rows keeping their largest entries.
+ * dense (n × n) or, in truncated mode, sparse rows keeping their largest entries. Only a few
+ * entries per row are read afterwards, so the result is F at those entries.
  */
 import { balancedBounds, runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
-import { SPARSE_KERNELS } from '../graph/sparseKernels.js';
-import { entry, rowsFromLists, sparseProduct, type SparseRows } from '../graph/sparse.js';
+import { SPARSE_KERNELS, type DenseRows } from '../graph/sparseKernels.js';
+import { entry, sparseProduct, type SparseRows } from '../graph/sparse.js';
 
 export interface DiffusionSteps {
   /** α = 1/(1 + μ). */
@@ -19,10 +20,16 @@ export interface DiffusionSteps {
   readonly onProgress?: (done: number, total: number) => void;
 }
 
-/** Returns an accessor F(i, j) for the diffused similarities. */
-export function bidirectionalDiffusion(W: SparseRows, S: SparseRows, o: DiffusionSteps): Promise<(i: number, j: number) => number> {
+/** The entries of F wanted: row i's columns are items[indptr[i] .. indptr[i + 1]). */
+export interface EntrySets {
+  readonly indptr: Int32Array;
+  readonly items: Int32Array;
+}
+
+/** The diffused similarities F(i, j) at the entries `at`, in their order. */
+export function bidirectionalDiffusion(W: SparseRows, S: SparseRows, o: DiffusionSteps, at: EntrySets): Promise<Float64Array> {
   const progress = o.onProgress ?? (() => {});
-  return o.truncate === null ? denseDiffusion(W.rows, W, S, o, progress) : truncatedDiffusion(W.rows, W, S, o, o.truncate, progress);
+  return o.truncate === null ? denseDiffusion(W.rows, W, S, o, at, progress) : truncatedDiffusion(W.rows, W, S, o, o.truncate, at, progress);
 }
 
 /** One diffusion step on sparse rows: ½α(S·F + F·S) + (1 − α)I, optionally truncated per row. */
@@ -30,11 +37,19 @@ async function sparseStep(F: SparseRows, S: SparseRows, alpha: number, keep?: nu
   const n = F.rows;
   // Row i of S·F + F·S = Σ_m S_im F_m + Σ_m F_im S_m (S symmetric): one product of
   // [S | F] (n × 2n) with [F ; S] (2n × n).
-  const left = rowsFromLists(n, (i, push) => {
-    for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++) push(S.indices[q]!, S.values[q]!);
-    for (let q = F.indptr[i]!; q < F.indptr[i + 1]!; q++) push(n + F.indices[q]!, F.values[q]!);
-  });
   const nnzF = F.indices.length;
+  const left = { rows: n, indptr: new Float64Array(n + 1), indices: new Int32Array(nnzF + S.indices.length), values: new Float64Array(nnzF + S.indices.length) };
+  for (let i = 0, at = 0; i < n; i++) {
+    for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++, at++) {
+      left.indices[at] = S.indices[q]!;
+      left.values[at] = S.values[q]!;
+    }
+    for (let q = F.indptr[i]!; q < F.indptr[i + 1]!; q++, at++) {
+      left.indices[at] = n + F.indices[q]!;
+      left.values[at] = F.values[q]!;
+    }
+    left.indptr[i + 1] = at;
+  }
   const indices = new Int32Array(nnzF + S.indices.length);
   indices.set(F.indices);
   indices.set(S.indices, nnzF);
@@ -52,13 +67,16 @@ async function sparseStep(F: SparseRows, S: SparseRows, alpha: number, keep?: nu
 
 /**
  * F ← ½α(FS + SF) + (1 − α)I from F = W. The first steps stay sparse (F spreads one hop per step);
- * then F is dense (n × n, float64, symmetric), and the last step is evaluated only at the entries
- * asked for (the candidate sets).
+ * then F is dense (n × n, symmetric), and the last step is evaluated only at the entries asked
+ * for. The fixed number of steps keeps F in float32 (each entry is summed in float64 and stored
+ * rounded): half the memory and memory traffic, and the final distances agree with float64 to
+ * about 1e-7 (docs/algorithms.md §1). Iterating to convergence keeps float64, whose rounding lets
+ * the change fall below 1e-9 of the values.
  */
 async function denseDiffusion(
-  n: number, W: SparseRows, S: SparseRows, p: DiffusionSteps,
+  n: number, W: SparseRows, S: SparseRows, p: DiffusionSteps, at: EntrySets,
   progress: (done: number, total: number) => void,
-): Promise<(i: number, j: number) => number> {
+): Promise<Float64Array> {
   const alpha = p.alpha;
   const total = p.converged ? 10_000 : p.iterations;
   const sparseSteps = p.converged ? 0 : Math.min(2, p.iterations - 1);
@@ -68,7 +86,10 @@ async function denseDiffusion(
     progress(t + 1, total);
   }
   const parallel = n >= 1000 && threads() > 1;
-  const alloc = (len: number) => (parallel ? sharedFloat64(len) : new Float64Array(len));
+  const alloc = (len: number): DenseRows => {
+    if (p.converged) return parallel ? sharedFloat64(len) : new Float64Array(len);
+    return parallel ? new Float32Array(new SharedArrayBuffer(Math.max(4, len * 4))) : new Float32Array(len);
+  };
   const F = alloc(n * n);
   for (let i = 0; i < n; i++) for (let q = Fs.indptr[i]!; q < Fs.indptr[i + 1]!; q++) F[i * n + Fs.indices[q]!] = Fs.values[q]!;
   const G = alloc(n * n);
@@ -91,21 +112,23 @@ async function denseDiffusion(
     if (p.converged && Math.max(...res.map((r) => r[0]!)) <= 1e-9 * Math.max(...res.map((r) => r[1]!))) break;
   }
   progress(total, total);
-  if (p.converged) return (i, j) => F[i * n + j]!;
-  // The last step, entry by entry: ½α(Σ_m S_im F_mj + Σ_m F_im S_mj) + (1 − α)δ_ij.
-  return (i, j) => {
-    let v = 0;
-    for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++) v += S.values[q]! * F[S.indices[q]! * n + j]!;
-    for (let q = S.indptr[j]!; q < S.indptr[j + 1]!; q++) v += F[i * n + S.indices[q]!]! * S.values[q]!;
-    return 0.5 * alpha * v + (i === j ? 1 - alpha : 0);
-  };
+  const out = parallel ? sharedFloat64(at.items.length) : new Float64Array(at.items.length);
+  if (p.converged) {
+    for (let i = 0; i < n; i++) for (let q = at.indptr[i]!; q < at.indptr[i + 1]!; q++) out[q] = F[i * n + at.items[q]!]!;
+    return out;
+  }
+  // The last step, at the wanted entries only.
+  const entryArgs = { ...args, atIndptr: shareIf(at.indptr, parallel), at: shareIf(at.items, parallel), out };
+  const entryBounds = balancedBounds(n, parallel ? threads() * 4 : 1, (i) => at.indptr[i + 1]! - at.indptr[i]! + 1);
+  await runRanges(SPARSE_KERNELS, 'stepEntries', entryArgs, entryBounds, parallel);
+  return out;
 }
 
 /** The same iteration on sparse rows, keeping the `keep` largest entries of each row. */
 async function truncatedDiffusion(
-  n: number, W: SparseRows, S: SparseRows, p: DiffusionSteps, keep: number,
+  n: number, W: SparseRows, S: SparseRows, p: DiffusionSteps, keep: number, at: EntrySets,
   progress: (done: number, total: number) => void,
-): Promise<(i: number, j: number) => number> {
+): Promise<Float64Array> {
   const alpha = p.alpha;
   let F = W;
   const maxSteps = p.converged ? 1000 : p.iterations;
@@ -126,6 +149,7 @@ async function truncatedDiffusion(
       if (change <= 1e-9 * size) break;
     }
   }
-  const final = F;
-  return (i, j) => entry(final, i, j);
+  const out = new Float64Array(at.items.length);
+  for (let i = 0; i < n; i++) for (let q = at.indptr[i]!; q < at.indptr[i + 1]!; q++) out[q] = entry(F, i, at.items[q]!);
+  return out;
 }

@@ -161,6 +161,7 @@ export async function sparseProduct(A: SparseRows, B: SparseRows, cols: number, 
   };
   const bounds = parallel ? balancedBounds(A.rows, threads() * 4, rowWork) : [0, A.rows];
   const parts = (await runRanges(SPARSE_KERNELS, 'spgemmRows', args, bounds, parallel)) as { indptr: Float64Array; cols: Int32Array; vals: Float64Array }[];
+  if (parts.length === 1) return { rows: A.rows, indptr: parts[0]!.indptr, indices: parts[0]!.cols, values: parts[0]!.vals };
   const total = parts.reduce((s, p) => s + p.cols.length, 0);
   // Large results go straight to shared memory: the next parallel step then needs no copy.
   const indptr = new Float64Array(A.rows + 1);

@@ -12,10 +12,13 @@ export interface SparseArgs {
   readonly vals: Float64Array;
 }
 
+/** A dense n × n matrix, row-major: float32 where half the memory traffic matters more than digits. */
+export type DenseRows = Float64Array | Float32Array;
+
 export interface SpmmRowsArgs extends RowRange, SparseArgs {
   readonly n: number;
-  readonly F: Float64Array;
-  readonly G: Float64Array;
+  readonly F: DenseRows;
+  readonly G: DenseRows;
 }
 
 /**
@@ -71,6 +74,9 @@ export interface SpgemmRowsArgs extends RowRange {
   readonly diag?: number;
 }
 
+/** Most entries spgemmRows reserves ahead (1.5 GB of address space); beyond, it grows as it goes. */
+const MAX_RESERVED = 1 << 27;
+
 /**
  * Rows [from, to) of A·B for sparse A (aIndptr, aCols, aVals) and B (bIndptr, bCols, bVals),
  * plus `diag` on the diagonal, each entry scaled by `scale`; keeps each row's `keep` largest
@@ -87,7 +93,15 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
   const rowVals = new Float64Array(n);
   const work = new Float64Array(n);
   const indptr = new Float64Array(to - from + 1);
-  let cols = new Int32Array(Math.max(1024, (to - from) * 16));
+  // Room for every row's largest possible result: pages never written cost nothing, so the output
+  // is written once instead of being regrown (memory first written is slow on some machines).
+  let bound = 0;
+  for (let i = from; i < to; i++) {
+    let w = diag !== 0 ? 1 : 0;
+    for (let p = aIndptr[i]!; p < aIndptr[i + 1]!; p++) w += bIndptr[aCols[p]! + 1]! - bIndptr[aCols[p]!]!;
+    bound += Math.min(w, n, keep > 0 ? keep : n);
+  }
+  let cols = new Int32Array(Math.max(1024, Math.min(bound, MAX_RESERVED)));
   let vals = new Float64Array(cols.length);
   let nnz = 0;
   for (let i = from; i < to; i++) {
@@ -188,14 +202,14 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
     }
     indptr[i - from + 1] = nnz;
   }
-  return { indptr, cols: cols.slice(0, nnz), vals: vals.slice(0, nnz) };
+  return { indptr, cols: cols.subarray(0, nnz), vals: vals.subarray(0, nnz) };
 }
 
 export interface SymmetrizeRowsArgs extends RowRange {
   readonly n: number;
   readonly alpha: number;
-  readonly F: Float64Array;
-  readonly G: Float64Array;
+  readonly F: DenseRows;
+  readonly G: DenseRows;
 }
 
 /**
@@ -226,6 +240,36 @@ export function symmetrizeRows(a: KernelArgs): number[] {
   return [change, size];
 }
 
+export interface StepEntriesArgs extends RowRange, SparseArgs {
+  readonly n: number;
+  readonly alpha: number;
+  readonly F: DenseRows;
+  /** The entries wanted: row i's columns are at[atIndptr[i] .. atIndptr[i + 1]). */
+  readonly atIndptr: Int32Array;
+  readonly at: Int32Array;
+  readonly out: Float64Array;
+}
+
+/**
+ * One more diffusion step, ½α(S·F + F·S) + (1 − α)I for a symmetric sparse S (indptr, cols, vals)
+ * and a symmetric dense F, evaluated only at the entries asked for, rows [from, to): out[q] for
+ * (i, at[q]). Each entry is Σ_m S_im F_mj + Σ_m F_im S_mj, summed in that order.
+ */
+export function stepEntries(a: KernelArgs): number {
+  const { n, from, to, alpha, F, indptr, cols, vals, atIndptr, at, out } = a as unknown as StepEntriesArgs;
+  for (let i = from; i < to; i++) {
+    const fi = i * n;
+    for (let q = atIndptr[i]!; q < atIndptr[i + 1]!; q++) {
+      const j = at[q]!;
+      let v = 0;
+      for (let r = indptr[i]!; r < indptr[i + 1]!; r++) v += vals[r]! * F[cols[r]! * n + j]!;
+      for (let r = indptr[j]!; r < indptr[j + 1]!; r++) v += F[fi + cols[r]!]! * vals[r]!;
+      out[q] = 0.5 * alpha * v + (i === j ? 1 - alpha : 0);
+    }
+  }
+  return 0;
+}
+
 export interface DenseTimesSparseTArgs extends RowRange, SparseArgs {
   readonly n: number;
   readonly H: Float64Array;
@@ -252,6 +296,6 @@ export function denseTimesSparseT(a: KernelArgs): number {
 /** These kernels, by name, and the module that workers import to run them. */
 export const SPARSE_KERNELS: KernelSet = {
   url: import.meta.url,
-  kernels: { spmmRows, spgemmRows, symmetrizeRows, denseTimesSparseT },
+  kernels: { spmmRows, spgemmRows, symmetrizeRows, stepEntries, denseTimesSparseT },
 };
 export const KERNELS = SPARSE_KERNELS.kernels;
