@@ -92,6 +92,7 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
   const rowCols = new Int32Array(n);
   const rowVals = new Float64Array(n);
   const work = new Float64Array(n);
+  const tiedCols = new Float64Array(n);
   const indptr = new Float64Array(to - from + 1);
   // Room for every row's largest possible result: pages never written cost nothing, so the output
   // is written once instead of being regrown (memory first written is slow on some machines).
@@ -108,6 +109,7 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
     let rowWork = 0;
     for (let p = aIndptr[i]!; p < aIndptr[i + 1]!; p++) rowWork += bIndptr[aCols[p]! + 1]! - bIndptr[aCols[p]!]!;
     let count = 0;
+    let sortKept = false;
     if (rowWork * 8 > n) {
       for (let p = aIndptr[i]!; p < aIndptr[i + 1]!; p++) {
         const m = aCols[p]!;
@@ -142,7 +144,10 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
           acc[c]! += w * bVals[q]!;
         }
       }
-      const touched = work.subarray(0, t).sort();
+      const touched = work.subarray(0, t);
+      // A row cut to its `keep` largest sorts only what it keeps (below), not every touched column.
+      sortKept = keep > 0 && t > keep;
+      if (!sortKept) touched.sort();
       for (let u = 0; u < t; u++) {
         const c = touched[u]!;
         rowCols[count] = c;
@@ -180,15 +185,42 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
       }
       const threshold = sel[target]!;
       let above = 0;
-      for (let u = 0; u < count; u++) if (rowVals[u]! > threshold) above++;
-      let ties = keep - above;
+      let tied = 0;
+      for (let u = 0; u < count; u++) {
+        const v = rowVals[u]!;
+        if (v > threshold) above++;
+        else if (v === threshold) tied++;
+      }
+      const ties = keep - above;
+      // Ties go to the lowest columns: those up to `lastTied`.
+      let lastTied = n;
+      if (tied > ties) {
+        let m = 0;
+        for (let u = 0; u < count; u++) if (rowVals[u] === threshold) tiedCols[m++] = rowCols[u]!;
+        lastTied = tiedCols.subarray(0, m).sort()[ties - 1] ?? -1;
+      }
       kept = 0;
       for (let u = 0; u < count; u++) {
         const v = rowVals[u]!;
-        if (v > threshold || (v === threshold && ties-- > 0)) {
+        if (v > threshold || (v === threshold && rowCols[u]! <= lastTied)) {
           rowCols[kept] = rowCols[u]!;
           rowVals[kept++] = v;
         }
+      }
+    }
+    if (sortKept) {
+      // Back into column order, through the (cleared) accumulator.
+      const order = work.subarray(0, kept);
+      for (let u = 0; u < kept; u++) {
+        acc[rowCols[u]!] = rowVals[u]!;
+        order[u] = rowCols[u]!;
+      }
+      order.sort();
+      for (let u = 0; u < kept; u++) {
+        const c = order[u]!;
+        rowCols[u] = c;
+        rowVals[u] = acc[c]!;
+        acc[c] = 0;
       }
     }
     cols = grown(cols, nnz + kept);
