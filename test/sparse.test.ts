@@ -23,12 +23,14 @@ function randomRows(rows: number, cols: number, perRow: number, rand: () => numb
   return { rows, indptr, indices: Int32Array.from(indices), values: Float64Array.from(values) };
 }
 
-function reference(A: SparseRows, B: SparseRows, keep: number, normalize: boolean) {
+function reference(A: SparseRows, B: SparseRows, keep: number, normalize: boolean, plus?: { A: SparseRows; B: SparseRows }) {
   return Array.from({ length: A.rows }, (_, i) => {
     const row = new Map<number, number>();
-    for (let p = A.indptr[i]!; p < A.indptr[i + 1]!; p++) {
-      const m = A.indices[p]!;
-      for (let q = B.indptr[m]!; q < B.indptr[m + 1]!; q++) row.set(B.indices[q]!, (row.get(B.indices[q]!) ?? 0) + A.values[p]! * B.values[q]!);
+    for (const [X, Y] of plus ? [[A, B], [plus.A, plus.B]] : [[A, B]]) {
+      for (let p = X!.indptr[i]!; p < X!.indptr[i + 1]!; p++) {
+        const m = X!.indices[p]!;
+        for (let q = Y!.indptr[m]!; q < Y!.indptr[m + 1]!; q++) row.set(Y!.indices[q]!, (row.get(Y!.indices[q]!) ?? 0) + X!.values[p]! * Y!.values[q]!);
+      }
     }
     let entries = [...row].map(([c, v]) => ({ c, v })).filter((e) => e.v !== 0);
     if (keep > 0) entries = entries.sort((a, b) => b.v - a.v || a.c - b.c).slice(0, keep);
@@ -49,18 +51,31 @@ describe('sparseProduct', () => {
     const A = randomRows(rows, rows, perRow, rand);
     const B = randomRows(rows, cols, perRow, rand);
     for (const [k, normalize] of [[keep, true], [0, false]] as const) {
-      const got = await sparseProduct(A, B, cols, { keep: k, normalize });
-      const want = reference(A, B, k, normalize);
-      let wrongRows = 0;
-      let worst = 0;
-      want.forEach((row, i) => {
-        const from = got.indptr[i]!;
-        const same = got.indptr[i + 1]! - from === row.length && row.every((e, t) => got.indices[from + t] === e.c);
-        if (!same) wrongRows++;
-        else row.forEach((e, t) => (worst = Math.max(worst, Math.abs(got.values[from + t]! - e.v) / e.v)));
-      });
-      expect(wrongRows).toBe(0);
-      expect(worst).toBeLessThan(1e-12);
+      expectSame(await sparseProduct(A, B, cols, { keep: k, normalize }), reference(A, B, k, normalize));
     }
   });
+
+  it.each([
+    ['light rows', 400, 5, 12],
+    ['on the worker threads', 2500, 30, 40],
+  ])('A·B + C·D without stacking them (%s)', async (_name, n, perRow, keep) => {
+    const rand = rng(n);
+    const [A, B, C, D] = [0, 1, 2, 3].map(() => randomRows(n, n, perRow, rand));
+    const plus = { A: C!, B: D! };
+    expectSame(await sparseProduct(A!, B!, n, { keep, normalize: true, plus }), reference(A!, B!, keep, true, plus));
+  });
 });
+
+/** Same columns per row as the reference, values within 1e-12 relative. */
+function expectSame(got: SparseRows, want: { c: number; v: number }[][]): void {
+  let wrongRows = 0;
+  let worst = 0;
+  want.forEach((row, i) => {
+    const from = got.indptr[i]!;
+    const same = got.indptr[i + 1]! - from === row.length && row.every((e, t) => got.indices[from + t] === e.c);
+    if (!same) wrongRows++;
+    else row.forEach((e, t) => (worst = Math.max(worst, Math.abs(got.values[from + t]! - e.v) / e.v)));
+  });
+  expect(wrongRows).toBe(0);
+  expect(worst).toBeLessThan(1e-12);
+}

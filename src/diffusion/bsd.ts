@@ -33,36 +33,8 @@ export function bidirectionalDiffusion(W: SparseRows, S: SparseRows, o: Diffusio
 }
 
 /** One diffusion step on sparse rows: ½α(S·F + F·S) + (1 − α)I, optionally truncated per row. */
-async function sparseStep(F: SparseRows, S: SparseRows, alpha: number, keep?: number): Promise<SparseRows> {
-  const n = F.rows;
-  // Row i of S·F + F·S = Σ_m S_im F_m + Σ_m F_im S_m (S symmetric): one product of
-  // [S | F] (n × 2n) with [F ; S] (2n × n).
-  const nnzF = F.indices.length;
-  const left = { rows: n, indptr: new Float64Array(n + 1), indices: new Int32Array(nnzF + S.indices.length), values: new Float64Array(nnzF + S.indices.length) };
-  for (let i = 0, at = 0; i < n; i++) {
-    for (let q = S.indptr[i]!; q < S.indptr[i + 1]!; q++, at++) {
-      left.indices[at] = S.indices[q]!;
-      left.values[at] = S.values[q]!;
-    }
-    for (let q = F.indptr[i]!; q < F.indptr[i + 1]!; q++, at++) {
-      left.indices[at] = n + F.indices[q]!;
-      left.values[at] = F.values[q]!;
-    }
-    left.indptr[i + 1] = at;
-  }
-  const indices = new Int32Array(nnzF + S.indices.length);
-  indices.set(F.indices);
-  indices.set(S.indices, nnzF);
-  const values = new Float64Array(indices.length);
-  values.set(F.values);
-  values.set(S.values, nnzF);
-  const right: SparseRows = {
-    rows: 2 * n,
-    indptr: Float64Array.from({ length: 2 * n + 1 }, (_, r) => (r <= n ? F.indptr[r]! : nnzF + S.indptr[r - n]!)),
-    indices,
-    values,
-  };
-  return sparseProduct(left, right, n, { scale: 0.5 * alpha, diag: 1 - alpha, keep });
+function sparseStep(F: SparseRows, S: SparseRows, alpha: number, keep?: number): Promise<SparseRows> {
+  return sparseProduct(S, F, F.rows, { plus: { A: F, B: S }, scale: 0.5 * alpha, diag: 1 - alpha, keep });
 }
 
 /**

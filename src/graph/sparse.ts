@@ -133,6 +133,8 @@ export interface ProductOptions {
   readonly scale?: number;
   /** Add this to each diagonal entry (before `keep` and normalisation). */
   readonly diag?: number;
+  /** A second product C·D added to A·B before scaling ends (same shape), without stacking them. */
+  readonly plus?: { readonly A: SparseRows; readonly B: SparseRows };
 }
 
 /** Rows per worker task: enough to amortise messaging, small enough to balance. */
@@ -145,9 +147,10 @@ const PRODUCT_PARALLEL_MIN_WORK = 2_000_000;
 export async function sparseProduct(A: SparseRows, B: SparseRows, cols: number, opts: ProductOptions = {}): Promise<SparseRows> {
   // Estimated work: Σ over A's entries of the length of the B row they pull.
   let work = 0;
+  const pairs = opts.plus ? [[A, B], [opts.plus.A, opts.plus.B]] : [[A, B]];
   const rowWork = (i: number) => {
     let w = 1;
-    for (let p = A.indptr[i]!; p < A.indptr[i + 1]!; p++) w += B.indptr[A.indices[p]! + 1]! - B.indptr[A.indices[p]!]!;
+    for (const [X, Y] of pairs) for (let p = X!.indptr[i]!; p < X!.indptr[i + 1]!; p++) w += Y!.indptr[X!.indices[p]! + 1]! - Y!.indptr[X!.indices[p]!]!;
     return w;
   };
   for (let i = 0; i < A.rows; i++) work += rowWork(i);
@@ -158,6 +161,10 @@ export async function sparseProduct(A: SparseRows, B: SparseRows, cols: number, 
     aIndptr: share(Int32Array.from(A.indptr)), aCols: share(A.indices), aVals: share(A.values),
     bIndptr: share(Int32Array.from(B.indptr)), bCols: share(B.indices), bVals: share(B.values),
     keep: opts.keep ?? 0, normalize: opts.normalize ?? false, scale: opts.scale ?? 1, diag: opts.diag ?? 0,
+    ...(opts.plus && {
+      cIndptr: share(Int32Array.from(opts.plus.A.indptr)), cCols: share(opts.plus.A.indices), cVals: share(opts.plus.A.values),
+      dIndptr: share(Int32Array.from(opts.plus.B.indptr)), dCols: share(opts.plus.B.indices), dVals: share(opts.plus.B.values),
+    }),
   };
   const bounds = parallel ? balancedBounds(A.rows, threads() * 4, rowWork) : [0, A.rows];
   const parts = (await runRanges(SPARSE_KERNELS, 'spgemmRows', args, bounds, parallel)) as { indptr: Float64Array; cols: Int32Array; vals: Float64Array }[];

@@ -68,6 +68,13 @@ export interface SpgemmRowsArgs extends RowRange {
   readonly bIndptr: Int32Array;
   readonly bCols: Int32Array;
   readonly bVals: Float64Array;
+  /** An optional second product C·D added to A·B (same rows and columns). */
+  readonly cIndptr?: Int32Array;
+  readonly cCols?: Int32Array;
+  readonly cVals?: Float64Array;
+  readonly dIndptr?: Int32Array;
+  readonly dCols?: Int32Array;
+  readonly dVals?: Float64Array;
   readonly keep: number;
   readonly normalize: boolean;
   readonly scale?: number;
@@ -79,7 +86,8 @@ const MAX_RESERVED = 1 << 27;
 
 /**
  * Rows [from, to) of A·B for sparse A (aIndptr, aCols, aVals) and B (bIndptr, bCols, bVals),
- * plus `diag` on the diagonal, each entry scaled by `scale`; keeps each row's `keep` largest
+ * plus C·D when given (row i sums A's terms first, then C's), plus `diag` on the diagonal, each
+ * product entry scaled by `scale`; keeps each row's `keep` largest
  * entries (ties: lower column; 0 keeps all) and optionally L1-normalises. Returns the rows as
  * { indptr (relative), cols (sorted per row), vals }. A row whose work is large compared with n
  * is accumulated branch-free into a dense scratch and read back by one scan; a light row
@@ -87,6 +95,14 @@ const MAX_RESERVED = 1 << 27;
  */
 export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Array; vals: Float64Array } {
   const { n, from, to, aIndptr, aCols, aVals, bIndptr, bCols, bVals, keep, normalize, scale = 1, diag = 0 } = a as unknown as SpgemmRowsArgs;
+  const { cIndptr, cCols, cVals, dIndptr, dCols, dVals } = a as unknown as SpgemmRowsArgs;
+  const pairs: [Int32Array, Int32Array, Float64Array, Int32Array, Int32Array, Float64Array][] = [[aIndptr, aCols, aVals, bIndptr, bCols, bVals]];
+  if (cIndptr && cCols && cVals && dIndptr && dCols && dVals) pairs.push([cIndptr, cCols, cVals, dIndptr, dCols, dVals]);
+  const workOf = (i: number) => {
+    let w = 0;
+    for (const [xp, xc, , yp] of pairs) for (let p = xp[i]!; p < xp[i + 1]!; p++) w += yp[xc[p]! + 1]! - yp[xc[p]!]!;
+    return w;
+  };
   const acc = new Float64Array(n);
   const seen = new Uint8Array(n);
   const rowCols = new Int32Array(n);
@@ -97,24 +113,21 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
   // Room for every row's largest possible result: pages never written cost nothing, so the output
   // is written once instead of being regrown (memory first written is slow on some machines).
   let bound = 0;
-  for (let i = from; i < to; i++) {
-    let w = diag !== 0 ? 1 : 0;
-    for (let p = aIndptr[i]!; p < aIndptr[i + 1]!; p++) w += bIndptr[aCols[p]! + 1]! - bIndptr[aCols[p]!]!;
-    bound += Math.min(w, n, keep > 0 ? keep : n);
-  }
+  for (let i = from; i < to; i++) bound += Math.min(workOf(i) + (diag !== 0 ? 1 : 0), n, keep > 0 ? keep : n);
   let cols = new Int32Array(Math.max(1024, Math.min(bound, MAX_RESERVED)));
   let vals = new Float64Array(cols.length);
   let nnz = 0;
   for (let i = from; i < to; i++) {
-    let rowWork = 0;
-    for (let p = aIndptr[i]!; p < aIndptr[i + 1]!; p++) rowWork += bIndptr[aCols[p]! + 1]! - bIndptr[aCols[p]!]!;
+    const rowWork = workOf(i);
     let count = 0;
     let sortKept = false;
     if (rowWork * 8 > n) {
-      for (let p = aIndptr[i]!; p < aIndptr[i + 1]!; p++) {
-        const m = aCols[p]!;
-        const w = aVals[p]! * scale;
-        for (let q = bIndptr[m]!; q < bIndptr[m + 1]!; q++) acc[bCols[q]!]! += w * bVals[q]!;
+      for (const [xp, xc, xv, yp, yc, yv] of pairs) {
+        for (let p = xp[i]!; p < xp[i + 1]!; p++) {
+          const m = xc[p]!;
+          const w = xv[p]! * scale;
+          for (let q = yp[m]!; q < yp[m + 1]!; q++) acc[yc[q]!]! += w * yv[q]!;
+        }
       }
       acc[i]! += diag;
       for (let c = 0; c < n; c++) {
@@ -132,16 +145,18 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
         work[t++] = i;
         acc[i] = diag;
       }
-      for (let p = aIndptr[i]!; p < aIndptr[i + 1]!; p++) {
-        const m = aCols[p]!;
-        const w = aVals[p]! * scale;
-        for (let q = bIndptr[m]!; q < bIndptr[m + 1]!; q++) {
-          const c = bCols[q]!;
-          if (seen[c] === 0) {
-            seen[c] = 1;
-            work[t++] = c;
+      for (const [xp, xc, xv, yp, yc, yv] of pairs) {
+        for (let p = xp[i]!; p < xp[i + 1]!; p++) {
+          const m = xc[p]!;
+          const w = xv[p]! * scale;
+          for (let q = yp[m]!; q < yp[m + 1]!; q++) {
+            const c = yc[q]!;
+            if (seen[c] === 0) {
+              seen[c] = 1;
+              work[t++] = c;
+            }
+            acc[c]! += w * yv[q]!;
           }
-          acc[c]! += w * bVals[q]!;
         }
       }
       const touched = work.subarray(0, t);
