@@ -8,14 +8,14 @@
 import { UserError } from '../errors.js';
 import { neighbourGraph, type NeighbourGraph } from '../graph/knn.js';
 import { localityOrder } from '../graph/order.js';
-import { buildRows, entry, RowAccumulator, rowsFromLists, sparseProduct, transpose, type SparseRows } from '../graph/sparse.js';
+import { buildRows, entry, rowsFromLists, sparseProduct, transpose, type SparseRows } from '../graph/sparse.js';
 import { rowSquaredNorms, type Matrix } from '../matrix.js';
 import {
   DEFAULT_TOP_K, keepBest, normalizedDistanceRows, prepareNodes, StageTimer, xLogX,
   type DiffusionResult, type DiffusionRunOptions,
 } from './common.js';
 import { grown } from '../backend/arrays.js';
-import { evenBounds, runRanges, sharedFloat64, shareIf, threads, warmUp } from '../backend/parallel.js';
+import { balancedBounds, evenBounds, runRanges, sharedFloat64, shareIf, threads, warmUp } from '../backend/parallel.js';
 import { SPARSE_KERNELS } from '../graph/sparseKernels.js';
 import { CAS_KERNELS } from './casKernels.js';
 import { bidirectionalDiffusion } from './bsd.js';
@@ -245,46 +245,22 @@ export async function casRepresentation(
   for (let c = 0; c < n; c++) {
     for (let q = T.indptr[c]!; q < T.indptr[c + 1]!; q++) diagP[c]! += T.values[q]! * entry(T, T.indices[q]!, c);
   }
-  const h = new RowAccumulator(n);
-  const Fhat = buildRows(n, n, (i, acc) => {
-    const ci = setOf(conf, i);
-    const cands = setOf(cand, i);
-    for (const c of ci) confMark[c] = i + n; // distinct stamp from the W pass
-    const m = cands.length;
-    let semi = 0;
-    for (const j of cands) if (confMark[j] !== i + n) semi++;
-    const first = cand.indptr[i]!;
-    const s = (t: number) => Fc[first + t]!;
-    if (ci.length <= 1 || semi <= 1) {
-      cands.forEach((j, t) => acc.add(j, s(t)));
-      return;
-    }
-    let kappa = 0;
-    for (const c of ci) kappa += diagP[c]!;
-    kappa /= ci.length;
-    // h_m = mean over c in Conf(i) of T_mc, so that mean_c P_jc = Σ_m T_jm h_m.
-    for (const c of ci) {
-      for (let q = Tt.indptr[c]!; q < Tt.indptr[c + 1]!; q++) h.add(Tt.indices[q]!, Tt.values[q]! / ci.length);
-    }
-    const omega = new Float64Array(m);
-    let sumS = 0;
-    let sumSW = 0;
-    cands.forEach((j, t) => {
-      let w = kappa;
-      if (confMark[j] !== i + n) {
-        w = 0;
-        for (let q = T.indptr[j]!; q < T.indptr[j + 1]!; q++) w += T.values[q]! * h.values[T.indices[q]!]!;
-        w = Math.min(w, kappa);
-      }
-      omega[t] = w;
-      sumS += s(t);
-      sumSW += s(t) * w;
-    });
-    h.reset();
-    const tI = (kappa * kappa * sumS - kappa * sumSW) / m;
-    const denom = kappa * kappa + 2 * p.beta;
-    cands.forEach((j, t) => acc.add(j, (s(t) * (kappa * omega[t]! + 2 * p.beta) + tI) / denom));
-  }, { normalize: true });
+  const parallel = n >= 2000 && threads() > 1;
+  const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
+  const smoothed = {
+    indices: parallel ? new Int32Array(new SharedArrayBuffer(Math.max(4, cand.items.length * 4))) : new Int32Array(cand.items.length),
+    values: parallel ? sharedFloat64(cand.items.length) : new Float64Array(cand.items.length),
+  };
+  const smoothArgs = {
+    n, beta: p.beta,
+    confIndptr: share(conf.indptr), confItems: share(conf.items), candIndptr: share(cand.indptr), candItems: share(cand.items), s: share(Fc),
+    tIndptr: share(Int32Array.from(T.indptr)), tCols: share(T.indices), tVals: share(T.values),
+    ttIndptr: share(Int32Array.from(Tt.indptr)), ttCols: share(Tt.indices), ttVals: share(Tt.values),
+    diagP: share(diagP), outCols: smoothed.indices, outVals: smoothed.values,
+  };
+  await runRanges(CAS_KERNELS, 'smoothRows', smoothArgs, parallel ? balancedBounds(n, threads() * 4, (i) => cand.indptr[i + 1]! - cand.indptr[i]! + 1) : [0, n], parallel);
+  // F̂ is non-zero exactly on the candidates.
+  const Fhat: SparseRows = { rows: n, indptr: cand.indptr, ...smoothed };
   timer.lap('smoothing');
 
   // 4. Neighbour-enhanced representation M, K = M·M truncated to k5 per row, V = Tm·Tm.

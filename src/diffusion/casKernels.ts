@@ -116,6 +116,99 @@ export function jsdRows(a: KernelArgs): number {
   return 0;
 }
 
+export interface SmoothRowsArgs extends RowRange {
+  readonly n: number;
+  readonly beta: number;
+  /** Conf(i) and Cand(i) as CSR sets; `s` holds F at Cand's entries, in Cand's order. */
+  readonly confIndptr: Int32Array;
+  readonly confItems: Int32Array;
+  readonly candIndptr: Int32Array;
+  readonly candItems: Int32Array;
+  readonly s: Float64Array;
+  /** T (rows L1-normalised) and its transpose, and diag(T·T). */
+  readonly tIndptr: Int32Array;
+  readonly tCols: Int32Array;
+  readonly tVals: Float64Array;
+  readonly ttIndptr: Int32Array;
+  readonly ttCols: Int32Array;
+  readonly ttVals: Float64Array;
+  readonly diagP: Float64Array;
+  /** F̂ at Cand's positions: columns sorted per row, values L1-normalised. */
+  readonly outCols: Int32Array;
+  readonly outVals: Float64Array;
+}
+
+/**
+ * CAS's neighbour-guided smoothing (docs/algorithms.md §1 step 3) for rows [from, to): F̂ on the
+ * candidates, from s = F there, ω through h_m = mean over c in Conf(i) of T_mc (so that the mean
+ * of P_jc = Σ_m T_jm h_m without forming P = T·T), κ = mean of diag(P) over Conf(i).
+ */
+export function smoothRows(a: KernelArgs): number {
+  const { n, from, to, beta, confIndptr, confItems, candIndptr, candItems, s, tIndptr, tCols, tVals, ttIndptr, ttCols, ttVals, diagP, outCols, outVals } = a as unknown as SmoothRowsArgs;
+  const confMark = new Int32Array(n).fill(-1);
+  const h = new Float64Array(n);
+  const hTouched = new Int32Array(n);
+  const value = new Float64Array(n);
+  let omega = new Float64Array(256);
+  for (let i = from; i < to; i++) {
+    const c0 = confIndptr[i]!;
+    const c1 = confIndptr[i + 1]!;
+    const first = candIndptr[i]!;
+    const m = candIndptr[i + 1]! - first;
+    const nConf = c1 - c0;
+    for (let q = c0; q < c1; q++) confMark[confItems[q]!] = i;
+    let semi = 0;
+    for (let t = 0; t < m; t++) if (confMark[candItems[first + t]!] !== i) semi++;
+    if (nConf <= 1 || semi <= 1) {
+      for (let t = 0; t < m; t++) value[candItems[first + t]!] = s[first + t]!;
+    } else {
+      let kappa = 0;
+      for (let q = c0; q < c1; q++) kappa += diagP[confItems[q]!]!;
+      kappa /= nConf;
+      let touched = 0;
+      for (let q = c0; q < c1; q++) {
+        const c = confItems[q]!;
+        for (let r = ttIndptr[c]!; r < ttIndptr[c + 1]!; r++) {
+          const col = ttCols[r]!;
+          if (h[col] === 0) hTouched[touched++] = col;
+          h[col]! += ttVals[r]! / nConf;
+        }
+      }
+      omega = grown(omega, m);
+      let sumS = 0;
+      let sumSW = 0;
+      for (let t = 0; t < m; t++) {
+        const j = candItems[first + t]!;
+        let w = kappa;
+        if (confMark[j] !== i) {
+          w = 0;
+          for (let r = tIndptr[j]!; r < tIndptr[j + 1]!; r++) w += tVals[r]! * h[tCols[r]!]!;
+          w = Math.min(w, kappa);
+        }
+        omega[t] = w;
+        sumS += s[first + t]!;
+        sumSW += s[first + t]! * w;
+      }
+      for (let u = 0; u < touched; u++) h[hTouched[u]!] = 0;
+      const tI = (kappa * kappa * sumS - kappa * sumSW) / m;
+      const denom = kappa * kappa + 2 * beta;
+      for (let t = 0; t < m; t++) value[candItems[first + t]!] = (s[first + t]! * (kappa * omega[t]! + 2 * beta) + tI) / denom;
+    }
+    // Columns sorted, then L1-normalised in that order.
+    const cols = outCols.subarray(first, first + m);
+    cols.set(candItems.subarray(first, first + m));
+    cols.sort();
+    let sum = 0;
+    for (let t = 0; t < m; t++) sum += value[cols[t]!]!;
+    const scale = sum > 0 ? 1 / sum : 1;
+    for (let t = 0; t < m; t++) {
+      outVals[first + t] = value[cols[t]!]! * scale;
+      value[cols[t]!] = 0;
+    }
+  }
+  return 0;
+}
+
 export interface GeodesicRankArgs extends RowRange {
   readonly n: number;
   readonly nq: number;
@@ -401,5 +494,5 @@ export function geodesicRank(a: KernelArgs): number {
 }
 
 /** These kernels, by name, and the module that workers import to run them. */
-export const CAS_KERNELS: KernelSet = { url: import.meta.url, kernels: { jsdEdges, jsdRows, geodesicRank } };
+export const CAS_KERNELS: KernelSet = { url: import.meta.url, kernels: { jsdEdges, jsdRows, smoothRows, geodesicRank } };
 export const KERNELS = CAS_KERNELS.kernels;
