@@ -100,8 +100,18 @@ export async function runRanges(set: KernelSet, name: string, args: KernelArgs, 
   if (!fn) throw new Error(`no kernel '${name}' in ${set.url}`);
   const ranges = bounds.slice(0, -1).map((from, t) => ({ ...args, from, to: bounds[t + 1]! }));
   if (!parallel || ranges.length === 1) return ranges.map((r) => fn(r));
-  pool ??= new Pool(threads());
-  return Promise.all(ranges.map((r, t) => pool!.run(t % pool!.size, set.url, name, r)));
+  const workers = (pool ??= new Pool(threads()));
+  // Each thread takes the next range when it finishes one, so uneven ranges do not leave a thread idle.
+  const results = new Array<unknown>(ranges.length);
+  let next = 0;
+  const drain = async (w: number): Promise<void> => {
+    while (next < ranges.length) {
+      const t = next++;
+      results[t] = await workers.run(w, set.url, name, ranges[t]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(workers.size, ranges.length) }, (_, w) => drain(w)));
+  return results;
 }
 
 /**

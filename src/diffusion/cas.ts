@@ -310,7 +310,7 @@ async function jsdGraph(rep: CasRepresentation, p: CasParams): Promise<WeightedG
     src: share(src.subarray(0, m)), dst: share(dst.subarray(0, m)),
     indptr: share(Int32Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values), xlogx: share(xlogx),
   };
-  const parts = parallel ? threads() * 4 : 1;
+  const parts = parallel ? threads() * 16 : 1;
   await runRanges(CAS_KERNELS, 'jsdEdges', args, evenBounds(0, m, parts), parallel);
   // Symmetric adjacency lists.
   const degree = new Int32Array(n + 1);
@@ -388,7 +388,7 @@ export async function cas(
     for (let b = 0; b < rows; b += block) {
       const count = Math.min(block, rows - b);
       const D = denseD ? await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, opts.engine) : null;
-      const parts = parallel ? Math.min(count, threads() * 4) : 1;
+      const parts = parallel ? Math.min(count, threads() * 16) : 1;
       await runRanges(CAS_KERNELS, 'geodesicRank', { ...args, D: D && share(D), dFirst: b }, evenBounds(b, count, parts), parallel);
       opts.onProgress?.('geodesic ranking', b + count, rows);
     }
