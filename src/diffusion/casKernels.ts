@@ -209,6 +209,39 @@ export function smoothRows(a: KernelArgs): number {
   return 0;
 }
 
+/**
+ * Max-heaps that keep the smallest values offered, largest on top (vals[0]), with an id beside
+ * each value. Adds (value, id) at position `size`, which must be free.
+ */
+function heapAdd(vals: Float64Array, ids: Int32Array, size: number, value: number, id: number): void {
+  let i = size;
+  while (i > 0) {
+    const pi = (i - 1) >> 1;
+    if (vals[pi]! >= value) break;
+    vals[i] = vals[pi]!;
+    ids[i] = ids[pi]!;
+    i = pi;
+  }
+  vals[i] = value;
+  ids[i] = id;
+}
+
+/** Replaces the largest of the `size` values kept by (value, id), which must be smaller. */
+function heapReplaceTop(vals: Float64Array, ids: Int32Array, size: number, value: number, id: number): void {
+  let i = 0;
+  for (;;) {
+    let ch = 2 * i + 1;
+    if (ch >= size) break;
+    if (ch + 1 < size && vals[ch + 1]! > vals[ch]!) ch++;
+    if (vals[ch]! <= value) break;
+    vals[i] = vals[ch]!;
+    ids[i] = ids[ch]!;
+    i = ch;
+  }
+  vals[i] = value;
+  ids[i] = id;
+}
+
 export interface GeodesicRankArgs extends RowRange {
   readonly n: number;
   readonly nq: number;
@@ -264,7 +297,9 @@ export function geodesicRank(a: KernelArgs): number {
   const inBound = new Int32Array(bounded ? n : 0).fill(-1);
   let hd = new Float64Array(1024);
   let hn = new Int32Array(1024);
+  // The k smallest finals so far (a max-heap, ids: database indices), for the stopping rules.
   const worst = new Float64Array(k);
+  const worstIds = new Int32Array(k);
   let cand = new Int32Array(1024);
   let candF = new Float64Array(1024);
   for (let t = from; t < to; t++) {
@@ -320,12 +355,12 @@ export function geodesicRank(a: KernelArgs): number {
       const lowerD = sqDist[base + (firstUnsettled < L ? firstUnsettled : L - 1)]! / max;
       if (wsize === k && (1 - lam) * du + lam * lowerD > worst[0]!) break;
       dist[u] = -Infinity;
-      if (listOwner[u] === node) {
+      const inList = listOwner[u] === node;
+      if (inList) {
         settledInList[listPos[u]!] = 1;
         while (firstUnsettled < L && settledInList[firstUnsettled] === 1) firstUnsettled++;
       }
       const j = u - nq;
-      const inList = listOwner[u] === node;
       // A node outside the neighbour list lies at least as far as the list's last entry; when even
       // that (less a margin for rounding) cannot beat the k-th best, its distance is not computed.
       const hopeless = D === null && !inList && wsize === k && (1 - lam) * du + lam * farD > worst[0]!;
@@ -339,28 +374,8 @@ export function geodesicRank(a: KernelArgs): number {
         candF = grown(candF, c + 1);
         cand[c] = j;
         candF[c++] = f;
-        // Max-heap of the k smallest finals.
-        if (wsize < k) {
-          let i = wsize++;
-          while (i > 0) {
-            const pi = (i - 1) >> 1;
-            if (worst[pi]! >= f) break;
-            worst[i] = worst[pi]!;
-            i = pi;
-          }
-          worst[i] = f;
-        } else if (f < worst[0]!) {
-          let i = 0;
-          for (;;) {
-            let ch = 2 * i + 1;
-            if (ch >= wsize) break;
-            if (ch + 1 < wsize && worst[ch + 1]! > worst[ch]!) ch++;
-            if (worst[ch]! <= f) break;
-            worst[i] = worst[ch]!;
-            i = ch;
-          }
-          worst[i] = f;
-        }
+        if (wsize < k) heapAdd(worst, worstIds, wsize++, f, j);
+        else if (f < worst[0]!) heapReplaceTop(worst, worstIds, wsize, f, j);
       }
       for (let q = gIndptr[u]!; q < gIndptr[u + 1]!; q++) {
         const nd = du + gW[q]!;
@@ -375,31 +390,11 @@ export function geodesicRank(a: KernelArgs): number {
           dist[v] = nd;
           if (bounded && inBound[v] !== row) {
             if (bsize < searchLimit) {
-              let i = bsize++;
-              while (i > 0) {
-                const pi = (i - 1) >> 1;
-                if (bv[pi]! >= nd) break;
-                bv[i] = bv[pi]!;
-                bn[i] = bn[pi]!;
-                i = pi;
-              }
-              bv[i] = nd;
-              bn[i] = v;
+              heapAdd(bv, bn, bsize++, nd, v);
               inBound[v] = row;
             } else if (nd < bv[0]!) {
               inBound[bn[0]!] = -1;
-              let i = 0;
-              for (;;) {
-                let ch = 2 * i + 1;
-                if (ch >= bsize) break;
-                if (ch + 1 < bsize && bv[ch + 1]! > bv[ch]!) ch++;
-                if (bv[ch]! <= nd) break;
-                bv[i] = bv[ch]!;
-                bn[i] = bn[ch]!;
-                i = ch;
-              }
-              bv[i] = nd;
-              bn[i] = v;
+              heapReplaceTop(bv, bn, bsize, nd, v);
               inBound[v] = row;
             }
             if (bsize === searchLimit) tau = bv[0]!;
@@ -433,7 +428,7 @@ export function geodesicRank(a: KernelArgs): number {
         candF[c++] = (1 - lam) * cap + lam * dj;
       }
     }
-    for (let t = 0; t < reached; t++) dist[touched[t]!] = Infinity;
+    for (let r = 0; r < reached; r++) dist[touched[r]!] = Infinity;
     // The k smallest candidates, ordered by (final, index): heapsort on a max-heap of the first
     // k by that order, fed with the rest.
     hd = grown(hd, k);
