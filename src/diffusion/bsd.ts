@@ -91,7 +91,7 @@ async function denseDiffusion(
   }
   // The last step, at the wanted entries only.
   const entryArgs = { ...args, atIndptr: shareIf(at.indptr, parallel), at: shareIf(at.items, parallel), out };
-  const entryBounds = balancedBounds(n, parallel ? threads() * 4 : 1, (i) => at.indptr[i + 1]! - at.indptr[i]! + 1);
+  const entryBounds = parallel ? balancedBounds(n, threads() * 4, (i) => at.indptr[i + 1]! - at.indptr[i]! + 1) : [0, n];
   await runRanges(SPARSE_KERNELS, 'stepEntries', entryArgs, entryBounds, parallel);
   return out;
 }

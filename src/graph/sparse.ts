@@ -133,7 +133,7 @@ export interface ProductOptions {
   readonly scale?: number;
   /** Add this to each diagonal entry (before `keep` and normalisation). */
   readonly diag?: number;
-  /** A second product C·D added to A·B before scaling ends (same shape), without stacking them. */
+  /** A second product C·D (same shape) added to A·B and scaled with it, without stacking them. */
   readonly plus?: { readonly A: SparseRows; readonly B: SparseRows };
 }
 

@@ -87,8 +87,8 @@ const MAX_RESERVED = 1 << 27;
 /**
  * Rows [from, to) of A·B for sparse A (aIndptr, aCols, aVals) and B (bIndptr, bCols, bVals),
  * plus C·D when given (row i sums A's terms first, then C's), plus `diag` on the diagonal, each
- * product entry scaled by `scale`; keeps each row's `keep` largest
- * entries (ties: lower column; 0 keeps all) and optionally L1-normalises. Returns the rows as
+ * product entry scaled by `scale`; keeps each row's `keep` largest entries (ties: lower column;
+ * 0 keeps all) and optionally L1-normalises. Returns the rows as
  * { indptr (relative), cols (sorted per row), vals }. A row whose work is large compared with n
  * is accumulated branch-free into a dense scratch and read back by one scan; a light row
  * remembers the columns it touched.
@@ -112,13 +112,17 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
   const indptr = new Float64Array(to - from + 1);
   // Room for every row's largest possible result: pages never written cost nothing, so the output
   // is written once instead of being regrown (memory first written is slow on some machines).
+  const rowWorks = new Float64Array(to - from);
   let bound = 0;
-  for (let i = from; i < to; i++) bound += Math.min(workOf(i) + (diag !== 0 ? 1 : 0), n, keep > 0 ? keep : n);
+  for (let i = from; i < to; i++) {
+    rowWorks[i - from] = workOf(i);
+    bound += Math.min(rowWorks[i - from]! + (diag !== 0 ? 1 : 0), n, keep > 0 ? keep : n);
+  }
   let cols = new Int32Array(Math.max(1024, Math.min(bound, MAX_RESERVED)));
   let vals = new Float64Array(cols.length);
   let nnz = 0;
   for (let i = from; i < to; i++) {
-    const rowWork = workOf(i);
+    const rowWork = rowWorks[i - from]!;
     let count = 0;
     let sortKept = false;
     if (rowWork * 8 > n) {
@@ -212,7 +216,7 @@ export function spgemmRows(a: KernelArgs): { indptr: Float64Array; cols: Int32Ar
       if (tied > ties) {
         let m = 0;
         for (let u = 0; u < count; u++) if (rowVals[u] === threshold) tiedCols[m++] = rowCols[u]!;
-        lastTied = tiedCols.subarray(0, m).sort()[ties - 1] ?? -1;
+        lastTied = ties > 0 ? tiedCols.subarray(0, m).sort()[ties - 1]! : -1;
       }
       kept = 0;
       for (let u = 0; u < count; u++) {
