@@ -78,6 +78,26 @@ describe('agreement with the teacher', () => {
     expect(teacherAgreement(x, Int32Array.from([0]), neighbours, 5, 1).score).toBe(1);
   });
 
+  it('equals a brute-force count of the items ahead of each relevant item, with many tied distances', () => {
+    const rand = rng(11);
+    const [rows, cols, length] = [300, 3, 40];
+    // Coordinates from {0, 1, 2}: a few distinct distances, so most comparisons are ties.
+    const x: Matrix = { rows, cols, data: Float32Array.from({ length: rows * cols }, () => Math.floor(rand() * 3)) };
+    const neighbours = new Int32Array(rows * length);
+    for (let i = 0; i < rows; i++) for (let j = 0; j < length; j++) neighbours[i * length + j] = (i + 1 + j * 7) % rows;
+    const heldOut = Int32Array.from([0, 5, 17, 123, 299]);
+    const brute = (h: number, top: number): number => {
+      const dist = Array.from({ length: rows }, (_, j) => (j === h ? Infinity : [0, 1, 2].reduce((s, c) => s + (x.data[h * cols + c]! - x.data[j * cols + c]!) ** 2, 0)));
+      const ranks = Array.from(neighbours.subarray(h * length, h * length + top), (p) => dist.filter((dj, j) => dj < dist[p]! || (dj === dist[p] && j < p)).length);
+      ranks.sort((a, b) => a - b);
+      return ranks.reduce((s, r, i) => s + (i + 1) / (r + 1), 0) / top;
+    };
+    for (const top of [1, 7, 40]) {
+      const a = teacherAgreement(x, heldOut, neighbours, rows, top);
+      heldOut.forEach((h, q) => expect(a.perItem[q]).toBeCloseTo(brute(h, top), 12));
+    }
+  });
+
   it('is better only when the paired gain clears two standard errors', () => {
     const per = (v: number[]) => ({ score: v.reduce((s, x) => s + x, 0) / v.length, perItem: Float64Array.from(v) });
     const input = per([0.5, 0.5, 0.5, 0.5]);

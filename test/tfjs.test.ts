@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { initBackend, nativeSource, tf } from '../src/backend/tfjs.js';
+import { assignFlat, initBackend, nativeSource, tf, writeFlat } from '../src/backend/tfjs.js';
 import { join } from 'node:path';
 import { ROOT, rng } from './helpers.js';
 
@@ -115,6 +115,24 @@ describe('tfjs backend choice and wasm kernel replacements', async () => {
       expect(relativeError(await on('wasm', grads), await on('cpu', grads))).toBeLessThanOrEqual(1e-5);
     },
   );
+
+  it('weights written with assignFlat are the ones the next product uses (after one already ran), and writeFlat reads them back', async () => {
+    await tf.setBackend('wasm');
+    const layer = tf.layers.dense({ units: 3, useBias: false, inputShape: [4] });
+    const model = tf.sequential({ layers: [layer] });
+    const x = tf.tensor2d(values(2 * 4), [2, 4]);
+    const product = () => (model.predict(x) as tf.Tensor).dataSync();
+    product(); // the product has run on the old weights
+    const kernel = Float32Array.from(values(4 * 3));
+    const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    assignFlat(variables, kernel);
+    const expected = tf.matMul(x, tf.tensor2d(kernel, [4, 3])).dataSync();
+    expect(Array.from(product())).toEqual(Array.from(expected));
+    const back = new Float32Array(12);
+    writeFlat(variables, back);
+    expect(back).toEqual(kernel);
+    tf.dispose([x, ...model.getWeights()]);
+  });
 
   it('leaks no tensors', async () => {
     await tf.setBackend('wasm');

@@ -246,21 +246,35 @@ export function tensorsOf(x: TensorData | readonly TensorData[]): tf.Tensor | tf
   return Array.isArray(x) ? (x as readonly TensorData[]).map((t) => tf.tensor(t.data, [...t.shape])) : tf.tensor((x as TensorData).data, [...(x as TensorData).shape]);
 }
 
+/**
+ * A float32 tensor's values where the wasm backend keeps them (a view of its memory, valid until
+ * the next tfjs call; to read, not to write), or null on another backend.
+ */
+function heapValues(t: tf.Tensor): Float32Array | null {
+  if (tf.getBackend() !== 'wasm' || t.dtype !== 'float32') return null;
+  return (tf.backend() as unknown as WasmBackend).typedArrayFromHeap(t) as Float32Array;
+}
+
 /** The values of `tensors`, concatenated in order, into `out` (a flat layout, e.g. shared memory). */
 export function writeFlat(tensors: readonly tf.Tensor[], out: Float32Array): void {
   let offset = 0;
   for (const t of tensors) {
-    out.set(t.dataSync() as Float32Array, offset);
+    out.set(heapValues(t) ?? (t.dataSync() as Float32Array), offset);
     offset += t.size;
   }
 }
 
 /** The inverse of writeFlat: `values` (tensors concatenated in order) assigned to `variables`. */
 export function assignFlat(variables: readonly tf.Variable[], values: Float32Array): void {
+  // Each weight takes a new tensor: writing into its memory would leave stale the copies that
+  // wasm's matrix products keep of their weights (XNNPACK's packed operands, per tensor).
+  // wasm copies the values into its memory; the cpu backend would keep a view of `values`
+  // (shared memory) as the weight's storage, so it gets a copy.
+  const copy = tf.getBackend() !== 'wasm';
   let offset = 0;
   for (const v of variables) {
-    // A copy: the cpu backend would otherwise keep a view of `values` (shared memory) as the weight's storage.
-    const t = tf.tensor(values.slice(offset, offset + v.size), v.shape);
+    const part = values.subarray(offset, offset + v.size);
+    const t = tf.tensor(copy ? part.slice() : part, v.shape);
     v.assign(t);
     t.dispose();
     offset += v.size;

@@ -78,36 +78,76 @@ export function teacherAgreement(x: Matrix, heldOut: Int32Array, neighbours: Int
   if (x.rows !== rows) throw new RangeError(`the representation has ${x.rows} rows but the teacher ranks ${rows}`);
   const length = neighbours.length / rows;
   const top = Math.max(1, Math.min(m, length));
-  const d = x.cols;
   const perItem = new Float64Array(heldOut.length);
   const dist = new Float64Array(rows);
+  const relevantDist = new Float64Array(top);
+  const relevantItem = new Int32Array(top);
+  const before = new Int32Array(top + 1);
   heldOut.forEach((h, q) => {
-    const base = h * d;
-    for (let j = 0; j < rows; j++) {
-      let s = 0;
-      const o = j * d;
-      for (let c = 0; c < d; c++) {
-        const t = x.data[base + c]! - x.data[o + c]!;
-        s += t * t;
-      }
-      dist[j] = s;
-    }
+    squaredDistances(x, h, dist);
     dist[h] = Infinity;
-    // Rank of each relevant item: the items strictly closer, ties broken by index as in search.
-    const relevant = Array.from(neighbours.subarray(h * length, h * length + top));
-    const positions = relevant.map((p) => {
-      const dp = dist[p]!;
-      let r = 0;
-      for (let j = 0; j < rows; j++) if (dist[j]! < dp || (dist[j] === dp && j < p)) r++;
-      return r;
+    // The relevant items in ranking order: by distance, ties broken by index as in search.
+    const relevant = Array.from(neighbours.subarray(h * length, h * length + top)).sort((a, b) => dist[a]! - dist[b]! || a - b);
+    relevant.forEach((p, i) => {
+      relevantDist[i] = dist[p]!;
+      relevantItem[i] = p;
     });
-    positions.sort((a, b) => a - b);
+    // Each item j comes before relevant items lowerBound(j) … top − 1 in the ranking, so the rank
+    // of the i-th relevant item (the items ahead of it) is #{j : lowerBound(j) ≤ i} − 1 (itself).
+    before.fill(0);
+    for (let j = 0; j < rows; j++) {
+      const dj = dist[j]!;
+      let lo = 0;
+      let hi = top;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (relevantDist[mid]! < dj || (relevantDist[mid] === dj && relevantItem[mid]! < j)) lo = mid + 1;
+        else hi = mid;
+      }
+      before[lo]++;
+    }
     let ap = 0;
-    positions.forEach((r, i) => (ap += (i + 1) / (r + 1)));
+    let atOrAhead = 0;
+    for (let i = 0; i < top; i++) {
+      atOrAhead += before[i]!;
+      ap += (i + 1) / atOrAhead; // precision at the i-th relevant item: (i + 1) / (rank + 1)
+    }
     perItem[q] = ap / top;
   });
   const score = perItem.length > 0 ? perItem.reduce((s, v) => s + v, 0) / perItem.length : NaN;
   return { score, perItem };
+}
+
+/** Squared Euclidean distances from row h of `x` to every row, into `out`. */
+function squaredDistances(x: Matrix, h: number, out: Float64Array): void {
+  const d = x.cols;
+  const data = x.data;
+  const base = h * d;
+  const d4 = d - (d % 4);
+  for (let j = 0; j < x.rows; j++) {
+    // Four running sums: the additions' latency, not the arithmetic, bounds one sum.
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    const o = j * d;
+    let c = 0;
+    for (; c < d4; c += 4) {
+      const t0 = data[base + c]! - data[o + c]!;
+      const t1 = data[base + c + 1]! - data[o + c + 1]!;
+      const t2 = data[base + c + 2]! - data[o + c + 2]!;
+      const t3 = data[base + c + 3]! - data[o + c + 3]!;
+      s0 += t0 * t0;
+      s1 += t1 * t1;
+      s2 += t2 * t2;
+      s3 += t3 * t3;
+    }
+    for (; c < d; c++) {
+      const t = data[base + c]! - data[o + c]!;
+      s0 += t * t;
+    }
+    out[j] = s0 + s1 + (s2 + s3);
+  }
 }
 
 /**

@@ -1,12 +1,12 @@
 /**
  * Data-parallel training on worker threads (docs/design.md, "Training on every core"): each
- * worker (gradientWorker.ts) holds its own tfjs backend and a replica of the model and its
- * momentum buffers. A step splits the batch's triplets into one shard per worker; each worker
- * computes its shard's gradients, scaled by its share of the batch, into shared memory; then every
- * worker adds all of them in worker order and applies the same SGD update, so the replicas stay
- * identical and the step equals the one-thread step up to the order of floating-point additions.
- * The main thread's model receives the weights and momentum at the end of each epoch (pull), for
- * validation, selection and the checkpoint.
+ * worker (gradientWorker.ts) holds its own tfjs backend and a replica of the model. The weights
+ * and momentum live in shared memory. A step splits the batch's triplets into one shard per
+ * worker; each worker computes its shard's gradients, scaled by its share of the batch, into
+ * shared memory; then each worker updates its own range of the weights and momentum, adding the
+ * shards' gradients in worker order (flatSgd.ts), so the step equals the one-thread step up to the
+ * order of floating-point additions. The main thread's model receives the weights and momentum at
+ * the end of each epoch (pull), for validation, selection and the checkpoint.
  *
  * The wasm backend runs on one thread, so N workers on N cores train up to N times as fast; what
  * travels per step is the shard's inputs, and each worker reads the others' gradients.
@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { assignFlat, isTensor, tf, writeFlat, type TensorData } from '../backend/tfjs.js';
 import { moduleWorker, siblingModule } from '../backend/workers.js';
+import { rangeBounds } from './flatSgd.js';
 import { trainableVariables, type GradientOptions, type ParallelSteps, type ParameterGroups, type StepInputs, type StepOptions, type StepResult } from './loop.js';
 
 /** The optimiser settings every replica applies. */
@@ -33,7 +34,7 @@ export interface WorkerSetup {
   readonly shapes: number[][];
   readonly options: GradientOptions;
   readonly sgd: SgdSettings;
-  /** The weights, then the momentum buffers, concatenated in order (for load and save). */
+  /** The weights, then the momentum buffers, concatenated in order: the state every step updates. */
   readonly state: SharedArrayBuffer;
   /** Each worker's gradients, the weights' layout (worker i writes grads[i], all read all). */
   readonly grads: SharedArrayBuffer[];
@@ -41,14 +42,12 @@ export interface WorkerSetup {
 
 /** One request to a worker. */
 export type WorkerMessage =
-  /** Take the weights and momentum from the shared state. */
+  /** The shared state was written by the main thread: take its weights before the next shard. */
   | { readonly kind: 'load' }
-  /** Write the weights and momentum to the shared state. */
-  | { readonly kind: 'save' }
   /** Compute the gradients of these triplets (anchors, closers, farthers), scaled by `share` (the shard's triplets over the batch's). */
   | { readonly kind: 'shard'; readonly x: TensorData | TensorData[]; readonly margins: Float32Array; readonly share: number }
-  /** Add the first `shards` workers' gradients and apply the update. */
-  | { readonly kind: 'apply'; readonly lr: number; readonly shards: number };
+  /** Add the first `shards` workers' gradients and apply the update to elements [start, end) of the state; answers their squared gradients' sum. */
+  | { readonly kind: 'apply'; readonly lr: number; readonly shards: number; readonly start: number; readonly end: number };
 
 /** The default number of workers: the machine's cores (at most 8). */
 export const defaultWorkers = (): number => Math.max(1, Math.min(availableParallelism(), 8));
@@ -124,17 +123,22 @@ export class GradientWorkers {
   /** Whether the workers hold the main thread's current weights and momentum. */
   private loaded = false;
 
+  /** Worker i updates elements [ranges[i], ranges[i + 1]) of the weights and momentum. */
+  private readonly ranges: number[];
+
   private constructor(
     private readonly workers: GradientWorker[],
     private readonly state: Float32Array,
-  ) {}
+  ) {
+    this.ranges = rangeBounds(state.length / 2, workers.length);
+  }
 
   /** Starts `count` workers, each with a replica of `model` on `backend`. */
   static async start(model: tf.LayersModel, count: number, backend: string, options: GradientOptions & SgdSettings): Promise<GradientWorkers> {
     const artifacts = await artifactsOf(model);
     const trainable = trainableVariables(model);
     const total = trainable.reduce((s, w) => s + w.size, 0);
-    const state = new SharedArrayBuffer(8 * total);
+    const state = new SharedArrayBuffer(2 * 4 * total);
     const grads = Array.from({ length: count }, () => new SharedArrayBuffer(4 * total));
     const setupOf = (index: number): WorkerSetup => ({
       index,
@@ -180,15 +184,13 @@ export class GradientWorkers {
         return this.workers[i]!.request<{ loss: number; active: number }>({ kind: 'shard', x: data, margins: margins.slice(start, end), share: (end - start) / b }, transfer);
       }),
     );
-    const applied = await Promise.all(this.workers.map((w) => w.request<{ gradNorm: number }>({ kind: 'apply', lr, shards })));
-    return { loss: parts.reduce((s, a) => s + a.loss, 0), active: parts.reduce((s, a) => s + a.active, 0), gradNorm: applied[0]!.gradNorm };
+    const applied = await Promise.all(this.workers.map((w, i) => w.request<{ squares: number }>({ kind: 'apply', lr, shards, start: this.ranges[i]!, end: this.ranges[i + 1]! })));
+    return { loss: parts.reduce((s, a) => s + a.loss, 0), active: parts.reduce((s, a) => s + a.active, 0), gradNorm: Math.sqrt(applied.reduce((s, a) => s + a.squares, 0)) };
   }
 
   /** The workers' weights and momentum into the main thread's `weights` and `momentum`. */
   async pull(weights: readonly tf.Variable[], momentum: readonly tf.Variable[]): Promise<void> {
-    if (!this.loaded) return;
-    await this.workers[0]!.request({ kind: 'save' });
-    assignFlat([...weights, ...momentum], this.state);
+    if (this.loaded) assignFlat([...weights, ...momentum], this.state);
   }
 
   async close(): Promise<void> {
