@@ -28,7 +28,7 @@ export function demoCommand(): Command {
         'digits against 9,500 database digits, L2-normalised pixels, descriptor\n' +
         'mode) and prints a table: Euclidean search on pixels, CAS query re-ranking\n' +
         'and the distilled embeddings after each iteration, with mAP and the time to\n' +
-        'answer the 500 queries. About 7 minutes on a 2-core laptop.\n' +
+        'answer the 500 queries. About 6 minutes on a 2-core laptop.\n' +
         'Recipe: ' + MNIST_DEMO_RECIPE.description.replace(/(.{1,60})(, |$)/g, '$1$2\n        ').trimEnd() + '\n' +
         'The data, the run folder (manifest.json, iter-N/) and report.html go to --out.',
     )
