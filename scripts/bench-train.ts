@@ -8,8 +8,11 @@
  *      conv_pw_11_relu --batch-norm frozen` does), the last two blocks and GeM trained, 40 triplets
  *      (120 feature maps) per step.
  *
- *   npm run bench:train [-- --workers N] [-- --steps 12]
+ *   npm run bench:train [-- --workers N] [-- --steps 12] [-- --rounds 2]
  *
+ * One thread and N workers are timed in alternation (one, N, one, N, … for `rounds` rounds) and
+ * each figure is the median over all its timed steps: this machine's speed drifts by ±15 % over
+ * minutes, and alternating spreads a slow spell over both sides instead of one.
  * Also the backend's plain matMul GFLOP/s on the head's shape. FLOPs per head step are counted as
  * 3 × the forward matrix products. Last line: {"descriptorSpeedup": …, "imageSpeedup": …, …}.
  */
@@ -25,6 +28,7 @@ import { arg } from './args.js';
 
 const workers = Number(arg('workers', String(defaultWorkers())));
 const steps = Number(arg('steps', '12'));
+const rounds = Number(arg('rounds', '2'));
 const info = await initBackend('wasm');
 console.log(`backend: ${info.backend} (${info.source}), tfjs ${info.tfjsVersion}; ${workers} workers against one thread`);
 
@@ -45,8 +49,8 @@ function matMulGflops(m: number, k: number, n: number, reps = 10): number {
   return (2 * m * k * n) / s / 1e9;
 }
 
-/** Median step time (ms) of `steps` steps of `model` after 2 warm-up steps, on one thread or `n` workers. */
-async function stepMs(model: tf.LayersModel, inputs: Matrix | TrainInputs, ranking: Int32Array, o: TrainOptions, n: number): Promise<number> {
+/** Step times (ms) of `steps` steps of `model` after 2 warm-up steps, on one thread or `n` workers. */
+async function stepTimes(model: tf.LayersModel, inputs: Matrix | TrainInputs, ranking: Int32Array, o: TrainOptions, n: number): Promise<number[]> {
   const times: number[] = [];
   let last = performance.now();
   const parallel = n > 1 ? parallelTraining(model, { workers: n, triplets: (2 + steps) * o.batch, options: o }) : null;
@@ -62,9 +66,23 @@ async function stepMs(model: tf.LayersModel, inputs: Matrix | TrainInputs, ranki
   } finally {
     await parallel?.close();
   }
-  // The median after the warm-up steps: this machine's step times wander by ±15 % (measured).
-  const timed = times.slice(2).sort((a, b) => a - b);
-  return timed[Math.floor(timed.length / 2)]!;
+  return times.slice(2);
+}
+
+const median = (v: readonly number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+
+/** Median step time on one thread and on `workers` workers, timed in alternation for `rounds` rounds. */
+async function oneAndMany(what: string, run: (n: number) => Promise<number[]>): Promise<{ one: number; many: number }> {
+  const one: number[] = [];
+  const many: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const a = await run(1);
+    const b = await run(workers);
+    console.log(`${what}, round ${r + 1}: one thread ${median(a).toFixed(0)} ms, ${workers} workers ${median(b).toFixed(0)} ms`);
+    one.push(...a);
+    many.push(...b);
+  }
+  return { one: median(one), many: median(many) };
 }
 
 /** A self-ranking whose content does not matter for throughput: each item's next L items. */
@@ -84,16 +102,14 @@ const headOptions: TrainOptions = { ...TRAIN_DEFAULTS, batch: B, triplets: { k: 
 const heads = [];
 for (const head of ['linear', 'residual'] as const) {
   const forward = 2 * 3 * B * D * E + (head === 'residual' ? 2 * 3 * B * D * H + 2 * 3 * B * H * E : 0);
-  const timed = async (k: number) => {
+  const { one, many } = await oneAndMany(`${head} head`, async (k) => {
     const model = buildHead({ kind: head, inputDim: D, outputDim: E, hidden: H, init: 'random', seed: 0 });
     try {
-      return await stepMs(model, x, cyclicRanking(n, 300), headOptions, k);
+      return await stepTimes(model, x, cyclicRanking(n, 300), headOptions, k);
     } finally {
       model.dispose();
     }
-  };
-  const one = await timed(1);
-  const many = await timed(workers);
+  });
   heads.push({ head, one, many, gflops: (3 * forward) / (one / 1000) / 1e9 });
 }
 const plain = matMulGflops(3 * B, D, E);
@@ -111,10 +127,11 @@ const mapSet = memoryImages(maps);
 const mapInputs: TrainInputs = { rows: images, gather: async (items) => stackItems(await mapSet.get(items)), raw: async (items) => stackData(await mapSet.get(items)) };
 const imageOptions: TrainOptions = { ...TRAIN_DEFAULTS, batch: 40, batchNorm: 'frozen', triplets: { k: 20, m0: 0.1, perAnchor: 5 } };
 const backWeights = back.getWeights().map((w) => w.clone());
-// The same starting back for both measurements (train() changes the weights of the model it is given).
-const imageOne = await stepMs(back, mapInputs, cyclicRanking(images, 20), imageOptions, 1);
-back.setWeights(backWeights);
-const imageMany = await stepMs(back, mapInputs, cyclicRanking(images, 20), imageOptions, workers);
+// The same starting back for every measurement (train() changes the weights of the model it is given).
+const { one: imageOne, many: imageMany } = await oneAndMany('image', async (k) => {
+  back.setWeights(backWeights);
+  return stepTimes(back, mapInputs, cyclicRanking(images, 20), imageOptions, k);
+});
 
 console.log(`\n${'training'.padEnd(52)} 1 thread   ${workers} workers  speedup`);
 for (const r of heads) {
