@@ -14,11 +14,11 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { assignFlat, isTensor, tf, writeFlat, type TensorData } from '../backend/tfjs.js';
+import { evenBounds } from '../backend/parallel.js';
 import { moduleWorker, siblingModule } from '../backend/workers.js';
-import { rangeBounds } from './flatSgd.js';
 import { trainableVariables, type GradientOptions, type ParallelSteps, type ParameterGroups, type StepInputs, type StepOptions, type StepResult } from './loop.js';
 
-/** The optimiser settings every replica applies. */
+/** The optimiser settings each worker applies to its range of the weights. */
 export interface SgdSettings {
   readonly momentum: number;
   readonly weightDecay: number;
@@ -42,8 +42,6 @@ export interface WorkerSetup {
 
 /** One request to a worker. */
 export type WorkerMessage =
-  /** The shared state was written by the main thread: take its weights before the next shard. */
-  | { readonly kind: 'load' }
   /** Compute the gradients of these triplets (anchors, closers, farthers), scaled by `share` (the shard's triplets over the batch's). */
   | { readonly kind: 'shard'; readonly x: TensorData | TensorData[]; readonly margins: Float32Array; readonly share: number }
   /** Add the first `shards` workers' gradients and apply the update to elements [start, end) of the state; answers their squared gradients' sum. */
@@ -120,7 +118,7 @@ class GradientWorker {
 
 /** Worker threads that train replicas of one model together. */
 export class GradientWorkers {
-  /** Whether the workers hold the main thread's current weights and momentum. */
+  /** Whether the shared state holds the weights and momentum (written from the main thread's at the first step). */
   private loaded = false;
 
   /** Worker i updates elements [ranges[i], ranges[i + 1]) of the weights and momentum. */
@@ -130,7 +128,7 @@ export class GradientWorkers {
     private readonly workers: GradientWorker[],
     private readonly state: Float32Array,
   ) {
-    this.ranges = rangeBounds(state.length / 2, workers.length);
+    this.ranges = evenBounds(0, state.length / 2, workers.length);
   }
 
   /** Starts `count` workers, each with a replica of `model` on `backend`. */
@@ -168,13 +166,13 @@ export class GradientWorkers {
    */
   async step(weights: readonly tf.Variable[], momentum: readonly tf.Variable[], x: StepInputs, margins: Float32Array, lr: number): Promise<StepResult> {
     if (!this.loaded) {
+      // The replicas take the weights from the shared state at their first shard.
       writeFlat([...weights, ...momentum], this.state);
-      await Promise.all(this.workers.map((w) => w.request({ kind: 'load' })));
       this.loaded = true;
     }
     const b = margins.length;
     const shards = Math.min(this.workers.length, b);
-    const bounds = Array.from({ length: shards + 1 }, (_, u) => Math.round((u * b) / shards));
+    const bounds = evenBounds(0, b, shards);
     const inputs = shardInputs(x, bounds);
     const parts = await Promise.all(
       inputs.map((data, i) => {

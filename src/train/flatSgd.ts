@@ -26,9 +26,6 @@ export function flatLayout(shapes: readonly (readonly number[])[], groups?: Para
   return { offsets, ...(groups ? { groups } : {}) };
 }
 
-/** `total` elements cut into `parts` contiguous ranges of nearly equal length: [bounds[i], bounds[i + 1]). */
-export const rangeBounds = (total: number, parts: number): number[] => Array.from({ length: parts + 1 }, (_, i) => Math.round((i * total) / parts));
-
 /**
  * PyTorch's rule on elements [start, end) of `state` (weights, then momentum): g ← Σ shards' ∇
  * (+ wd·w); v ← μ·v + g; w ← w − lr·v. Returns the sum of the squared gradients (before weight

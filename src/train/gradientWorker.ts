@@ -34,18 +34,13 @@ const layout = flatLayout(setup.shapes, setup.sgd.groups);
 const total = layout.offsets.at(-1)!;
 const state = new Float32Array(setup.state);
 const grads = setup.grads.map((b) => new Float32Array(b));
-/** Whether the shared weights changed since the replica last took them. */
-let stale = true;
 
 parentPort!.on('message', async (m: WorkerMessage) => {
   try {
     const { model, weights } = await ready;
-    if (m.kind === 'load') {
-      stale = true;
-      parentPort!.postMessage({});
-    } else if (m.kind === 'shard') {
-      if (stale) assignFlat(weights, state.subarray(0, total));
-      stale = false;
+    if (m.kind === 'shard') {
+      // Every shard follows a change of the shared weights: the first step's, or the last update.
+      assignFlat(weights, state.subarray(0, total));
       const x = tensorsOf(m.x);
       const margins = tf.tensor1d(m.margins);
       const r = batchGradients(model, weights, x, margins, setup.options, m.share);
@@ -55,7 +50,6 @@ parentPort!.on('message', async (m: WorkerMessage) => {
       parentPort!.postMessage({ loss: r.loss, active: r.active });
     } else {
       const squares = sgdRange(state, grads.slice(0, m.shards), layout, setup.sgd, m.lr, m.start, m.end);
-      stale = true;
       parentPort!.postMessage({ squares });
     }
   } catch (err) {
