@@ -14,8 +14,13 @@
  * each figure is the median over all its timed steps: this machine's speed drifts by ±15 % over
  * minutes, and alternating spreads a slow spell over both sides instead of one.
  * Also the backend's plain matMul GFLOP/s on the head's shape. FLOPs per head step are counted as
- * 3 × the forward matrix products. Last line: {"descriptorSpeedup": …, "imageSpeedup": …, …}.
+ * 3 × the forward matrix products.
+ * And the cores' balance, before and after: one fixed loop timed on `workers` threads at once. On a
+ * virtual machine the cores can differ in speed for minutes (one core 1.5× slower than the other
+ * was measured here), which bounds what N workers can gain over one thread on the faster core.
+ * Last line: {"descriptorSpeedup": …, "imageSpeedup": …, …}.
  */
+import { Worker } from 'node:worker_threads';
 import { initBackend, tf } from '../src/backend/tfjs.js';
 import { buildImageModel, defaultScale } from '../src/model/image.js';
 import { splitAt } from '../src/model/compose.js';
@@ -31,6 +36,28 @@ const steps = Number(arg('steps', '12'));
 const rounds = Number(arg('rounds', '2'));
 const info = await initBackend('wasm');
 console.log(`backend: ${info.backend} (${info.source}), tfjs ${info.tfjsVersion}; ${workers} workers against one thread`);
+
+/** Milliseconds one fixed arithmetic loop takes on each of `n` threads started together, fastest first. */
+async function coreBalance(n: number): Promise<number[]> {
+  const loop = `
+    const { parentPort } = require('node:worker_threads');
+    function run() {
+      const a = new Float64Array(1 << 16).fill(1.0001);
+      const t0 = performance.now();
+      let s = 0;
+      for (let r = 0; r < 3000; r++) for (let i = 0; i < a.length; i++) s += a[i] * a[(i * 7) & 0xffff];
+      return s > 0 ? performance.now() - t0 : -1;
+    }
+    parentPort.postMessage(run());`;
+  const times = await Promise.all(Array.from({ length: n }, () => new Promise<number>((resolve, reject) => {
+    const w = new Worker(loop, { eval: true });
+    w.once('message', (ms: number) => void w.terminate().then(() => resolve(ms)));
+    w.once('error', reject);
+  })));
+  return times.sort((a, b) => a - b).map((t) => Math.round(t));
+}
+const balanceBefore = await coreBalance(workers);
+console.log(`core balance: the same loop on ${workers} threads at once took ${balanceBefore.join(', ')} ms`);
 
 function matMulGflops(m: number, k: number, n: number, reps = 10): number {
   const a = tf.randomNormal([m, k]);
@@ -141,6 +168,8 @@ for (const r of heads) {
 const imageName = `${backbone} after ${freezeUntil}, ${size} px, batch 40`;
 console.log(`${imageName.padEnd(52)} ${imageOne.toFixed(0).padStart(6)} ms ${imageMany.toFixed(0).padStart(7)} ms  ${(imageOne / imageMany).toFixed(2).padStart(6)}×`);
 console.log(`plain matMul ${3 * B}×${D}×${E} on ${info.backend}, one thread: ${plain.toFixed(1)} GFLOP/s`);
+const balanceAfter = await coreBalance(workers);
+console.log(`core balance afterwards: ${balanceAfter.join(', ')} ms`);
 const residual = heads.find((h) => h.head === 'residual')!;
 const linear = heads.find((h) => h.head === 'linear')!;
 console.log(
@@ -151,5 +180,6 @@ console.log(
     linearHeadSpeedup: Number((linear.one / linear.many).toFixed(2)),
     stepMs: { residualHead: [Math.round(residual.one), Math.round(residual.many)], linearHead: [Math.round(linear.one), Math.round(linear.many)], image: [Math.round(imageOne), Math.round(imageMany)] },
     matMulGflops: Number(plain.toFixed(1)),
+    coreBalanceMs: [balanceBefore, balanceAfter],
   }),
 );

@@ -48,6 +48,31 @@ describe('tfjs backend choice and wasm kernel replacements', async () => {
     expect(relativeError(await on('wasm', batched), await on('cpu', batched))).toBeLessThanOrEqual(1e-5);
   });
 
+  it.each([
+    ['transposeB', false, true, [3, 40, 50]],
+    ['transposeA', true, false, [50, 40, 3]],
+  ] as const)('BatchMatMul with %s on a small operand computes (Bᵀ·Aᵀ)ᵀ: equal to the last bit to the product of a transposed copy', async (_, ta, tb, [m, k, n]) => {
+    // These shapes make the transposed copy of the large operand dearer than copying the small
+    // one and the result, so the kernel takes the swapped form; the direct form is the plain
+    // product of an explicitly transposed copy.
+    const a = values(2 * m * k);
+    const b = values(2 * k * n);
+    const shapeA = (ta ? [2, k, m] : [2, m, k]) as [number, number, number];
+    const shapeB = (tb ? [2, n, k] : [2, k, n]) as [number, number, number];
+    const asked = () => tf.matMul(tf.tensor3d(a, shapeA), tf.tensor3d(b, shapeB), ta, tb);
+    const copied = () => {
+      const A = tf.tensor3d(a, shapeA);
+      const B = tf.tensor3d(b, shapeB);
+      return tf.matMul(ta ? tf.transpose(A, [0, 2, 1]) : A, tb ? tf.transpose(B, [0, 2, 1]) : B);
+    };
+    const swapped = await on('wasm', asked);
+    expect(swapped).toEqual(await on('wasm', copied));
+    expect(relativeError(swapped, await on('cpu', asked))).toBeLessThanOrEqual(1e-5);
+    // A batch of one against two (broadcast).
+    const one = () => tf.matMul(tf.tensor3d(a.slice(0, m * k), [1, ...shapeA.slice(1)] as [number, number, number]), tf.tensor3d(b, shapeB), ta, tb);
+    expect(relativeError(await on('wasm', one), await on('cpu', one))).toBeLessThanOrEqual(1e-5);
+  });
+
   it('gradients through a dense layer match cpu', async () => {
     const x = values(16 * 24);
     const w = values(24 * 8);
