@@ -90,30 +90,7 @@ export function casReferenceGraph(rows: number[][], p: CasParams): Mat {
   let T = zeros(n);
   for (let i = 0; i < n; i++) for (let r = 1; r < p.k3; r++) T[i]![rank[i]![r]!] = A[i]![rank[i]![r]!]!;
   T = l1Rows(T);
-  const P = matmul(T, T);
-  let Fhat = zeros(n);
-  for (let i = 0; i < n; i++) {
-    const ci = [...conf[i]!];
-    const semi = [...cand[i]!].filter((j) => !conf[i]!.has(j));
-    const kappa = ci.length > 1 ? ci.reduce((s, c) => s + P[c]![c]!, 0) / ci.length : 1;
-    const omega = new Map<number, number>();
-    for (const j of cand[i]!) omega.set(j, kappa);
-    if (ci.length > 1 && semi.length > 1) {
-      for (const j of semi) omega.set(j, Math.min(ci.reduce((s, c) => s + P[j]![c]!, 0) / ci.length, kappa));
-    }
-    const m = cand[i]!.size;
-    let sumS = 0;
-    let sumSW = 0;
-    for (const j of cand[i]!) {
-      sumS += F[i]![j]!;
-      sumSW += F[i]![j]! * omega.get(j)!;
-    }
-    const tI = (kappa * kappa * sumS - kappa * sumSW) / m;
-    for (const j of cand[i]!) {
-      Fhat[i]![j] = (F[i]![j]! * (kappa * omega.get(j)! + 2 * p.beta) + tI) / (kappa * kappa + 2 * p.beta);
-    }
-  }
-  Fhat = l1Rows(Fhat);
+  const Fhat = referenceSmoothing(T, F, conf, cand, p.beta);
 
   // 4. Neighbour-enhanced representation and extra propagation.
   let M = zeros(n);
@@ -159,4 +136,36 @@ export function casReferenceGraph(rows: number[][], p: CasParams): Mat {
     G = J;
   }
   return G.map((row, i) => row.map((g, j) => (1 - p.lambda) * g + p.lambda * D[i]![j]!));
+}
+
+/**
+ * Step 3, the neighbour-guided smoothing, on dense matrices: T (rows L1-normalised), the diffused
+ * F, the confident and candidate sets; F̂ rows L1-normalised.
+ */
+export function referenceSmoothing(T: Mat, F: Mat, conf: readonly Set<number>[], cand: readonly Set<number>[], beta: number): Mat {
+  const n = T.length;
+  const P = matmul(T, T);
+  const Fhat = zeros(n);
+  for (let i = 0; i < n; i++) {
+    const ci = [...conf[i]!];
+    const semi = [...cand[i]!].filter((j) => !conf[i]!.has(j));
+    const kappa = ci.length > 1 ? ci.reduce((s, c) => s + P[c]![c]!, 0) / ci.length : 1;
+    const omega = new Map<number, number>();
+    for (const j of cand[i]!) omega.set(j, kappa);
+    if (ci.length > 1 && semi.length > 1) {
+      for (const j of semi) omega.set(j, Math.min(ci.reduce((s, c) => s + P[j]![c]!, 0) / ci.length, kappa));
+    }
+    const m = cand[i]!.size;
+    let sumS = 0;
+    let sumSW = 0;
+    for (const j of cand[i]!) {
+      sumS += F[i]![j]!;
+      sumSW += F[i]![j]! * omega.get(j)!;
+    }
+    const tI = (kappa * kappa * sumS - kappa * sumSW) / m;
+    for (const j of cand[i]!) {
+      Fhat[i]![j] = (F[i]![j]! * (kappa * omega.get(j)! + 2 * beta) + tI) / (kappa * kappa + 2 * beta);
+    }
+  }
+  return l1Rows(Fhat);
 }
