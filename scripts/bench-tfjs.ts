@@ -2,6 +2,8 @@
  * tfjs on this machine: matMul throughput of the wasm and cpu backends, and one soft-margin
  * triplet training step of a descriptor-mode MLP (784 → 1024 → 128, L2-normalised output,
  * 256 triplets, SGD with momentum) before and after the wasm kernel replacements — in one run.
+ * Also backpropagation's dY·Wᵀ at a small batch (32 triplets: 96 rows of dY by a 2048 × 512
+ * weight matrix), where the replacement copies dY and the result instead of W.
  *
  *   npm run bench:tfjs
  */
@@ -71,8 +73,8 @@ function tileMs(reps = 10): number {
   return (performance.now() - t0) / reps;
 }
 
-console.log('| backend | matMul 512×2048×512 | same, transposeB | triplet step (MLP 784→1024→128, 256 triplets) | tile 256×512 by [8, 4] |');
-console.log('|---|---|---|---|---|');
+console.log('| backend | matMul 512×2048×512 | same, transposeB | dY·Wᵀ 96×512 by (2048×512)ᵀ | triplet step (MLP 784→1024→128, 256 triplets) | tile 256×512 by [8, 4] |');
+console.log('|---|---|---|---|---|---|');
 for (const backend of ['cpu', 'wasm', 'wasm + kernel replacements']) {
   if (backend === 'wasm + kernel replacements') registerWasmKernels();
   await tf.setBackend(backend.startsWith('wasm') ? 'wasm' : 'cpu');
@@ -81,8 +83,11 @@ for (const backend of ['cpu', 'wasm', 'wasm + kernel replacements']) {
   const bt = tf.randomNormal([n, k]) as tf.Tensor2D;
   const plain = gflops(a, b, false, false, flops);
   const transposed = gflops(a, bt, false, true, flops);
+  const dy = tf.randomNormal([96, 512]) as tf.Tensor2D;
+  const w = tf.randomNormal([2048, 512]) as tf.Tensor2D;
+  const backprop = gflops(dy, w, false, true, 2 * 96 * 512 * 2048);
   const step = tripletStepMs(backend === 'cpu' ? 2 : 5);
   const tile = tileMs();
-  console.log(`| ${backend} | ${plain.toFixed(1)} GFLOP/s | ${transposed.toFixed(1)} GFLOP/s | ${step.toFixed(0)} ms | ${tile.toFixed(1)} ms |`);
-  tf.dispose([a, b, bt]);
+  console.log(`| ${backend} | ${plain.toFixed(1)} GFLOP/s | ${transposed.toFixed(1)} GFLOP/s | ${backprop.toFixed(1)} GFLOP/s | ${step.toFixed(0)} ms | ${tile.toFixed(1)} ms |`);
+  tf.dispose([a, b, bt, dy, w]);
 }

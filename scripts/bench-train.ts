@@ -15,9 +15,12 @@
  * minutes, and alternating spreads a slow spell over both sides instead of one.
  * Also the backend's plain matMul GFLOP/s on the head's shape. FLOPs per head step are counted as
  * 3 × the forward matrix products.
- * And the cores' balance, before and after: one fixed loop timed on `workers` threads at once. On a
- * virtual machine the cores can differ in speed for minutes (one core 1.5× slower than the other
- * was measured here), which bounds what N workers can gain over one thread on the faster core.
+ * And the cores' capacity, before and after: one fixed loop timed on one thread alone, then on
+ * `workers` threads at once; capacity = workers × (alone / slowest together), the number of
+ * cores' worth of speed that N threads get. On this virtual machine it drifts for minutes at a
+ * time: one core 1.5× slower than the other, or two threads at once each at half speed (a
+ * capacity near 1), and the speedups measured in such a spell say more about the host than
+ * about the code.
  * Last line: {"descriptorSpeedup": …, "imageSpeedup": …, …}.
  */
 import { Worker } from 'node:worker_threads';
@@ -38,7 +41,7 @@ const info = await initBackend('wasm');
 console.log(`backend: ${info.backend} (${info.source}), tfjs ${info.tfjsVersion}; ${workers} workers against one thread`);
 
 /** Milliseconds one fixed arithmetic loop takes on each of `n` threads started together, fastest first. */
-async function coreBalance(n: number): Promise<number[]> {
+async function loopTimes(n: number): Promise<number[]> {
   const loop = `
     const { parentPort } = require('node:worker_threads');
     function run() {
@@ -56,8 +59,16 @@ async function coreBalance(n: number): Promise<number[]> {
   })));
   return times.sort((a, b) => a - b).map((t) => Math.round(t));
 }
-const balanceBefore = await coreBalance(workers);
-console.log(`core balance: the same loop on ${workers} threads at once took ${balanceBefore.join(', ')} ms`);
+
+/** The loop alone and on `workers` threads at once, and the capacity that gives (printed). */
+async function capacity(when: string): Promise<{ aloneMs: number; togetherMs: number[]; capacity: number }> {
+  const [aloneMs] = await loopTimes(1);
+  const togetherMs = await loopTimes(workers);
+  const cores = Number(((workers * aloneMs!) / togetherMs.at(-1)!).toFixed(2));
+  console.log(`cores' capacity ${when}: the loop took ${aloneMs} ms alone, ${togetherMs.join(', ')} ms on ${workers} threads at once: ${cores} cores' worth`);
+  return { aloneMs: aloneMs!, togetherMs, capacity: cores };
+}
+const capacityBefore = await capacity('before');
 
 function matMulGflops(m: number, k: number, n: number, reps = 10): number {
   const a = tf.randomNormal([m, k]);
@@ -168,8 +179,7 @@ for (const r of heads) {
 const imageName = `${backbone} after ${freezeUntil}, ${size} px, batch 40`;
 console.log(`${imageName.padEnd(52)} ${imageOne.toFixed(0).padStart(6)} ms ${imageMany.toFixed(0).padStart(7)} ms  ${(imageOne / imageMany).toFixed(2).padStart(6)}×`);
 console.log(`plain matMul ${3 * B}×${D}×${E} on ${info.backend}, one thread: ${plain.toFixed(1)} GFLOP/s`);
-const balanceAfter = await coreBalance(workers);
-console.log(`core balance afterwards: ${balanceAfter.join(', ')} ms`);
+const capacityAfter = await capacity('after');
 const residual = heads.find((h) => h.head === 'residual')!;
 const linear = heads.find((h) => h.head === 'linear')!;
 console.log(
@@ -180,6 +190,6 @@ console.log(
     linearHeadSpeedup: Number((linear.one / linear.many).toFixed(2)),
     stepMs: { residualHead: [Math.round(residual.one), Math.round(residual.many)], linearHead: [Math.round(linear.one), Math.round(linear.many)], image: [Math.round(imageOne), Math.round(imageMany)] },
     matMulGflops: Number(plain.toFixed(1)),
-    coreBalanceMs: [balanceBefore, balanceAfter],
+    coresCapacity: [capacityBefore.capacity, capacityAfter.capacity],
   }),
 );
