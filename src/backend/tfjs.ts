@@ -99,12 +99,16 @@ export function registerWasmKernelFixes(): void {
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
-      const temporary: tf.TensorInfo[] = [];
+      // Transposes the last two dimensions.
       const swapLast = (x: tf.TensorInfo): tf.TensorInfo => {
         const rank = x.shape.length;
         const perm = Array.from({ length: rank }, (_, i) => i);
         [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1]!, perm[rank - 2]!];
-        const y = transpose.kernelFunc({ inputs: { x }, backend, attrs: { perm } }) as tf.TensorInfo;
+        return transpose.kernelFunc({ inputs: { x }, backend, attrs: { perm } }) as tf.TensorInfo;
+      };
+      const temporary: tf.TensorInfo[] = [];
+      const copy = (x: tf.TensorInfo): tf.TensorInfo => {
+        const y = swapLast(x);
         temporary.push(y);
         return y;
       };
@@ -113,17 +117,17 @@ export function registerWasmKernelFixes(): void {
       const rows = a.shape[a.shape.length - (transposeA ? 1 : 2)]!;
       const cols = b.shape[b.shape.length - (transposeB ? 2 : 1)]!;
       const batch = Math.max(size(a) / (a.shape.at(-1)! * a.shape.at(-2)!), size(b) / (b.shape.at(-1)! * b.shape.at(-2)!));
+      // Elements copied by each form.
       const asked = (transposeA ? size(a) : 0) + (transposeB ? size(b) : 0);
       const swapped = (transposeA ? 0 : size(a)) + (transposeB ? 0 : size(b)) + batch * rows * cols;
       const plain = { ...attrs, transposeA: false, transposeB: false };
       let out: tf.TensorInfo;
       if (swapped < asked) {
-        const product = matMul.kernelFunc({ inputs: { ...inputs, a: transposeB ? b : swapLast(b), b: transposeA ? a : swapLast(a) }, backend, attrs: plain }) as tf.TensorInfo;
+        const product = matMul.kernelFunc({ inputs: { ...inputs, a: transposeB ? b : copy(b), b: transposeA ? a : copy(a) }, backend, attrs: plain }) as tf.TensorInfo;
         temporary.push(product);
         out = swapLast(product);
-        temporary.pop();
       } else {
-        out = matMul.kernelFunc({ inputs: { ...inputs, a: transposeA ? swapLast(a) : a, b: transposeB ? swapLast(b) : b }, backend, attrs: plain }) as tf.TensorInfo;
+        out = matMul.kernelFunc({ inputs: { ...inputs, a: transposeA ? copy(a) : a, b: transposeB ? copy(b) : b }, backend, attrs: plain }) as tf.TensorInfo;
       }
       for (const t of temporary) (backend as tf.KernelBackend).disposeData(t.dataId);
       return out;
