@@ -60,13 +60,13 @@ async function loopTimes(n: number): Promise<number[]> {
   return times.sort((a, b) => a - b).map((t) => Math.round(t));
 }
 
-/** The loop alone and on `workers` threads at once, and the capacity that gives (printed). */
-async function capacity(when: string): Promise<{ aloneMs: number; togetherMs: number[]; capacity: number }> {
+/** The cores' capacity: the loop alone and on `workers` threads at once (printed), workers × alone / slowest. */
+async function capacity(when: string): Promise<number> {
   const [aloneMs] = await loopTimes(1);
   const togetherMs = await loopTimes(workers);
   const cores = Number(((workers * aloneMs!) / togetherMs.at(-1)!).toFixed(2));
   console.log(`cores' capacity ${when}: the loop took ${aloneMs} ms alone, ${togetherMs.join(', ')} ms on ${workers} threads at once: ${cores} cores' worth`);
-  return { aloneMs: aloneMs!, togetherMs, capacity: cores };
+  return cores;
 }
 const capacityBefore = await capacity('before');
 
@@ -190,6 +190,6 @@ console.log(
     linearHeadSpeedup: Number((linear.one / linear.many).toFixed(2)),
     stepMs: { residualHead: [Math.round(residual.one), Math.round(residual.many)], linearHead: [Math.round(linear.one), Math.round(linear.many)], image: [Math.round(imageOne), Math.round(imageMany)] },
     matMulGflops: Number(plain.toFixed(1)),
-    coresCapacity: [capacityBefore.capacity, capacityAfter.capacity],
+    coresCapacity: [capacityBefore, capacityAfter],
   }),
 );
