@@ -18,7 +18,7 @@ import { loadMnistSplit, writeMnistFiles } from '../src/io/mnist.js';
 import { l2NormalizeRows } from '../src/matrix.js';
 import { embedImages, pixelImages } from '../src/model/imageSet.js';
 import { loadModelFolder } from '../src/model/io.js';
-import { fullRanking } from '../src/search/exact.js';
+import { fullRanking } from '../src/eval/fullRanking.js';
 import { trainImages } from '../src/train/images.js';
 import { arg } from './args.js';
 

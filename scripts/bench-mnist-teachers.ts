@@ -9,7 +9,7 @@ import { diffuse, type DiffusionMethod } from '../src/diffusion/index.js';
 import { classMap } from '../src/eval/classLevel.js';
 import { ranking } from '../src/eval/ranking.js';
 import { loadMnistSplit } from '../src/io/mnist.js';
-import { fullRanking } from '../src/search/exact.js';
+import { fullRanking } from '../src/eval/fullRanking.js';
 
 const split = loadMnistSplit();
 const mAP = (r: Parameters<typeof classMap>[0]) => (classMap(r, split.queryLabels, split.dbLabels).mAP * 100).toFixed(2);

@@ -24,7 +24,7 @@ import { evaluateFiles } from '../src/eval/run.js';
 import { loadMnistSplit, writeMnistFiles } from '../src/io/mnist.js';
 import { l2NormalizeRows } from '../src/matrix.js';
 import { embedFiles } from '../src/model/run.js';
-import { fullRanking } from '../src/search/exact.js';
+import { fullRanking } from '../src/eval/fullRanking.js';
 import { MNIST_RECIPE } from '../src/train/presets.js';
 import { trainFiles } from '../src/train/run.js';
 import { arg } from './args.js';

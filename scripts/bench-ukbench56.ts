@@ -27,7 +27,7 @@ import { ranking, type Ranking } from '../src/eval/ranking.js';
 import { consecutiveGroups } from '../src/io/groundTruth.js';
 import { readMatrix } from '../src/matrix.js';
 import { embedFiles, featureFiles } from '../src/model/run.js';
-import { fullRanking } from '../src/search/exact.js';
+import { fullRanking } from '../src/eval/fullRanking.js';
 import { trainImages } from '../src/train/images.js';
 
 const shared = resolve(import.meta.dirname, '..', '..', 'shared');

@@ -6,7 +6,7 @@ export * from './io/pickle.js';
 export * from './io/groundTruth.js';
 export * from './backend/dense.js';
 export * from './search/exact.js';
-export * from './search/topk.js';
+export * from './backend/topk.js';
 export * from './search/run.js';
 export * from './eval/ap.js';
 export * from './eval/ranking.js';

@@ -3,7 +3,7 @@ import { cas, CAS_DEFAULTS, CAS_SMALL_PRESET, type CasParams } from '../src/diff
 import { diffuse } from '../src/diffusion/index.js';
 import { classMap } from '../src/eval/classLevel.js';
 import { ranking } from '../src/eval/ranking.js';
-import { fullRanking } from '../src/search/exact.js';
+import { fullRanking } from '../src/eval/fullRanking.js';
 import { matrix, type Matrix } from '../src/matrix.js';
 import { casReferenceDistances, casReferenceGraph } from './casReference.js';
 import { lcdp, LCDP_DEFAULTS } from '../src/diffusion/lcdp.js';

@@ -142,7 +142,7 @@ describe('N-S of a self-ranking', () => {
     const x = { rows: 8, cols: 2, data: Float32Array.from([1, 0, 0.99, 0.1, 0.98, 0.2, 0.6, 0.8, 0, 1, 0.1, 0.99, 0.2, 0.98, 0.3, 0.95]) };
     const db = await evaluateFiles({ db: x, groups: '4', metric: 'euclidean', engine: 'js' });
     // The same search with each item left out of its own list: a self-ranking.
-    const full = (await import('../src/search/exact.js')).fullRanking;
+    const full = (await import('../src/eval/fullRanking.js')).fullRanking;
     const r = await full(x, null, 'euclidean', 'js');
     const lists = new Int32Array(8 * 7);
     for (let q = 0; q < 8; q++) lists.set(Array.from(r.indices.subarray(q * 8, q * 8 + 8)).filter((i) => i !== q), q * 7);

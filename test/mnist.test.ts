@@ -3,7 +3,7 @@ import { cas } from '../src/diffusion/cas.js';
 import { classMap } from '../src/eval/classLevel.js';
 import { ranking } from '../src/eval/ranking.js';
 import { loadMnistSplit } from '../src/io/mnist.js';
-import { fullRanking } from '../src/search/exact.js';
+import { fullRanking } from '../src/eval/fullRanking.js';
 
 // Figures of an independent implementation on the same split (docs/algorithms.md §4, trainer issue):
 // pixel baseline 44.84, CAS query re-ranking without geodesic refinement 63.22 (class mAP, %).

@@ -3,8 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { denseEngine, jsEngine } from '../src/backend/dense.js';
 import { NpyFile, writeNpy } from '../src/io/npy.js';
 import { matrix, type Matrix } from '../src/matrix.js';
-import { exactSearch, fullRanking, npySource, type Metric } from '../src/search/exact.js';
-import { mergeTopK, selectTopK } from '../src/search/topk.js';
+import { npySource } from '../src/backend/blockedTopK.js';
+import { fullRanking } from '../src/eval/fullRanking.js';
+import { exactSearch, type Metric } from '../src/search/exact.js';
+import { mergeTopK, selectTopK } from '../src/backend/topk.js';
 import { gaussian, rng, withTempDir } from './helpers.js';
 
 function randomMatrix(rows: number, cols: number, seed: number): Matrix {

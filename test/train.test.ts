@@ -9,7 +9,7 @@ import { buildHead, embedRows } from '../src/model/head.js';
 import { fileHandler, loadModelFolder } from '../src/model/io.js';
 import { embedFiles, exportModel } from '../src/model/run.js';
 import { learnPca, pcaProjection } from '../src/model/pca.js';
-import { fullRanking } from '../src/search/exact.js';
+import { fullRanking } from '../src/eval/fullRanking.js';
 import { learningRate, sgdStep, train, TRAIN_DEFAULTS, tripletLoss, zeroMomentum, type TrainOptions } from '../src/train/loop.js';
 import { trainFiles } from '../src/train/run.js';
 import { bruteClassMap, gaussian, HAS_SHARED, rng, SHARED, withTempDir } from './helpers.js';

@@ -5,7 +5,8 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Matrix } from '../matrix.js';
-import { selectTopK } from '../search/topk.js';
+import { PairHeap } from './heap.js';
+import { selectTopK } from './topk.js';
 import { ElemType, onnxModel } from './onnxGraph.js';
 
 export interface TopKResult {
@@ -49,6 +50,7 @@ export const jsEngine: DenseEngine = {
     const indices = new Int32Array(a.rows * kk);
     const minimum = new Float32Array(a.rows);
     const row = new Float32Array(b.rows);
+    const heap = new PairHeap(kk, 'max');
     const d = a.cols;
     for (let i = 0; i < a.rows; i++) {
       let min = Infinity;
@@ -58,7 +60,7 @@ export const jsEngine: DenseEngine = {
         if (v < min) min = v;
       }
       minimum[i] = min;
-      selectTopK(row, kk, values, indices, i * kk);
+      selectTopK(row, kk, values, indices, i * kk, 0, heap);
     }
     return { values, indices, minimum };
   },

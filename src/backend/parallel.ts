@@ -38,6 +38,14 @@ export function shareIf<T extends Float64Array | Float32Array | Int32Array>(a: T
   return parallel ? sharedCopy(a) : a;
 }
 
+/**
+ * `shareIf` with the decision made once: `const share = sharer(parallel)`, then `share(a)` for
+ * every array a kernel call reads.
+ */
+export function sharer(parallel: boolean): <T extends Float64Array | Float32Array | Int32Array>(a: T) => T {
+  return (a) => shareIf(a, parallel);
+}
+
 export function sharedFloat64(length: number): Float64Array {
   return new Float64Array(new SharedArrayBuffer(Math.max(8, length * 8))).subarray(0, length);
 }

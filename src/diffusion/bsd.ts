@@ -4,7 +4,7 @@
  * dense (n × n) or, in truncated mode, sparse rows keeping their largest entries. Only a few
  * entries per row are read afterwards, so the result is F at those entries.
  */
-import { balancedBounds, runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
+import { balancedBounds, runRanges, sharedFloat64, sharer, threads } from '../backend/parallel.js';
 import { SPARSE_KERNELS, type DenseRows } from '../graph/sparseKernels.js';
 import { entry, sparseProduct, type SparseRows } from '../graph/sparse.js';
 
@@ -58,6 +58,7 @@ async function denseDiffusion(
     progress(t + 1, total);
   }
   const parallel = n >= 1000 && threads() > 1;
+  const share = sharer(parallel);
   const alloc = (len: number): DenseRows => {
     if (p.converged) return parallel ? sharedFloat64(len) : new Float64Array(len);
     return parallel ? new Float32Array(new SharedArrayBuffer(Math.max(4, len * 4))) : new Float32Array(len);
@@ -67,9 +68,9 @@ async function denseDiffusion(
   const G = alloc(n * n);
   const args = {
     n, F, G, alpha,
-    indptr: shareIf(Int32Array.from(S.indptr), parallel),
-    cols: shareIf(S.indices, parallel),
-    vals: shareIf(S.values, parallel),
+    indptr: share(Int32Array.from(S.indptr)),
+    cols: share(S.indices),
+    vals: share(S.values),
   };
   const parts = parallel ? threads() : 1;
   // Balanced ranges: S·F costs the row's non-zeros; the symmetrisation costs n − i per row.
@@ -90,7 +91,7 @@ async function denseDiffusion(
     return out;
   }
   // The last step, at the wanted entries only.
-  const entryArgs = { ...args, atIndptr: shareIf(at.indptr, parallel), at: shareIf(at.items, parallel), out };
+  const entryArgs = { ...args, atIndptr: share(at.indptr), at: share(at.items), out };
   const entryBounds = parallel ? balancedBounds(n, threads() * 4, (i) => at.indptr[i + 1]! - at.indptr[i]! + 1) : [0, n];
   await runRanges(SPARSE_KERNELS, 'stepEntries', entryArgs, entryBounds, parallel);
   return out;

@@ -15,7 +15,7 @@ import {
   type DiffusionResult, type DiffusionRunOptions,
 } from './common.js';
 import { grown } from '../backend/arrays.js';
-import { balancedBounds, evenBounds, runRanges, sharedFloat64, shareIf, threads, warmUp } from '../backend/parallel.js';
+import { balancedBounds, evenBounds, runRanges, sharedFloat64, sharer, threads, warmUp } from '../backend/parallel.js';
 import { SPARSE_KERNELS } from '../graph/sparseKernels.js';
 import { CAS_KERNELS } from './casKernels.js';
 import { bidirectionalDiffusion } from './bsd.js';
@@ -145,44 +145,62 @@ export interface CasRepresentation {
   readonly V: SparseRows;
 }
 
-/** Steps 1–4 of docs/algorithms.md §1 on a neighbour graph. */
-export async function casRepresentation(
-  graph: NeighbourGraph,
-  p: CasParams,
-  timer = new StageTimer(),
-  onProgress?: DiffusionRunOptions['onProgress'],
-): Promise<CasRepresentation> {
-  const { n, L, indices: R } = graph;
-  const rank = (i: number, r: number) => R[i * L + r]!;
-  const D = (i: number, r: number) => graph.sqDist[i * L + r]! / (graph.rowMax[i]! || 1);
-  const A = (i: number, r: number) => Math.exp(-D(i, r) / (p.sigma * p.sigma));
+/** A neighbour graph read as the steps need it: rank r of item i, and the affinity A there. */
+interface Ranks {
+  readonly n: number;
+  rank(i: number, r: number): number;
+  /** A_ir = exp(−D_ir / σ²), D the squared distance over the row's largest. */
+  affinity(i: number, r: number): number;
+}
 
-  // 1. Neighbour sets. `inTop(j, i, m)`: is i among the m nearest of j?
-  const stamp = new Int32Array(n).fill(-1);
-  const inTop = (j: number, i: number, m: number) => {
-    for (let r = 0; r < m; r++) if (rank(j, r) === i) return true;
-    return false;
+function ranksOf(graph: NeighbourGraph, sigma: number): Ranks {
+  const { n, L, indices: R } = graph;
+  return {
+    n,
+    rank: (i, r) => R[i * L + r]!,
+    affinity: (i, r) => Math.exp(-(graph.sqDist[i * L + r]! / (graph.rowMax[i]! || 1)) / (sigma * sigma)),
   };
-  const mutualTop = (i: number, m: number) => {
-    const out: number[] = [];
-    for (let r = 0; r < m; r++) {
-      const j = rank(i, r);
-      if (inTop(j, i, m)) out.push(j);
+}
+
+/** The mutual top-m set of i: j among the m nearest of i with i among the m nearest of j. */
+function mutualTop(g: Ranks, i: number, m: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < m; r++) {
+    const j = g.rank(i, r);
+    for (let s = 0; s < m; s++) {
+      if (g.rank(j, s) === i) {
+        out.push(j);
+        break;
+      }
     }
-    return out;
-  };
-  const conf = setsFrom(Array.from({ length: n }, (_, i) => mutualTop(i, p.k1)));
+  }
+  return out;
+}
+
+/** Step 1a (reference: confident_candidate_expansion): Conf(i), the mutual top-k1 (self included). */
+function confidentSet(g: Ranks, p: CasParams): NodeSets {
+  return setsFrom(Array.from({ length: g.n }, (_, i) => mutualTop(g, i, p.k1)));
+}
+
+/**
+ * Step 1b (reference: candidate_expansion): Cand(i), the mutual top-(k2 + 1), expanded by the
+ * k-reciprocal rule: Exp(b), the mutual top-(⌊k2/2⌋ + 1) of a candidate b, joins when more than
+ * two thirds of it are initial candidates.
+ */
+function candidateSet(g: Ranks, p: CasParams): NodeSets {
+  const n = g.n;
   const half = Math.floor(p.k2 / 2) + 1;
-  const expansion = setsFrom(Array.from({ length: n }, (_, i) => mutualTop(i, half)));
-  const candLists: number[][] = [];
+  const expansion = setsFrom(Array.from({ length: n }, (_, i) => mutualTop(g, i, half)));
+  const stamp = new Int32Array(n).fill(-1);
   const initMark = new Int32Array(n).fill(-1);
+  const lists: number[][] = [];
   for (let i = 0; i < n; i++) {
-    const cand0 = mutualTop(i, p.k2 + 1);
+    const cand0 = mutualTop(g, i, p.k2 + 1);
     for (const j of cand0) initMark[j] = i;
     const cand = cand0.slice();
     for (const j of cand0) stamp[j] = i;
     for (let r = 0; r <= p.k2; r++) {
-      const b = rank(i, r);
+      const b = g.rank(i, r);
       if (initMark[b] !== i) continue;
       const exp = setOf(expansion, b);
       let inter = 0;
@@ -196,19 +214,24 @@ export async function casRepresentation(
         }
       }
     }
-    candLists.push(cand);
+    lists.push(cand);
   }
-  const cand = setsFrom(candLists);
-  timer.lap('neighbour sets');
+  return setsFrom(lists);
+}
 
-  // 2. Bidirectional similarity diffusion. W: A on the k1 − 1 nearest, confident edges × λc,
-  // then (W + Wᵀ)/2; S = D_W^{-1/2} W D_W^{-1/2}.
+/**
+ * Step 2 (reference: bidirectional_similarity_diffusion). W: A on the k1 − 1 nearest, confident
+ * edges × λc, then (W + Wᵀ)/2; S = D_W^{-1/2} W D_W^{-1/2}; F from the fixed-point iteration
+ * (src/diffusion/bsd.ts). F is read only at (i, j) for j in Cand(i): returned there, in Cand's order.
+ */
+async function bidirectionalSimilarityDiffusion(g: Ranks, p: CasParams, conf: NodeSets, cand: NodeSets, onProgress?: DiffusionRunOptions['onProgress']): Promise<Float64Array> {
+  const n = g.n;
   const confMark = new Int32Array(n).fill(-1);
   const Wdir = buildRows(n, n, (i, acc) => {
     for (const c of setOf(conf, i)) confMark[c] = i;
     for (let r = 1; r < p.k1; r++) {
-      const j = rank(i, r);
-      acc.add(j, A(i, r) * (confMark[j] === i ? p.lambdaC : 1));
+      const j = g.rank(i, r);
+      acc.add(j, g.affinity(i, r) * (confMark[j] === i ? p.lambdaC : 1));
     }
   });
   const Wt = transpose(Wdir, n);
@@ -224,21 +247,24 @@ export async function casRepresentation(
       S.values[q] = W.values[q]! / Math.sqrt(deg[i]! * deg[W.indices[q]!]!);
     }
   }
-  const alpha = 1 / (1 + p.mu);
-  // F is read only at (i, j) for j in Cand(i): the diffusion returns it there, in Cand's order.
-  const Fc = await bidirectionalDiffusion(W, S, {
-    alpha,
+  return bidirectionalDiffusion(W, S, {
+    alpha: 1 / (1 + p.mu),
     iterations: p.iterations,
     converged: p.converged,
     truncate: n <= p.denseLimit ? null : p.truncate,
     onProgress: (d, t) => onProgress?.('diffusion', d, t),
   }, cand);
-  timer.lap('diffusion');
+}
 
-  // 3. Neighbour-guided similarity smoothing. T: A on the k3 − 1 nearest, rows L1-normalised;
-  // P = T·T is only needed at (c, c) and (j, c) for c in Conf(i), j in Semi(i).
+/**
+ * Step 3, neighbour-guided similarity smoothing: F̂ from F on the candidates (the kernel
+ * smoothRows, src/diffusion/casKernels.ts). T: A on the k3 − 1 nearest, rows L1-normalised;
+ * P = T·T is needed only at (c, c) and (j, c) for c in Conf(i), j in Semi(i).
+ */
+async function similaritySmoothing(g: Ranks, p: CasParams, conf: NodeSets, cand: NodeSets, Fc: Float64Array): Promise<SparseRows> {
+  const n = g.n;
   const T = buildRows(n, n, (i, acc) => {
-    for (let r = 1; r < p.k3; r++) acc.add(rank(i, r), A(i, r));
+    for (let r = 1; r < p.k3; r++) acc.add(g.rank(i, r), g.affinity(i, r));
   }, { normalize: true });
   const Tt = transpose(T, n);
   const diagP = new Float64Array(n);
@@ -246,7 +272,7 @@ export async function casRepresentation(
     for (let q = T.indptr[c]!; q < T.indptr[c + 1]!; q++) diagP[c]! += T.values[q]! * entry(T, T.indices[q]!, c);
   }
   const parallel = n >= 2000 && threads() > 1;
-  const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
+  const share = sharer(parallel);
   const smoothed = {
     indices: parallel ? new Int32Array(new SharedArrayBuffer(Math.max(4, cand.items.length * 4))) : new Int32Array(cand.items.length),
     values: parallel ? sharedFloat64(cand.items.length) : new Float64Array(cand.items.length),
@@ -260,19 +286,43 @@ export async function casRepresentation(
   };
   await runRanges(CAS_KERNELS, 'smoothRows', smoothArgs, parallel ? balancedBounds(n, threads() * 4, (i) => cand.indptr[i + 1]! - cand.indptr[i]! + 1) : [0, n], parallel);
   // F̂ is non-zero exactly on the candidates.
-  const Fhat: SparseRows = { rows: n, indptr: cand.indptr, ...smoothed };
-  timer.lap('smoothing');
+  return { rows: n, indptr: cand.indptr, ...smoothed };
+}
 
-  // 4. Neighbour-enhanced representation M, K = M·M truncated to k5 per row, V = Tm·Tm.
-  const aggregate = rowsFromLists(n, (i, push) => {
-    for (let r = 0; r < p.k4; r++) push(rank(i, r), 1 / p.k4);
+/** Step 4a, the neighbour-enhanced representation: M = rownorm(mean of F̂ over the k4 nearest + lv · mean over Conf). */
+function neighbourAggregation(g: Ranks, p: CasParams, conf: NodeSets, Fhat: SparseRows): Promise<SparseRows> {
+  const aggregate = rowsFromLists(g.n, (i, push) => {
+    for (let r = 0; r < p.k4; r++) push(g.rank(i, r), 1 / p.k4);
     const ci = setOf(conf, i);
     for (const c of ci) push(c, p.lv / ci.length);
   });
-  const M = await sparseProduct(aggregate, Fhat, n, { normalize: true });
+  return sparseProduct(aggregate, Fhat, g.n, { normalize: true });
+}
+
+/** Step 4b (reference: markov_expansion), the extra propagation: Tm = K = M·M kept to k5 per row, V = rownorm(Tm·Tm). */
+async function markovExpansion(M: SparseRows, p: CasParams): Promise<SparseRows> {
+  const Tm = await sparseProduct(M, M, M.rows, { keep: p.k5, normalize: true });
+  return sparseProduct(Tm, Tm, M.rows, { normalize: true });
+}
+
+/** Steps 1–4 of docs/algorithms.md §1 on a neighbour graph, one function per step. */
+export async function casRepresentation(
+  graph: NeighbourGraph,
+  p: CasParams,
+  timer = new StageTimer(),
+  onProgress?: DiffusionRunOptions['onProgress'],
+): Promise<CasRepresentation> {
+  const g = ranksOf(graph, p.sigma);
+  const conf = confidentSet(g, p);
+  const cand = candidateSet(g, p);
+  timer.lap('neighbour sets');
+  const F = await bidirectionalSimilarityDiffusion(g, p, conf, cand, onProgress);
+  timer.lap('diffusion');
+  const Fhat = await similaritySmoothing(g, p, conf, cand, F);
+  timer.lap('smoothing');
+  const M = await neighbourAggregation(g, p, conf, Fhat);
   timer.lap('aggregation');
-  const Tm = await sparseProduct(M, M, n, { keep: p.k5, normalize: true });
-  const V = await sparseProduct(Tm, Tm, n, { normalize: true });
+  const V = await markovExpansion(M, p);
   timer.lap('propagation');
   return { graph, V };
 }
@@ -327,7 +377,7 @@ async function jsdGraph(rep: CasRepresentation, p: CasParams): Promise<WeightedG
   }
   ({ src, dst } = longerRowFirst(V, src.subarray(0, m), dst.subarray(0, m)));
   const parallel = m >= 20_000 && threads() > 1;
-  const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
+  const share = sharer(parallel);
   const xlogx = xLogX(V.values, parallel ? sharedFloat64(V.values.length) : undefined);
   const out = parallel ? sharedFloat64(m) : new Float64Array(m);
   const args = {
@@ -360,6 +410,100 @@ async function jsdGraph(rep: CasRepresentation, p: CasParams): Promise<WeightedG
   return { n, indptr, neighbours, weights };
 }
 
+/** The nodes to rank (database items for themselves, or the queries) and the top-k wanted. */
+interface RankedNodes {
+  readonly x: Matrix;
+  readonly nq: number;
+  readonly ndb: number;
+  /** Output rows: the queries, or every database item (self-ranking, itself left out). */
+  readonly rows: number;
+  readonly k: number;
+  readonly self: boolean;
+  readonly engine?: DiffusionRunOptions['engine'];
+  readonly onProgress?: DiffusionRunOptions['onProgress'];
+}
+
+/**
+ * Step 5, the reference's default: geodesic distances G over the Jensen–Shannon graph, final
+ * distance (1 − λ)·G + λ·D, by Dijkstra from each row's node (the kernel geodesicRank). Dense mode
+ * reads D from blocks of distance rows; truncated mode computes the few it needs and settles at
+ * most searchLimit nodes per item.
+ */
+async function geodesicRanking(rep: CasRepresentation, p: CasParams, r: RankedNodes, out: { indices: Int32Array; scores: Float32Array }, timer: StageTimer): Promise<void> {
+  const { graph } = rep;
+  const { x, nq, ndb, rows, k, self } = r;
+  const n = x.rows;
+  const G = await jsdGraph(rep, p);
+  timer.lap('jensen-shannon');
+  const denseD = n <= p.denseLimit;
+  const parallel = rows >= 64 && threads() > 1;
+  const share = sharer(parallel);
+  const outIdx = parallel ? new Int32Array(new SharedArrayBuffer(rows * k * 4)) : out.indices;
+  const outScore = parallel ? new Float32Array(new SharedArrayBuffer(rows * k * 4)) : out.scores;
+  const args = {
+    n, nq, ndb, L: graph.L, k, lam: p.lambda, cap: p.geodesicCap, selfMode: self, d: x.cols,
+    searchLimit: denseD ? n : Math.max(p.searchLimit, k + 1),
+    gIndptr: share(G.indptr), gNbr: share(G.neighbours), gW: share(G.weights),
+    lists: share(graph.indices), sqDist: share(graph.sqDist), rowMax: share(graph.rowMax),
+    x: share(x.data), norms: share(Float64Array.from(rowSquaredNorms(x))),
+    outIdx, outScore,
+    // Truncated mode ranks the rows in a locality order (same results, fewer cache misses).
+    order: denseD ? null : share(localityOrder(graph, self ? nq : 0, rows)),
+  };
+  const block = denseD ? 256 : 8192;
+  for (let b = 0; b < rows; b += block) {
+    const count = Math.min(block, rows - b);
+    const D = denseD ? await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, r.engine) : null;
+    const parts = parallel ? Math.min(count, threads() * 16) : 1;
+    await runRanges(CAS_KERNELS, 'geodesicRank', { ...args, D: D && share(D), dFirst: b }, evenBounds(b, count, parts), parallel);
+    r.onProgress?.('geodesic ranking', b + count, rows);
+  }
+  if (parallel) {
+    out.indices.set(outIdx);
+    out.scores.set(outScore);
+  }
+  timer.lap('geodesic ranking');
+}
+
+/**
+ * Step 5 without the geodesic refinement (`geodesic: false`): final distance (1 − λ)·J + λ·D, J
+ * between each output row and every database node (only overlapping supports cost anything).
+ */
+async function divergenceRanking(rep: CasRepresentation, p: CasParams, r: RankedNodes, out: { indices: Int32Array; scores: Float32Array }, timer: StageTimer): Promise<void> {
+  const { graph, V } = rep;
+  const { x, nq, ndb, rows, k, self } = r;
+  const n = x.rows;
+  const lam = p.lambda;
+  const Vt = transpose(V, n);
+  const parallel = threads() > 1 && rows >= 16;
+  const share = sharer(parallel);
+  const block = 256;
+  const args = {
+    n,
+    indptr: share(Int32Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values),
+    xlogx: share(xLogX(V.values)),
+    tIndptr: share(Int32Array.from(Vt.indptr)), tRows: share(Vt.indices), tVals: share(Vt.values),
+    tXlogx: share(xLogX(Vt.values)),
+  };
+  const J = parallel ? sharedFloat64(block * n) : new Float64Array(block * n);
+  for (let b = 0; b < rows; b += block) {
+    const count = Math.min(block, rows - b);
+    const first = (self ? nq : 0) + b;
+    const D = await normalizedDistanceRows(x, first, count, nq, ndb, graph.rowMax, r.engine);
+    J.fill(0);
+    const nodes = Int32Array.from({ length: count }, (_, t) => first + t);
+    const parts = parallel ? Math.min(count, threads() * 4) : 1;
+    await runRanges(CAS_KERNELS, 'jsdRows', { ...args, nodes: share(nodes), out: J }, evenBounds(0, count, parts), parallel);
+    const final = new Float64Array(ndb);
+    for (let t = 0; t < count; t++) {
+      for (let j = 0; j < ndb; j++) final[j] = (1 - lam) * J[t * n + nq + j]! + lam * D[t * ndb + j]!;
+      keepBest(final, k, out, b + t, 'ascending', self ? b + t : -1);
+    }
+    r.onProgress?.('ranking', b + count, rows);
+  }
+  timer.lap('ranking');
+}
+
 /**
  * CAS query re-ranking (`queries` given: rank the database for each query, queries being graph
  * nodes) or database self-ranking (`queries` null: rank every item's neighbours, itself left
@@ -387,73 +531,9 @@ export async function cas(
   const rep = await casRepresentation(graph, p, timer, opts.onProgress);
   const rows = self ? ndb : nq;
   const out = { indices: new Int32Array(rows * k), scores: new Float32Array(rows * k) };
-  const lam = p.lambda;
-
-  if (p.geodesic) {
-    const G = await jsdGraph(rep, p);
-    timer.lap('jensen-shannon');
-    // Dense mode reads D from blocks of distance rows; truncated mode computes the few it needs
-    // and settles at most searchLimit nodes per item.
-    const denseD = n <= p.denseLimit;
-    const parallel = rows >= 64 && threads() > 1;
-    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
-    const outIdx = parallel ? new Int32Array(new SharedArrayBuffer(rows * k * 4)) : out.indices;
-    const outScore = parallel ? new Float32Array(new SharedArrayBuffer(rows * k * 4)) : out.scores;
-    const args = {
-      n, nq, ndb, L, k, lam, cap: p.geodesicCap, selfMode: self, d: x.cols,
-      searchLimit: denseD ? n : Math.max(p.searchLimit, k + 1),
-      gIndptr: share(G.indptr), gNbr: share(G.neighbours), gW: share(G.weights),
-      lists: share(graph.indices), sqDist: share(graph.sqDist), rowMax: share(graph.rowMax),
-      x: share(x.data), norms: share(Float64Array.from(rowSquaredNorms(x))),
-      outIdx, outScore,
-      // Truncated mode ranks the rows in a locality order (same results, fewer cache misses).
-      order: denseD ? null : share(localityOrder(graph, self ? nq : 0, rows)),
-    };
-    const block = denseD ? 256 : 8192;
-    for (let b = 0; b < rows; b += block) {
-      const count = Math.min(block, rows - b);
-      const D = denseD ? await normalizedDistanceRows(x, (self ? nq : 0) + b, count, nq, ndb, graph.rowMax, opts.engine) : null;
-      const parts = parallel ? Math.min(count, threads() * 16) : 1;
-      await runRanges(CAS_KERNELS, 'geodesicRank', { ...args, D: D && share(D), dFirst: b }, evenBounds(b, count, parts), parallel);
-      opts.onProgress?.('geodesic ranking', b + count, rows);
-    }
-    if (parallel) {
-      out.indices.set(outIdx);
-      out.scores.set(outScore);
-    }
-    timer.lap('geodesic ranking');
-  } else {
-    // J between each output row and every database node; only overlapping supports cost anything.
-    const V = rep.V;
-    const Vt = transpose(V, n);
-    const parallel = threads() > 1 && rows >= 16;
-    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
-    const block = 256;
-    const args = {
-      n,
-      indptr: share(Int32Array.from(V.indptr)), cols: share(V.indices), vals: share(V.values),
-      xlogx: share(xLogX(V.values)),
-      tIndptr: share(Int32Array.from(Vt.indptr)), tRows: share(Vt.indices), tVals: share(Vt.values),
-      tXlogx: share(xLogX(Vt.values)),
-    };
-    const J = parallel ? sharedFloat64(block * n) : new Float64Array(block * n);
-    for (let b = 0; b < rows; b += block) {
-      const count = Math.min(block, rows - b);
-      const first = (self ? nq : 0) + b;
-      const D = await normalizedDistanceRows(x, first, count, nq, ndb, graph.rowMax, opts.engine);
-      J.fill(0);
-      const nodes = Int32Array.from({ length: count }, (_, t) => first + t);
-      const parts = parallel ? Math.min(count, threads() * 4) : 1;
-      await runRanges(CAS_KERNELS, 'jsdRows', { ...args, nodes: share(nodes), out: J }, evenBounds(0, count, parts), parallel);
-      const final = new Float64Array(ndb);
-      for (let t = 0; t < count; t++) {
-        for (let j = 0; j < ndb; j++) final[j] = (1 - lam) * J[t * n + nq + j]! + lam * D[t * ndb + j]!;
-        keepBest(final, k, out, b + t, 'ascending', self ? b + t : -1);
-      }
-      opts.onProgress?.('ranking', b + count, rows);
-    }
-    timer.lap('ranking');
-  }
+  const ranked: RankedNodes = { x, nq, ndb, rows, k, self, engine: opts.engine, onProgress: opts.onProgress };
+  if (p.geodesic) await geodesicRanking(rep, p, ranked, out, timer);
+  else await divergenceRanking(rep, p, ranked, out, timer);
   return { mode: self ? 'self' : 'query', rows, k, ...out, order: 'ascending', timings: timer.timings };
 }
 

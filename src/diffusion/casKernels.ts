@@ -4,6 +4,7 @@
  * SharedArrayBuffers (src/backend/parallel.ts loads this module in each worker).
  */
 import { grown } from '../backend/arrays.js';
+import { PairHeap } from '../backend/heap.js';
 import type { KernelArgs, KernelSet, RowRange } from '../backend/parallel.js';
 import type { SparseArgs } from '../graph/sparseKernels.js';
 
@@ -209,39 +210,6 @@ export function smoothRows(a: KernelArgs): number {
   return 0;
 }
 
-/**
- * Max-heaps that keep the smallest values offered, largest on top (vals[0]), with an id beside
- * each value. Adds (value, id) at position `size`, which must be free.
- */
-function heapAdd(vals: Float64Array, ids: Int32Array, size: number, value: number, id: number): void {
-  let i = size;
-  while (i > 0) {
-    const pi = (i - 1) >> 1;
-    if (vals[pi]! >= value) break;
-    vals[i] = vals[pi]!;
-    ids[i] = ids[pi]!;
-    i = pi;
-  }
-  vals[i] = value;
-  ids[i] = id;
-}
-
-/** Replaces the largest of the `size` values kept by (value, id), which must be smaller. */
-function heapReplaceTop(vals: Float64Array, ids: Int32Array, size: number, value: number, id: number): void {
-  let i = 0;
-  for (;;) {
-    let ch = 2 * i + 1;
-    if (ch >= size) break;
-    if (ch + 1 < size && vals[ch + 1]! > vals[ch]!) ch++;
-    if (vals[ch]! <= value) break;
-    vals[i] = vals[ch]!;
-    ids[i] = ids[ch]!;
-    i = ch;
-  }
-  vals[i] = value;
-  ids[i] = id;
-}
-
 export interface GeodesicRankArgs extends RowRange {
   readonly n: number;
   readonly nq: number;
@@ -292,14 +260,14 @@ export function geodesicRank(a: KernelArgs): number {
   // bv/bn; inBound[v] = row while v is in it). Once full, its largest value τ bounds the distance
   // of the last node the search can settle, so no path longer than τ needs following (see below).
   const bounded = searchLimit < n;
-  const bv = new Float64Array(bounded ? searchLimit : 0);
-  const bn = new Int32Array(bounded ? searchLimit : 0);
+  const bound = new PairHeap(bounded ? searchLimit : 1, 'max');
   const inBound = new Int32Array(bounded ? n : 0).fill(-1);
-  let hd = new Float64Array(1024);
-  let hn = new Int32Array(1024);
-  // The k smallest finals so far (a max-heap, ids: database indices), for the stopping rules.
-  const worst = new Float64Array(k);
-  const worstIds = new Int32Array(k);
+  // Dijkstra's queue: (distance, node), the nearest on top.
+  const queue = new PairHeap(1024, 'min');
+  // The k smallest finals so far (ids: database indices), for the stopping rules.
+  const worst = new PairHeap(k, 'max');
+  // The k first candidates by (final, index): the row's output.
+  const best = new PairHeap(k, 'max');
   let cand = new Int32Array(1024);
   let candF = new Float64Array(1024);
   for (let t = from; t < to; t++) {
@@ -315,45 +283,26 @@ export function geodesicRank(a: KernelArgs): number {
     }
     settledInList.fill(0);
     let firstUnsettled = 0;
-    let wsize = 0;
     let c = 0;
     let settled = 0;
-    let size = 0;
-    let bsize = 0;
     let tau = Infinity;
+    worst.clear();
+    bound.clear();
+    queue.clear();
     // Push the source.
     dist[node] = 0;
     touched[0] = node;
     let reached = 1;
-    hd[0] = 0;
-    hn[0] = node;
-    size = 1;
-    while (size > 0) {
-      // Pop the minimum.
-      const du = hd[0]!;
-      const u = hn[0]!;
-      size--;
-      if (size > 0) {
-        const ld = hd[size]!;
-        const ln = hn[size]!;
-        let i = 0;
-        for (;;) {
-          let ch = 2 * i + 1;
-          if (ch >= size) break;
-          if (ch + 1 < size && (hd[ch + 1]! < hd[ch]! || (hd[ch + 1] === hd[ch] && hn[ch + 1]! < hn[ch]!))) ch++;
-          if (hd[ch]! > ld || (hd[ch] === ld && hn[ch]! > ln)) break;
-          hd[i] = hd[ch]!;
-          hn[i] = hn[ch]!;
-          i = ch;
-        }
-        hd[i] = ld;
-        hn[i] = ln;
-      }
+    queue.push(0, node);
+    while (queue.size > 0) {
+      const du = queue.topValue;
+      const u = queue.topId;
+      queue.pop();
       if (du > dist[u]!) continue; // settled already, or a stale entry
       if (du >= cap) break;
       if (++settled > searchLimit) break;
       const lowerD = sqDist[base + (firstUnsettled < L ? firstUnsettled : L - 1)]! / max;
-      if (wsize === k && (1 - lam) * du + lam * lowerD > worst[0]!) break;
+      if (worst.size === k && (1 - lam) * du + lam * lowerD > worst.topValue) break;
       dist[u] = -Infinity;
       const inList = listOwner[u] === node;
       if (inList) {
@@ -363,7 +312,7 @@ export function geodesicRank(a: KernelArgs): number {
       const j = u - nq;
       // A node outside the neighbour list lies at least as far as the list's last entry; when even
       // that (less a margin for rounding) cannot beat the k-th best, its distance is not computed.
-      const hopeless = D === null && !inList && wsize === k && (1 - lam) * du + lam * farD > worst[0]!;
+      const hopeless = D === null && !inList && worst.size === k && (1 - lam) * du + lam * farD > worst.topValue;
       if (j >= 0 && j !== exclude && !hopeless) {
         const dj =
           D !== null ? D[(row - dFirst) * ndb + j]!
@@ -374,8 +323,7 @@ export function geodesicRank(a: KernelArgs): number {
         candF = grown(candF, c + 1);
         cand[c] = j;
         candF[c++] = f;
-        if (wsize < k) heapAdd(worst, worstIds, wsize++, f, j);
-        else if (f < worst[0]!) heapReplaceTop(worst, worstIds, wsize, f, j);
+        worst.offer(f, j, k);
       }
       for (let q = gIndptr[u]!; q < gIndptr[u + 1]!; q++) {
         const nd = du + gW[q]!;
@@ -389,30 +337,14 @@ export function geodesicRank(a: KernelArgs): number {
           if (old === Infinity) touched[reached++] = v;
           dist[v] = nd;
           if (bounded && inBound[v] !== row) {
-            if (bsize < searchLimit) {
-              heapAdd(bv, bn, bsize++, nd, v);
-              inBound[v] = row;
-            } else if (nd < bv[0]!) {
-              inBound[bn[0]!] = -1;
-              heapReplaceTop(bv, bn, bsize, nd, v);
+            const evicted = bound.size === searchLimit ? bound.topId : -1;
+            if (bound.offer(nd, v, searchLimit)) {
+              if (evicted >= 0) inBound[evicted] = -1;
               inBound[v] = row;
             }
-            if (bsize === searchLimit) tau = bv[0]!;
+            if (bound.size === searchLimit) tau = bound.topValue;
           }
-          if (size === hd.length) {
-            hd = grown(hd, size + 1);
-            hn = grown(hn, size + 1);
-          }
-          let i = size++;
-          while (i > 0) {
-            const pi = (i - 1) >> 1;
-            if (hd[pi]! < nd || (hd[pi] === nd && hn[pi]! < v)) break;
-            hd[i] = hd[pi]!;
-            hn[i] = hn[pi]!;
-            i = pi;
-          }
-          hd[i] = nd;
-          hn[i] = v;
+          queue.push(nd, v);
         }
       }
     }
@@ -429,61 +361,10 @@ export function geodesicRank(a: KernelArgs): number {
       }
     }
     for (let r = 0; r < reached; r++) dist[touched[r]!] = Infinity;
-    // The k smallest candidates, ordered by (final, index): heapsort on a max-heap of the first
-    // k by that order, fed with the rest.
-    hd = grown(hd, k);
-    hn = grown(hn, k);
-    let hsz = 0;
-    const hIdx = hn;
-    const hVal = hd;
-    for (let t = 0; t < c; t++) {
-      const v = candF[t]!;
-      const id = cand[t]!;
-      if (hsz < k) {
-        let i = hsz++;
-        while (i > 0) {
-          const pi = (i - 1) >> 1;
-          if (hVal[pi]! > v || (hVal[pi] === v && hIdx[pi]! > id)) break;
-          hVal[i] = hVal[pi]!;
-          hIdx[i] = hIdx[pi]!;
-          i = pi;
-        }
-        hVal[i] = v;
-        hIdx[i] = id;
-      } else if (v < hVal[0]! || (v === hVal[0] && id < hIdx[0]!)) {
-        let i = 0;
-        for (;;) {
-          let ch = 2 * i + 1;
-          if (ch >= hsz) break;
-          if (ch + 1 < hsz && (hVal[ch + 1]! > hVal[ch]! || (hVal[ch + 1] === hVal[ch] && hIdx[ch + 1]! > hIdx[ch]!))) ch++;
-          if (hVal[ch]! < v || (hVal[ch] === v && hIdx[ch]! < id)) break;
-          hVal[i] = hVal[ch]!;
-          hIdx[i] = hIdx[ch]!;
-          i = ch;
-        }
-        hVal[i] = v;
-        hIdx[i] = id;
-      }
-    }
-    // Pop from the max-heap into the output from the back.
-    for (let end = hsz - 1; end >= 0; end--) {
-      outIdx[row * k + end] = hIdx[0]!;
-      outScore[row * k + end] = hVal[0]!;
-      const lv = hVal[end]!;
-      const li = hIdx[end]!;
-      let i = 0;
-      for (;;) {
-        let ch = 2 * i + 1;
-        if (ch >= end) break;
-        if (ch + 1 < end && (hVal[ch + 1]! > hVal[ch]! || (hVal[ch + 1] === hVal[ch] && hIdx[ch + 1]! > hIdx[ch]!))) ch++;
-        if (hVal[ch]! < lv || (hVal[ch] === lv && hIdx[ch]! < li)) break;
-        hVal[i] = hVal[ch]!;
-        hIdx[i] = hIdx[ch]!;
-        i = ch;
-      }
-      hVal[i] = lv;
-      hIdx[i] = li;
-    }
+    // The k smallest candidates by (final, index), written first to last.
+    best.clear();
+    for (let t = 0; t < c; t++) best.offer(candF[t]!, cand[t]!, k);
+    best.drain(outScore, outIdx, row * k);
   }
   return 0;
 }

@@ -2,7 +2,7 @@
 import { denseEngine, type EngineChoice } from '../backend/dense.js';
 import { UserError } from '../errors.js';
 import { firstNonFiniteRow, l2NormalizeRows, rowBlock, rowSquaredNorms, type Matrix } from '../matrix.js';
-import { selectTopK } from '../search/topk.js';
+import { selectTopK } from '../backend/topk.js';
 
 /**
  * Ranked neighbours by diffusion. Query re-ranking: one row per query, database indices.

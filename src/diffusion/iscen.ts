@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import { neighbourGraph } from '../graph/knn.js';
 import { rowsFromLists, type SparseRows } from '../graph/sparse.js';
 import type { Matrix } from '../matrix.js';
-import { blockedTopK, matrixSource } from '../search/exact.js';
+import { blockedTopK, matrixSource } from '../backend/blockedTopK.js';
 import { baseDistance, DEFAULT_TOP_K, keepBest, prepareNodes, StageTimer, type DiffusionResult, type DiffusionRunOptions } from './common.js';
 
 export interface IscenParams {

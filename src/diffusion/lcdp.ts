@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import { neighbourGraph, type NeighbourGraph } from '../graph/knn.js';
 import { rowsFromLists, sparseProduct, transpose, type SparseRows } from '../graph/sparse.js';
 import type { Matrix } from '../matrix.js';
-import { balancedBounds, runRanges, sharedFloat64, shareIf, threads } from '../backend/parallel.js';
+import { balancedBounds, runRanges, sharedFloat64, sharer, threads } from '../backend/parallel.js';
 import { SPARSE_KERNELS } from '../graph/sparseKernels.js';
 import { baseDistance, DEFAULT_TOP_K, keepBest, normalizedDistanceRows, prepareNodes, StageTimer, type DiffusionResult, type DiffusionRunOptions } from './common.js';
 
@@ -102,7 +102,7 @@ export async function lcdp(db: Matrix, queries: Matrix | null, params: Partial<L
       for (let i = 0; i < n; i++) for (let q = Pknn.indptr[i]!; q < Pknn.indptr[i + 1]!; q++) Q[i * n + Pknn.indices[q]!] = Pknn.values[q]!;
     }
     timer.lap('affinity');
-    const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
+    const share = sharer(parallel);
     const sp = { indptr: share(Int32Array.from(Pknn.indptr)), cols: share(Pknn.indices), vals: share(Pknn.values) };
     const bounds = parallel ? balancedBounds(n, threads(), () => 1) : [0, n];
     let previous: Int32Array | null = null;

@@ -10,7 +10,8 @@ import { consecutiveGroups, loadLabels, loadRevisitedGroundTruth, type Revisited
 import { readNpy } from '../io/npy.js';
 import { fileOrInFolder } from '../io/paths.js';
 import { readMatrix, rowSquaredNorms, toMatrix, type Matrix } from '../matrix.js';
-import { fullRanking, type Metric } from '../search/exact.js';
+import type { Metric } from '../search/exact.js';
+import { fullRanking } from './fullRanking.js';
 import { classMap, nsScore } from './classLevel.js';
 import { meanPrecisionRecall, type QueryRelevance } from './pr.js';
 import { ranking, rankingFromScores, type Ranking } from './ranking.js';

@@ -6,7 +6,7 @@
 import type { EngineChoice } from '../backend/dense.js';
 import { UserError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
-import { blockedTopK, matrixSource } from '../search/exact.js';
+import { blockedTopK, matrixSource } from '../backend/blockedTopK.js';
 
 export interface NeighbourGraph {
   /** Number of items. */

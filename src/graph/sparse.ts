@@ -1,6 +1,6 @@
 /** Sparse rows (CSR) in typed arrays, and the accumulator used to build them row by row. */
 import { grown } from '../backend/arrays.js';
-import { balancedBounds, runRanges, shareIf, threads } from '../backend/parallel.js';
+import { balancedBounds, runRanges, sharer, threads } from '../backend/parallel.js';
 import { SPARSE_KERNELS } from './sparseKernels.js';
 
 export interface SparseRows {
@@ -155,7 +155,7 @@ export async function sparseProduct(A: SparseRows, B: SparseRows, cols: number, 
   };
   for (let i = 0; i < A.rows; i++) work += rowWork(i);
   const parallel = work >= PRODUCT_PARALLEL_MIN_WORK && threads() > 1;
-  const share = <T extends Float64Array | Float32Array | Int32Array>(a: T) => shareIf(a, parallel);
+  const share = sharer(parallel);
   const args = {
     n: cols,
     aIndptr: share(Int32Array.from(A.indptr)), aCols: share(A.indices), aVals: share(A.values),

@@ -8,16 +8,25 @@ import { writeFileAtomic } from './atomic.js';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
-import { writeMatrix, type Matrix } from '../matrix.js';
+import { writeNpy } from './npy.js';
 
 export const MNIST_SIDE = 28;
+
+/** Digits as rows of pixels (the shape of a Matrix, src/matrix.ts). */
+export interface Digits {
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Float32Array;
+}
+
+const writeDigits = (file: string, d: Digits) => writeNpy(file, { dtype: 'float32', shape: [d.rows, d.cols], data: d.data });
 const PIXELS = MNIST_SIDE * MNIST_SIDE;
 
 export interface MnistSplit {
   /** Query digits, pixels in [0, 1], row-major 28 × 28. */
-  readonly queries: Matrix;
+  readonly queries: Digits;
   readonly queryLabels: Int32Array;
-  readonly db: Matrix;
+  readonly db: Digits;
   readonly dbLabels: Int32Array;
 }
 
@@ -83,8 +92,8 @@ export function writeMnistFiles(dir: string, split?: MnistSplit): MnistFiles {
   if (Object.values(files).every((f) => existsSync(f))) return files;
   const s = split ?? loadMnistSplit();
   mkdirSync(dir, { recursive: true });
-  writeMatrix(files.db, s.db);
-  writeMatrix(files.queries, s.queries);
+  writeDigits(files.db, s.db);
+  writeDigits(files.queries, s.queries);
   writeFileAtomic(files.labels, Array.from(s.dbLabels).join('\n') + '\n');
   writeFileAtomic(files.queryLabels, Array.from(s.queryLabels).join('\n') + '\n');
   return files;

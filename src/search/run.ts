@@ -4,7 +4,8 @@ import type { EngineChoice } from '../backend/dense.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { NpyFile, writeNpy } from '../io/npy.js';
 import { readMatrix } from '../matrix.js';
-import { exactSearch, npySource, type Metric } from './exact.js';
+import { npySource } from '../backend/blockedTopK.js';
+import { exactSearch, type Metric } from './exact.js';
 
 export interface SearchFilesOptions {
   readonly db: string;
