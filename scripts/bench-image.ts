@@ -14,7 +14,8 @@ import { join, resolve } from 'node:path';
 import { initBackend, tf, type BackendChoice } from '../src/backend/tfjs.js';
 import { buildImageModel } from '../src/model/image.js';
 import { l2Normalize } from '../src/model/head.js';
-import { sgdStep, zeroMomentum } from '../src/train/loop.js';
+import { zeroMomentum } from '../src/train/sgd.js';
+import { sgdStep } from '../src/train/step.js';
 import { arg } from './args.js';
 
 const steps = Number(arg('steps', '3'));

@@ -25,8 +25,8 @@ import { loadMnistSplit, writeMnistFiles } from '../src/io/mnist.js';
 import { l2NormalizeRows } from '../src/matrix.js';
 import { embedFiles } from '../src/model/run.js';
 import { fullRanking } from '../src/eval/fullRanking.js';
-import { MNIST_RECIPE } from '../src/train/presets.js';
-import { trainFiles } from '../src/train/run.js';
+import { trainFiles } from '../src/train/descriptors.js';
+import { MNIST_RECIPE } from '../src/train/options.js';
 import { arg } from './args.js';
 
 const steps = Number(arg('steps', String(MNIST_RECIPE.train.steps!)));

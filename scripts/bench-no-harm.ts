@@ -18,7 +18,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { main } from '../src/cli/main.js';
-import type { RunManifest } from '../src/pipeline/bootstrap.js';
+import type { RunManifest } from '../src/report/manifest.js';
 import { mainFigure, resultFigure } from '../src/report/html.js';
 import { flowersSplit } from './flowers17.js';
 

@@ -30,7 +30,8 @@ import { splitAt } from '../src/model/compose.js';
 import { buildHead } from '../src/model/head.js';
 import { mapImages, memoryImages, stackData, stackItems } from '../src/model/imageSet.js';
 import { defaultWorkers, parallelTraining } from '../src/train/dataParallel.js';
-import { train, TRAIN_DEFAULTS, type TrainInputs, type TrainOptions } from '../src/train/loop.js';
+import { train, type TrainInputs } from '../src/train/loop.js';
+import { TRAIN_DEFAULTS, type TrainOptions } from '../src/train/options.js';
 import type { Matrix } from '../src/matrix.js';
 import { arg } from './args.js';
 

@@ -6,8 +6,8 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { RunManifest } from '../src/pipeline/bootstrap.js';
-import { resultRows } from '../src/pipeline/table.js';
+import type { RunManifest } from '../src/report/manifest.js';
+import { resultRows } from '../src/report/table.js';
 import { escapeHtml, reportCharts } from '../src/report/html.js';
 
 const [input = 'ddistill-demo/run/manifest.json', output = 'docs/report-preview.svg'] = process.argv.slice(2);

@@ -5,8 +5,3 @@
 export class UserError extends Error {
   override readonly name = 'UserError';
 }
-
-/** Throws a UserError with `message` unless `cond` holds. */
-export function check(cond: unknown, message: string | (() => string)): asserts cond {
-  if (!cond) throw new UserError(typeof message === 'string' ? message : message());
-}

@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { meanPrecisionRecall } from '../src/eval/pr.js';
 import { ranking } from '../src/eval/ranking.js';
-import { bootstrap, trainingSubset, type RunManifest } from '../src/pipeline/bootstrap.js';
+import { bootstrap } from '../src/pipeline/bootstrap.js';
+import { trainingSubset } from '../src/pipeline/stages.js';
+import type { RunManifest } from '../src/report/manifest.js';
 import { renderReport } from '../src/report/html.js';
 import { bruteClassMap, gaussian, ROOT, rng, unitRows, withTempDir } from './helpers.js';
 

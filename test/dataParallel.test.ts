@@ -4,7 +4,8 @@ import type { Matrix } from '../src/matrix.js';
 import { buildHead } from '../src/model/head.js';
 import { buildResNet } from '../src/model/resnet.js';
 import { defaultWorkers, GradientWorkers, PARALLEL_ABOVE_TRIPLETS, parallelTraining, whyOneWorker } from '../src/train/dataParallel.js';
-import { train, TRAIN_DEFAULTS, type TrainInputs, type TrainOptions } from '../src/train/loop.js';
+import { train, type TrainInputs } from '../src/train/loop.js';
+import { TRAIN_DEFAULTS, type TrainOptions } from '../src/train/options.js';
 import { gaussian, rng } from './helpers.js';
 
 await initBackend('wasm');

@@ -12,7 +12,8 @@ import { fileHandler } from '../src/model/io.js';
 import { embedFiles, exportModel, featureFiles } from '../src/model/run.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { layerOutputFloats, trainImages } from '../src/train/images.js';
-import { sgdStep, zeroMomentum } from '../src/train/loop.js';
+import { zeroMomentum } from '../src/train/sgd.js';
+import { sgdStep } from '../src/train/step.js';
 import { bruteClassMap, rng, withTempDir } from './helpers.js';
 
 /**

@@ -12,7 +12,8 @@ import { backboneFile, SHIPPED_BACKBONES } from '../src/model/backbones.js';
 import { buildImageModel } from '../src/model/image.js';
 import { loadModelFolder } from '../src/model/io.js';
 import { embedImageList } from '../src/model/run.js';
-import { bootstrap, type RunManifest } from '../src/pipeline/bootstrap.js';
+import { bootstrap } from '../src/pipeline/bootstrap.js';
+import type { RunManifest } from '../src/report/manifest.js';
 import { colourImages, withTempDir } from './helpers.js';
 
 const tinyCas = { params: { k1: 4, k2: 3, k3: 4, k4: 3, k5: 4 }, backend: 'wasm' as const, engine: 'js' as const };

@@ -18,7 +18,11 @@ import { bootstrap } from '../src/pipeline/bootstrap.js';
 import { resultFigure, mainFigure } from '../src/report/html.js';
 import { holdOutItems, significantlyBetter, teacherAgreement, trainingRanking } from '../src/train/agreement.js';
 import { trainImages } from '../src/train/images.js';
-import { epochTriplets, parameterGroups, TRAIN_DEFAULTS, watchVerdict, type EpochRecord } from '../src/train/loop.js';
+import { watchVerdict } from '../src/train/callbacks.js';
+import { epochTriplets } from '../src/train/loop.js';
+import type { EpochRecord } from '../src/train/records.js';
+import { TRAIN_DEFAULTS } from '../src/train/options.js';
+import { parameterGroups } from '../src/train/sgd.js';
 import { tripletRange } from '../src/triplets/range.js';
 import { colourImages, gaussian, rng, withTempDir } from './helpers.js';
 

@@ -1,15 +1,17 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { DIFFUSION_METHODS, type DiffusionMethod } from '../diffusion/index.js';
 import { UserError } from '../errors.js';
-import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
-import { resultTable } from '../pipeline/table.js';
-import { mainFigure, resultFigure } from '../report/html.js';
-import { backendLine, duration, epochLine, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
-import type { BackendInfo } from '../backend/tfjs.js';
-import type { EpochRecord, StepProgress } from '../train/loop.js';
-import { paramsFlag } from './diffuse.js';
-import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
-import { addRunOptions, addTrainingOptions, trainingFromFlags, type GroundTruthFlags, type TrainingFlags } from './train.js';
+import { bootstrap } from '../pipeline/bootstrap.js';
+import type { RunManifest } from '../report/manifest.js';
+import { resultTable } from '../report/table.js';
+import { duration, print } from './common.js';
+import { addRunOptions } from './flags/config.js';
+import { paramsFlag } from './flags/diffusion.js';
+import { addGroundTruthOptions, groundTruthOf, type GroundTruthFlags } from './flags/groundTruth.js';
+import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './flags/image.js';
+import { parsePositiveInt, shareOfItems } from './flags/numbers.js';
+import { addTrainingOptions, trainingFromFlags, type TrainingFlags } from './flags/training.js';
+import { pipelineHooks, summaryJson } from './runOutput.js';
 
 interface BootstrapFlags extends TrainingFlags, GroundTruthFlags, ImageTrainingFlags {
   db?: string;
@@ -26,45 +28,6 @@ interface BootstrapFlags extends TrainingFlags, GroundTruthFlags, ImageTrainingF
   compare: boolean;
   resume?: boolean;
   json?: boolean;
-}
-
-const fraction = (v: string) => {
-  const x = Number(v);
-  if (!(x > 0 && x <= 1)) throw new InvalidArgumentError('expected a fraction in (0, 1].');
-  return x;
-};
-
-/** Progress of a pipeline: stage lines on stderr and a training bar. */
-export function pipelineHooks() {
-  let bar = progress('training');
-  return {
-    onBackend: (b: BackendInfo) => note(backendLine(b)),
-    onStage: (iteration: number, stage: string, message: string) => {
-      bar.done();
-      bar = progress(iteration > 0 ? `iteration ${iteration}: ${stage === 'embed' ? 'embedding' : 'training'}` : stage);
-      note(iteration > 0 ? `[iteration ${iteration}] ${stage}: ${message}` : `[${stage}] ${message}`);
-    },
-    onStep: (p: StepProgress) => bar.update(p.step, p.totalSteps, stepDetail(p)),
-    onImages: (done: number, total: number) => bar.update(done, total),
-    onEpoch: (r: EpochRecord) => {
-      bar.done();
-      note(`  ${epochLine(r)}`);
-    },
-    done: () => bar.done(),
-  };
-}
-
-/** One JSON line: baseline, diffusion re-ranking and per-iteration figures. */
-export function summaryJson(m: RunManifest): Record<string, unknown> {
-  return {
-    baseline: mainFigure(m.baseline),
-    [m.reranking?.method ?? 'reranking']: mainFigure(m.reranking),
-    iterations: m.iterations.map((r) => ({ iteration: r.iteration, mAP: mainFigure(r), metrics: r.metrics, querySeconds: r.querySeconds, seconds: r.seconds, kept: r.kept ?? true })),
-    result: m.result ? { iteration: m.result.iteration, figure: resultFigure(m), reason: m.result.reason } : null,
-    queries: m.baseline?.queries ?? null,
-    querySeconds: { baseline: m.baseline?.querySeconds ?? null, reranking: m.reranking?.querySeconds ?? null },
-    seconds: m.seconds,
-  };
 }
 
 export function bootstrapCommand(): Command {
@@ -97,19 +60,14 @@ export function bootstrapCommand(): Command {
     .option('--query-images <dir|list>', 'query images (image mode)')
     .requiredOption('--out <dir>', 'run folder (created if needed)')
     .option('--iterations <n>', 'bootstrap iterations', parsePositiveInt, 2)
-    .option('--train-fraction <f>', 'fraction of the database to train on', fraction, 1)
+    .option('--train-fraction <f>', 'fraction of the database to train on', shareOfItems, 1)
     .addOption(new Option('--method <name>', 'diffusion teacher').choices(DIFFUSION_METHODS).default('cas'))
     .addOption(new Option('--preset <name>', 'CAS neighbourhood sizes: default, or small (k1..k5 = 5, 20, 25, 6, 25) for fewer than 70 items (the default needs 70 neighbours) or small groups').choices(['default', 'small']))
     .option('--params <json|file.json>', 'diffusion parameters as JSON, over the preset (see ddistill diffuse --help)')
     .option('--top-k <n>', 'teacher ranking length (default: the triplet range; 300 with --triplet-range auto)', parsePositiveInt)
     .option('--ranks <dir>', 'the first iteration\'s teacher from elsewhere: a self-ranking folder of the database (ddistill diffuse output) instead of running --method')
-    .option('--no-compare', 'skip the baseline and query re-ranking measurements')
-    .option('--gnd <file|name>', 'revisited ground truth: gnd_*.pkl/.json, or roxford5k / rparis6k (shipped)')
-    .option('--labels <file>', 'database class labels')
-    .option('--query-labels <file>', 'query class labels')
-    .option('--groups <n|file>', 'UKBench groups')
-    .option('--query-groups <file>', 'query groups');
-  addImageTrainingOptions(addImageOptions(addTrainingOptions(cmd), 'image mode: ', { required: false }), 'image mode: ');
+    .option('--no-compare', 'skip the baseline and query re-ranking measurements');
+  addImageTrainingOptions(addImageOptions(addTrainingOptions(addGroundTruthOptions(cmd)), 'image mode: ', { required: false }), 'image mode: ');
   return addRunOptions(cmd, 'continue the run in --out')
     .addHelpText(
       'after',
@@ -138,7 +96,7 @@ export function bootstrapCommand(): Command {
         manifest = await bootstrap({
           db: flags.db, queries: flags.queries, images: flags.images, queryImages: flags.queryImages, image: flags.images ? imageOptionsFromFlags(flags) : undefined, out: flags.out, iterations: flags.iterations, trainFraction: flags.trainFraction,
           method: flags.method, preset: flags.preset, params, topK: flags.topK, ranks: flags.ranks, compare: flags.compare, resume: flags.resume, config,
-          gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups,
+          ...groundTruthOf(flags),
           ...trainingFromFlags(flags), normalize: flags.normalize, backend: flags.backend, engine: flags.engine, workers: flags.workers,
           ...hooks,
         });

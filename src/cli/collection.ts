@@ -3,7 +3,8 @@ import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
 import { buildCollection, openCollection, type QueryInput } from '../collection/collection.js';
 import { readMatrix } from '../matrix.js';
-import { backendLine, duration, imageProgress, note, parsePositiveInt, print } from './common.js';
+import { backendLine, duration, imageProgress, note, print } from './common.js';
+import { parsePositiveInt } from './flags/numbers.js';
 
 interface IndexFlags {
   model?: string;

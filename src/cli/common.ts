@@ -1,6 +1,6 @@
-/** Shared pieces of the command-line shell: option parsers, progress display, output. */
-import { InvalidArgumentError, Option } from 'commander';
-import type { EpochRecord, StepProgress } from '../train/loop.js';
+/** Shared pieces of the command-line shell: hidden aliases, progress display, output. */
+import { Option } from 'commander';
+import type { EpochRecord, StepProgress } from '../train/records.js';
 
 /**
  * An old spelling that keeps working, hidden from --help. The vocabulary every command shares:
@@ -14,19 +14,6 @@ export function hiddenAlias(flags: string, parse?: (value: string) => unknown): 
 
 /** The value given under the alias when there is one, else under the name (or its default). */
 export const aliased = <T>(value: T, alias: T | undefined): T => (alias !== undefined ? alias : value);
-
-export function parsePositiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer.');
-  return n;
-}
-
-export function oneOf<T extends string>(choices: readonly T[]): (value: string) => T {
-  return (value: string) => {
-    if (!(choices as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}.`);
-    return value as T;
-  };
-}
 
 /** Progress of named stages: one self-updating line per stage on a terminal. */
 export function stageProgress(): { update(stage: string, done: number, total: number): void; done(): void } {

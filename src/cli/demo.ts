@@ -3,12 +3,14 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
 import { writeMnistFiles } from '../io/mnist.js';
-import { bootstrap, type RunManifest } from '../pipeline/bootstrap.js';
-import { resultTable } from '../pipeline/table.js';
-import { MNIST_DEMO_RECIPE } from '../train/presets.js';
-import { pipelineHooks, summaryJson } from './bootstrap.js';
-import { workersHelp } from './train.js';
-import { duration, note, parsePositiveInt, print } from './common.js';
+import { bootstrap } from '../pipeline/bootstrap.js';
+import type { RunManifest } from '../report/manifest.js';
+import { resultTable } from '../report/table.js';
+import { MNIST_DEMO_RECIPE } from '../train/options.js';
+import { duration, note, print } from './common.js';
+import { parsePositiveInt } from './flags/numbers.js';
+import { workersHelp } from './flags/training.js';
+import { pipelineHooks, summaryJson } from './runOutput.js';
 
 interface DemoFlags {
   out: string;

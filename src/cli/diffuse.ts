@@ -1,13 +1,14 @@
 import { Command, Option } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
 import type { EngineChoice } from '../backend/dense.js';
 import { UserError } from '../errors.js';
 import { CAS_DEFAULTS } from '../diffusion/cas.js';
 import { DIFFUSION_METHODS, type DiffusionMethod, type DiffusionParams } from '../diffusion/index.js';
 import { ISCEN_DEFAULTS } from '../diffusion/iscen.js';
 import { LCDP_DEFAULTS } from '../diffusion/lcdp.js';
-import { diffuseFiles, parseParams } from '../diffusion/run.js';
-import { aliased, hiddenAlias, oneOf, print, stageProgress } from './common.js';
+import { diffuseFiles } from '../diffusion/run.js';
+import { paramsFlag } from './flags/diffusion.js';
+import { aliased, hiddenAlias, print, stageProgress } from './common.js';
+import { oneOf } from './flags/numbers.js';
 
 interface DiffuseFlags {
   method: DiffusionMethod;
@@ -43,12 +44,6 @@ function wrapList(prefix: string, o: object): string {
 }
 
 /** --params: a JSON object, or a file holding one, checked against the method's parameters. */
-export function paramsFlag(method: DiffusionMethod, value: string): DiffusionParams {
-  const inline = value.trim().startsWith('{');
-  if (!inline && !existsSync(value)) throw new UserError(`--params: ${value}: no such file; give a JSON object or a file holding one`);
-  return parseParams(method, inline ? value : readFileSync(value, 'utf8'), inline ? '--params' : value);
-}
-
 export function diffuseCommand(): Command {
   return new Command('diffuse')
     .summary('rank neighbours by diffusion (CAS, LCDP, Iscen et al.)')

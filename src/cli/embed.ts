@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
 import { embedFiles, exportModel, featureFiles, type EmbedSummary } from '../model/run.js';
 import { backendLine, duration, imageProgress, note, print } from './common.js';
-import { addImageOptions, type ImageFlags } from './imageFlags.js';
+import { addImageOptions, type ImageFlags } from './flags/image.js';
 
 export function embedCommand(): Command {
   return new Command('embed')

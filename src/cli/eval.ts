@@ -2,7 +2,9 @@ import { Command, Option } from 'commander';
 import type { EngineChoice } from '../backend/dense.js';
 import { evaluateFiles, formatReport } from '../eval/run.js';
 import { METRICS, type Metric } from '../search/exact.js';
-import { aliased, hiddenAlias, oneOf, print } from './common.js';
+import { aliased, hiddenAlias, print } from './common.js';
+import { addGroundTruthOptions } from './flags/groundTruth.js';
+import { oneOf } from './flags/numbers.js';
 
 interface EvalFlags {
   db?: string;
@@ -22,7 +24,7 @@ interface EvalFlags {
 }
 
 export function evalCommand(): Command {
-  return new Command('eval')
+  const cmd = new Command('eval')
     .summary('retrieval accuracy: revisited Oxford/Paris mAP, class mAP, N-S score')
     .description(
       'Scores a retrieval against ground truth. The ranking comes from ONE of:\n' +
@@ -58,12 +60,8 @@ export function evalCommand(): Command {
       new Option('--order <kind>', 'with --scores: similarity (larger is better) or distance (smaller is better)')
         .choices(['similarity', 'distance'])
         .default('similarity'),
-    )
-    .option('--gnd <file|name>', 'revisited Oxford/Paris ground truth: gnd_*.pkl/.json, or roxford5k / rparis6k (shipped)')
-    .option('--labels <file>', 'class label of each database item')
-    .option('--query-labels <file>', 'class label of each query')
-    .option('--groups <size|file>', 'UKBench group size, or a file of group ids per database item')
-    .option('--query-groups <file>', 'group id of each query, when the queries are not the database items')
+    );
+  return addGroundTruthOptions(cmd)
     .addOption(
       new Option('--engine <name>', 'matrix product engine for --db: auto, onnxruntime or js')
         .argParser(oneOf(['auto', 'onnxruntime', 'js'] as const))

@@ -2,7 +2,8 @@ import { Command, Option } from 'commander';
 import { METRICS, type Metric } from '../search/exact.js';
 import { searchFiles } from '../search/run.js';
 import type { EngineChoice } from '../backend/dense.js';
-import { aliased, hiddenAlias, oneOf, parsePositiveInt, print, progress } from './common.js';
+import { aliased, hiddenAlias, print, progress } from './common.js';
+import { oneOf, parsePositiveInt } from './flags/numbers.js';
 
 interface SearchFlags {
   db: string;

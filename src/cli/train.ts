@@ -1,58 +1,14 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
-import type { EngineChoice } from '../backend/dense.js';
-import { BACKEND_CHOICES, type BackendChoice, type BackendInfo } from '../backend/tfjs.js';
+import { Command } from 'commander';
+import type { BackendInfo } from '../backend/tfjs.js';
 import { UserError } from '../errors.js';
-import { HEAD_INITS, HEAD_KINDS, type HeadInit, type HeadKind } from '../model/head.js';
-import type { PcaMethod } from '../model/pca.js';
-import { SCHEDULES, TRAIN_DEFAULTS, type EpochRecord, type Schedule, type StepProgress } from '../train/loop.js';
+import { trainFiles } from '../train/descriptors.js';
 import { trainImages } from '../train/images.js';
-import { PHOTO_HEAD_RECIPE } from '../train/presets.js';
-import { SELECTION_DEFAULTS, type SelectionOptions } from '../train/selection.js';
-import { RANGE_RULE } from '../triplets/range.js';
-import { HEAD_DEFAULTS, readConfig, trainFiles, type HeadOptions, type TrainFilesOptions } from '../train/run.js';
-import { defaultWorkers, PARALLEL_ABOVE_TRIPLETS } from '../train/dataParallel.js';
-import { aliased, backendLine, duration, epochLine, hiddenAlias, note, parsePositiveInt, print, progress, stepDetail } from './common.js';
-import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './imageFlags.js';
-
-export interface TrainingFlags {
-  head: HeadKind;
-  dim?: number;
-  hidden?: number;
-  init: HeadInit;
-  pcaMethod: PcaMethod;
-  tripletRange?: number | 'auto';
-  k?: number | 'auto';
-  m0?: number;
-  perAnchor: number;
-  holdOut?: number;
-  patience?: number;
-  batch?: number;
-  lr?: number;
-  schedule: Schedule;
-  momentum: number;
-  weightDecay: number;
-  epochs?: number;
-  steps?: number;
-  seed: number;
-  microBatch?: number;
-  batchNorm?: 'train' | 'frozen';
-  imageWise?: boolean;
-  normalize: boolean;
-  backend: BackendChoice;
-  workers?: number;
-  engine: EngineChoice;
-  config?: string;
-}
-
-/** Ground truth for evaluation (validation in train, per-iteration metrics in bootstrap). */
-export interface GroundTruthFlags {
-  queries?: string;
-  gnd?: string;
-  labels?: string;
-  queryLabels?: string;
-  groups?: string;
-  queryGroups?: string;
-}
+import type { EpochRecord, StepProgress } from '../train/records.js';
+import { backendLine, duration, epochLine, note, print, progress, stepDetail } from './common.js';
+import { addRunOptions } from './flags/config.js';
+import { addGroundTruthOptions, groundTruthOf, type GroundTruthFlags } from './flags/groundTruth.js';
+import { addImageOptions, addImageTrainingOptions, imageOptionsFromFlags, type ImageTrainingFlags } from './flags/image.js';
+import { addTrainingOptions, trainingFromFlags, type TrainingFlags } from './flags/training.js';
 
 interface TrainFlags extends TrainingFlags, GroundTruthFlags, ImageTrainingFlags {
   db?: string;
@@ -61,116 +17,6 @@ interface TrainFlags extends TrainingFlags, GroundTruthFlags, ImageTrainingFlags
   out: string;
   resume?: boolean;
   json?: boolean;
-}
-
-const number = (check: (x: number) => boolean, what: string) => (v: string) => {
-  const x = Number(v);
-  if (v.trim() === '' || !check(x)) throw new InvalidArgumentError(`expected ${what}.`);
-  return x;
-};
-const positive = number((x) => x > 0, 'a positive number');
-const nonNegative = number((x) => x >= 0, 'a non-negative number');
-const fraction = number((x) => x >= 0 && x < 1, 'a number in [0, 1)');
-const integer = number(Number.isInteger, 'an integer');
-const holdOutFraction = number((x) => x >= 0 && x < 0.5, 'a fraction in [0, 0.5)');
-/** -k: a positive integer, or auto (from the teacher's distances). */
-const tripletRangeFlag = (v: string): number | 'auto' => (v === 'auto' ? 'auto' : parsePositiveInt(v));
-
-/** Applies a config file: its values replace defaults, never flags given on the command line. */
-export function applyConfig(cmd: Command, path: string): void {
-  const config = readConfig(path);
-  const keys = cmd.options.map((o) => o.attributeName()).filter((k) => !['config', 'resume', 'json'].includes(k));
-  for (const [key, value] of Object.entries(config)) {
-    if (!keys.includes(key)) {
-      throw new UserError(`${path}: unknown option '${key}'; use the long flag names in camelCase (${keys.join(', ')})`);
-    }
-    const source = cmd.getOptionValueSource(key);
-    if (source === 'cli') continue;
-    const option = cmd.options.find((o) => o.attributeName() === key)!;
-    const takesValue = option.required || option.optional;
-    let parsed: unknown = value;
-    if (!takesValue) {
-      if (typeof value !== 'boolean') throw new UserError(`${path}: option '${key}' must be true or false, got ${JSON.stringify(value)}`);
-    } else if (typeof value !== 'string' && typeof value !== 'number') {
-      throw new UserError(`${path}: option '${key}' needs a value, got ${JSON.stringify(value)}`);
-    } else if (option.parseArg) {
-      try {
-        parsed = option.parseArg(String(value), undefined);
-      } catch (err) {
-        throw new UserError(`${path}: option '${key}': ${(err as Error).message}`);
-      }
-    } else {
-      parsed = String(value);
-    }
-    cmd.setOptionValueWithSource(key, parsed, 'config');
-  }
-}
-
-/** --workers, for train, bootstrap and the demo. */
-export const workersHelp =
-  `worker threads training data-parallel on wasm, each on a share of every batch (the same model as one thread, up to rounding); default: ${defaultWorkers()}, this machine's cores, for runs of ${PARALLEL_ABOVE_TRIPLETS.toLocaleString('en')} triplets or more (steps × batch), else 1`;
-
-/** Where PHOTO_HEAD_RECIPE's defaults apply, for help texts. */
-const PHOTO = ' on a frozen image backbone';
-
-/** The head, triplet, optimiser and backend options, shared by `train` and `bootstrap`. */
-export function addTrainingOptions(cmd: Command): Command {
-  const d = TRAIN_DEFAULTS;
-  const p = PHOTO_HEAD_RECIPE;
-  return cmd
-    .addOption(new Option('--head <kind>', 'network on the descriptors').choices(HEAD_KINDS).default(HEAD_DEFAULTS.kind))
-    .option('--dim <n>', `embedding dimension (default: ${HEAD_DEFAULTS.dim})`, parsePositiveInt)
-    .option('--hidden <n>', `hidden width (residual, mlp) (default: ${HEAD_DEFAULTS.hidden}; ${p.head.hidden} on a frozen backbone${PHOTO})`, parsePositiveInt)
-    .addOption(new Option('--init <how>', 'initial projection').choices(HEAD_INITS).default(HEAD_DEFAULTS.init))
-    .addOption(new Option('--pca-method <m>', 'eigenvectors: exact (ml-matrix) or subspace iteration').choices(['auto', 'exact', 'subspace']).default('auto'))
-    .option('--triplet-range <n|auto>', `triplets are drawn from each item's top n in the diffusion ranking; auto: ${RANGE_RULE.multiple} × the relevant-set size estimated from the teacher's distances (default: ${d.triplets.k}; ${p.train.triplets!.k}${PHOTO})`, tripletRangeFlag)
-    .addOption(hiddenAlias('-k, --k <n|auto>', tripletRangeFlag))
-    .option('--m0 <x>', `margin scale (default: ${d.triplets.m0}; ${p.train.triplets!.m0}${PHOTO})`, nonNegative)
-    .option('--per-anchor <n>', 'triplets per anchor per epoch', parsePositiveInt, d.triplets.perAnchor)
-    .option('--batch <n>', `triplets per step (default: ${d.batch}; ${p.train.batch}${PHOTO})`, parsePositiveInt)
-    .option('--lr <x>', `initial learning rate (default: ${d.lr}; ${p.train.lr}${PHOTO})`, positive)
-    .addOption(new Option('--schedule <s>', 'learning-rate decay').choices(SCHEDULES).default(d.schedule))
-    .option('--momentum <x>', 'SGD momentum', fraction, d.momentum)
-    .option('--weight-decay <x>', 'L2 weight decay', nonNegative, d.weightDecay)
-    .option('--epochs <n>', `passes over the mined triplets (default: ${d.epochs})`, parsePositiveInt)
-    .option('--steps <n>', `total steps instead of --epochs (default: ${p.train.steps}${PHOTO})`, parsePositiveInt)
-    .option('--seed <n>', 'seed of initialisation, mining and shuffling', integer, d.seed)
-    .option('--hold-out <f>', `fraction of the items kept out of training to check, without labels, that the model agrees with the teacher better than its input; keeps the best epoch and stops early (0: off; default: ${SELECTION_DEFAULTS.holdOut} in bootstrap, 0 in train)`, holdOutFraction)
-    .option('--patience <n>', `with --hold-out: epochs without a better agreement before stopping (default: ${SELECTION_DEFAULTS.patience})`, parsePositiveInt)
-    .option('--micro-batch <n>', 'triplets per forward pass (gradient accumulation)', parsePositiveInt)
-    .addOption(new Option('--batch-norm <mode>', 'image mode: batch statistics (train) or stored (frozen)').choices(['train', 'frozen']))
-    .option('--image-wise', 'image mode: backward pass one image at a time (large images; one extra forward)')
-    .option('--no-normalize', 'do not L2-normalise the descriptors first')
-    .addOption(new Option('--backend <name>', 'tfjs backend (auto: tensorflow > wasm > cpu)').choices(BACKEND_CHOICES).default('auto'))
-    .option('--workers <n>', workersHelp, parsePositiveInt)
-    .addOption(new Option('--engine <name>', 'dense products (PCA, validation)').choices(['auto', 'onnxruntime', 'js']).default('auto'));
-}
-
-/** --resume, --config (applied before the action) and --json. */
-export function addRunOptions(cmd: Command, resumeHelp: string): Command {
-  return cmd
-    .option('--resume', resumeHelp)
-    .option('--config <file.json>', 'options from a JSON file (flags given here win)')
-    .option('--json', 'print the summary as one JSON line')
-    .hook('preAction', (c) => {
-      const path = c.getOptionValue('config') as string | undefined;
-      if (path) applyConfig(c, path);
-    });
-}
-
-/** The head and training options out of parsed flags. */
-export function trainingFromFlags(flags: TrainingFlags): { head: Partial<HeadOptions>; train: NonNullable<TrainFilesOptions['train']>; selection: SelectionOptions } {
-  return {
-    selection: { ...(flags.holdOut !== undefined ? { holdOut: flags.holdOut } : {}), ...(flags.patience !== undefined ? { patience: flags.patience } : {}) },
-    head: { kind: flags.head, dim: flags.dim, hidden: flags.hidden, init: flags.init, pcaMethod: flags.pcaMethod },
-    train: {
-      batch: flags.batch, lr: flags.lr, schedule: flags.schedule, momentum: flags.momentum, weightDecay: flags.weightDecay,
-      epochs: flags.epochs, steps: flags.steps, seed: flags.seed, microBatch: flags.microBatch ?? null,
-      ...(flags.batchNorm ? { batchNorm: flags.batchNorm } : {}),
-      ...(flags.imageWise ? { imageWise: true } : {}),
-      triplets: { k: aliased(flags.tripletRange, flags.k), m0: flags.m0, perAnchor: flags.perAnchor },
-    },
-  };
 }
 
 export function trainCommand(): Command {
@@ -217,13 +63,7 @@ export function trainCommand(): Command {
     .option('--images <dir|list>', 'database images instead (image mode; see below)')
     .option('--ranks <dir|indices.npy>', 'the database self-ranking (ddistill diffuse without --queries; required)')
     .requiredOption('--out <dir>', 'run folder (created if needed)');
-  addTrainingOptions(cmd)
-    .option('--queries <file.npy>', 'validation queries (with ground truth below)')
-    .option('--gnd <file|name>', 'validation: revisited ground truth (gnd_*.pkl/.json, or roxford5k / rparis6k)')
-    .option('--labels <file>', 'validation: database class labels')
-    .option('--query-labels <file>', 'validation: query class labels')
-    .option('--groups <n|file>', 'validation: UKBench groups')
-    .option('--query-groups <file>', 'validation: query groups');
+  addGroundTruthOptions(addTrainingOptions(cmd).option('--queries <file.npy>', 'validation queries (with ground truth below)'), 'validation: ');
   addImageTrainingOptions(addImageOptions(cmd, 'image mode: ', { required: false }), 'image mode: ');
   return addRunOptions(cmd, 'continue from --out/checkpoint with the same options')
     .addHelpText(
@@ -272,7 +112,7 @@ export function trainCommand(): Command {
           workers: flags.workers,
           engine: flags.engine,
           resume: flags.resume,
-          validation: { queries: flags.queries, gnd: flags.gnd, labels: flags.labels, queryLabels: flags.queryLabels, groups: flags.groups, queryGroups: flags.queryGroups },
+          validation: { queries: flags.queries, ...groundTruthOf(flags) },
           onBackend,
           onStage: (m) => note(m),
           onStep,

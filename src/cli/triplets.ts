@@ -1,7 +1,8 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { TRIPLET_DEFAULTS } from '../triplets/mining.js';
 import { tripletFiles } from '../triplets/run.js';
-import { aliased, hiddenAlias, parsePositiveInt, print } from './common.js';
+import { aliased, hiddenAlias, print } from './common.js';
+import { integer, nonNegative, parsePositiveInt } from './flags/numbers.js';
 
 interface TripletFlags {
   ranks: string;
@@ -13,17 +14,6 @@ interface TripletFlags {
   seed: number;
   json?: boolean;
 }
-
-const nonNegative = (v: string) => {
-  const x = Number(v);
-  if (!(x >= 0)) throw new InvalidArgumentError('expected a non-negative number.');
-  return x;
-};
-const integer = (v: string) => {
-  const x = Number(v);
-  if (!Number.isInteger(x)) throw new InvalidArgumentError('expected an integer.');
-  return x;
-};
 
 export function tripletsCommand(): Command {
   return new Command('triplets')

@@ -80,8 +80,3 @@ export function revisitedMap(r: Ranking, gt: RevisitedGroundTruth): RevisitedRes
   });
   return out;
 }
-
-/** "E 28.89 / M 21.13 / H 4.60": mAP × 100, two decimals. */
-export function formatRevisited(res: RevisitedResult): string {
-  return `E ${(res.easy.mAP * 100).toFixed(2)} / M ${(res.medium.mAP * 100).toFixed(2)} / H ${(res.hard.mAP * 100).toFixed(2)}`;
-}

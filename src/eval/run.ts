@@ -289,3 +289,10 @@ export function formatReport(rep: EvalReport): string {
       return `N-S score ${rep.nsScore.toFixed(3)}${rep.selfRanking ? ' (a self-ranking: each item counted as its own first result, as when it queries the database)' : ''}`;
   }
 }
+
+/** The figures of an evaluation report, flat (for per-epoch records). */
+export function reportFigures(r: EvalReport): Record<string, number> {
+  if (r.protocol === 'revisited') return { ...r.mAP };
+  if (r.protocol === 'class') return { mAP: r.mAP };
+  return { NS: r.nsScore };
+}

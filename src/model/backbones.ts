@@ -29,8 +29,6 @@ export const SHIPPED_BACKBONES: Readonly<Record<string, ShippedBackbone>> = Obje
   },
 });
 
-export const isShippedBackbone = (name: string): boolean => Object.hasOwn(SHIPPED_BACKBONES, name);
-
 /** The package's models/ folder (beside dist/ or src/). */
 export const modelsFolder = (): string => fileURLToPath(new URL('../../models/', import.meta.url));
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { renderReport } from '../report/html.js';
-import type { RunManifest } from './manifest.js';
+import type { RunManifest } from '../report/manifest.js';
 
 export const MANIFEST = 'manifest.json';
 

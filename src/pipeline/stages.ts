@@ -11,7 +11,7 @@ import { diffuse } from '../diffusion/index.js';
 import { diffuseFiles } from '../diffusion/run.js';
 import { UserError } from '../errors.js';
 import { ranking as rankingOf } from '../eval/ranking.js';
-import { evaluateFiles, type EvalFilesOptions } from '../eval/run.js';
+import { evaluateFiles, reportFigures, type EvalFilesOptions } from '../eval/run.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { sizeLabel } from '../io/images.js';
 import { readNpy, writeNpy } from '../io/npy.js';
@@ -22,17 +22,16 @@ import { embedDescriptors, embedFiles, embedImageList, featureFiles, featureList
 import { exactSearch } from '../search/exact.js';
 import { seededOrder } from '../train/agreement.js';
 import { trainImages } from '../train/images.js';
-import type { EpochRecord } from '../train/loop.js';
-import { reportFigures, trainFiles } from '../train/run.js';
+import type { EpochRecord } from '../train/records.js';
+import { trainFiles } from '../train/descriptors.js';
 import type { Verdict } from '../train/selection.js';
 import { RANGE_RULE } from '../triplets/range.js';
-import type { BootstrapOptions, BootstrapPlan } from './bootstrap.js';
-import type { IterationRecord, Measured, RunResult } from './manifest.js';
+import type { IterationRecord, Measured, RunResult } from '../report/manifest.js';
+import type { BootstrapPlan } from './plan.js';
 import { secondsSince, type RunFolder } from './runFolder.js';
 
-/** What every stage reads: the options, the plan resolved from them, the run folder. */
+/** What every stage reads: the plan resolved from the options, and the run folder. */
 export interface Run {
-  readonly o: BootstrapOptions;
   readonly plan: BootstrapPlan;
   readonly folder: RunFolder;
   stage(iteration: number, name: string, message: string): void;
@@ -56,7 +55,7 @@ export interface TrainingItems {
 
 /** Mean interpolated precision–recall and metrics of a ranking, by the run's ground truth. */
 async function evaluate(run: Run, source: Pick<EvalFilesOptions, 'db' | 'query' | 'ranking'>): Promise<{ metrics: Record<string, number>; pr?: number[] }> {
-  const rep = await evaluateFiles({ ...source, metric: 'euclidean', engine: run.o.engine, curve: true, ...run.plan.gt } as EvalFilesOptions);
+  const rep = await evaluateFiles({ ...source, metric: 'euclidean', engine: run.plan.engine, curve: true, ...run.plan.gt } as EvalFilesOptions);
   return { metrics: reportFigures(rep), pr: rep.pr };
 }
 
@@ -74,9 +73,9 @@ export function trainingSubset(n: number, fraction: number, seed: number): Int32
 
 /** Features: image mode's base descriptors from the backbone, before any training. */
 export async function featuresStage(run: Run): Promise<RunData> {
-  const { o, plan, folder } = run;
-  let databaseFile = o.db!;
-  let queriesFile = o.queries;
+  const { plan, folder } = run;
+  let databaseFile = plan.sources.db!;
+  let queriesFile = plan.sources.queries;
   if (plan.image) {
     const image = plan.image;
     databaseFile = folder.path('features', 'db.npy');
@@ -85,12 +84,12 @@ export async function featuresStage(run: Run): Promise<RunData> {
       if (existsSync(featureListFile(out))) return;
       run.stage(0, 'features', `${image.backbone} features of ${images} (${sizeLabel(image.size, image.resize)})`);
       const t0 = performance.now();
-      await featureFiles({ images, out, crops: gnd, backbone: image.backbone, cut: image.cut, weights: image.weights, partialWeights: image.partialWeights, scale: image.scale, size: image.size, resize: image.resize, backend: o.backend, onProgress: o.onImages });
+      await featureFiles({ images, out, crops: gnd, backbone: image.backbone, cut: image.cut, weights: image.weights, partialWeights: image.partialWeights, scale: image.scale, size: image.size, resize: image.resize, backend: plan.backend, onProgress: plan.hooks.onImages });
       folder.manifest.featureSeconds = { ...folder.manifest.featureSeconds, [name]: secondsSince(t0) };
       folder.save();
     };
-    await extract('db', o.images!, databaseFile);
-    if (plan.queryPaths) await extract('queries', o.queryImages!, queriesFile!, plan.crops ? o.gnd : undefined);
+    await extract('db', plan.sources.images!, databaseFile);
+    if (plan.queryPaths) await extract('queries', plan.sources.queryImages!, queriesFile!, plan.crops ? plan.gt.gnd : undefined);
   }
   const database = plan.database ?? readMatrix(databaseFile);
   const queries = queriesFile ? readMatrix(queriesFile) : null;
@@ -100,11 +99,11 @@ export async function featuresStage(run: Run): Promise<RunData> {
 
 /** Comparisons: Euclidean search on the input descriptors, and diffusion query re-ranking. */
 export async function comparisonStage(run: Run, data: RunData): Promise<void> {
-  const { o, plan, folder } = run;
+  const { plan, folder } = run;
   const manifest = folder.manifest;
   const unit = (m: Matrix, file: string) => (plan.normalize ? l2NormalizeNamed(m, file) : m);
   const { database, databaseFile, queries, queriesFile } = data;
-  if (plan.hasGt && !plan.hasQueries && o.compare !== false && !manifest.baseline) {
+  if (plan.selfBaseline && !manifest.baseline) {
     // No queries: the database items query it (N-S counts each item as its own first result).
     run.stage(0, 'baseline', 'Euclidean search of the database by its own items');
     manifest.baseline = { ...(await evaluate(run, { db: unit(database, databaseFile) })), querySeconds: null, queries: null };
@@ -114,7 +113,7 @@ export async function comparisonStage(run: Run, data: RunData): Promise<void> {
     run.stage(0, 'baseline', 'Euclidean search on the input descriptors');
     const d = unit(database, databaseFile);
     const q = unit(queries!, queriesFile!);
-    const search = { k: Math.min(100, database.rows), metric: 'euclidean' as const, engine: o.engine };
+    const search = { k: Math.min(100, database.rows), metric: 'euclidean' as const, engine: plan.engine };
     await exactSearch(d, rowBlock(q, 0, 1), search); // warm-up: engine start-up is not query time
     const t0 = performance.now();
     await exactSearch(d, q, search);
@@ -125,7 +124,7 @@ export async function comparisonStage(run: Run, data: RunData): Promise<void> {
   if (plan.compare && !manifest.reranking) {
     run.stage(0, 'reranking', `${plan.method} query re-ranking of the ${queries!.rows} queries`);
     const t0 = performance.now();
-    const res = await diffuse(plan.method, database, queries, plan.params, { topK: database.rows, normalize: plan.normalize, engine: o.engine });
+    const res = await diffuse(plan.method, database, queries, plan.params, { topK: database.rows, normalize: plan.normalize, engine: plan.engine });
     const querySeconds = secondsSince(t0);
     const r = rankingOf(res.indices, res.rows, database.rows);
     manifest.reranking = { method: plan.method, ...(await evaluate(run, { ranking: r })), querySeconds, queries: queries!.rows };
@@ -135,8 +134,8 @@ export async function comparisonStage(run: Run, data: RunData): Promise<void> {
 
 /** The training items: all of them, or the seeded subset written to subset/. */
 export function trainingItemsStage(run: Run, data: RunData): TrainingItems {
-  const { o, plan, folder } = run;
-  if (plan.fraction >= 1) return { subset: null, db: data.databaseFile, images: o.images };
+  const { plan, folder } = run;
+  if (plan.fraction >= 1) return { subset: null, db: data.databaseFile, images: plan.sources.images };
   if (!folder.has('subset', 'db.npy')) {
     const subset = trainingSubset(data.database.rows, plan.fraction, plan.options.seed);
     writeNpy(folder.path('subset', 'indices.npy'), { dtype: 'int32', shape: [subset.length], data: subset });
@@ -149,8 +148,8 @@ export function trainingItemsStage(run: Run, data: RunData): TrainingItems {
 
 /** Teacher: the diffusion self-ranking of the training items' current representation (or --ranks). */
 export async function teacherStage(run: Run, items: TrainingItems, it: number, seconds: Record<string, number>): Promise<string> {
-  const { o, plan, folder } = run;
-  if (it === 1 && o.ranks !== undefined) return o.ranks;
+  const { plan, folder } = run;
+  if (it === 1 && plan.ranks !== undefined) return plan.ranks;
   const teacher = folder.iteration(it, 'teacher');
   if (folder.has(`iter-${it}`, 'teacher', 'diffusion.json')) return teacher;
   let input = items.db;
@@ -165,14 +164,15 @@ export async function teacherStage(run: Run, items: TrainingItems, it: number, s
   run.stage(it, 'diffuse', `${plan.method} self-ranking of ${folder.manifest.trainItems} items (${it === 1 ? 'input descriptors' : `embeddings of iteration ${it - 1}`})`);
   const t0 = performance.now();
   const k = plan.options.triplets.k;
-  await diffuseFiles({ method: plan.method, db: input, out: teacher, topK: o.topK ?? (k === 'auto' ? RANGE_RULE.scan : k), params: plan.params, engine: o.engine });
+  await diffuseFiles({ method: plan.method, db: input, out: teacher, topK: plan.topK ?? (k === 'auto' ? RANGE_RULE.scan : k), params: plan.params, engine: plan.engine });
   seconds.diffuse = secondsSince(t0);
   return teacher;
 }
 
 /** Training: triplets from the teacher, continuing from the previous iteration's weights. */
 export async function trainingStage(run: Run, data: RunData, items: TrainingItems, teacher: string, it: number, seconds: Record<string, number>): Promise<string> {
-  const { o, plan, folder } = run;
+  const { plan, folder } = run;
+  const { onStep, onEpoch } = plan.hooks;
   const trainDir = folder.iteration(it, 'train');
   if (folder.has(`iter-${it}`, 'train', 'model', 'manifest.json')) return trainDir;
   const resume = folder.has(`iter-${it}`, 'train', 'checkpoint', 'checkpoint.json');
@@ -181,14 +181,14 @@ export async function trainingStage(run: Run, data: RunData, items: TrainingItem
   const initFrom = it > 1 ? folder.iteration(it - 1, 'train') : undefined;
   if (plan.image) {
     await trainImages({
-      images: items.images, ...plan.image, ranks: teacher, out: trainDir, head: o.head, train: o.train, selection: plan.selection, backend: o.backend, workers: o.workers, resume, initFrom,
+      images: items.images, ...plan.image, ranks: teacher, out: trainDir, head: plan.head, train: plan.options, selection: plan.selection, backend: plan.backend, workers: plan.workers, resume, initFrom,
       features: plan.frozenBackbone ? (items.subset ? rowsOf(data.database, items.subset) : data.database) : undefined,
-      onStep: o.onStep, onEpoch: o.onEpoch, onStage: (m) => run.stage(it, 'train', m),
+      onStep, onEpoch, onStage: (m: string) => run.stage(it, 'train', m),
     });
   } else {
     await trainFiles({
-      db: items.db, ranks: teacher, out: trainDir, head: plan.head, train: o.train, selection: plan.selection, normalize: plan.normalize, backend: o.backend, engine: o.engine,
-      workers: o.workers, resume, initFrom, onStep: o.onStep, onEpoch: o.onEpoch, onStage: (m) => run.stage(it, 'train', m),
+      db: items.db, ranks: teacher, out: trainDir, head: plan.head, train: plan.options, selection: plan.selection, normalize: plan.normalize, backend: plan.backend, engine: plan.engine,
+      workers: plan.workers, resume, initFrom, onStep, onEpoch, onStage: (m: string) => run.stage(it, 'train', m),
     });
   }
   seconds.train = secondsSince(t0);
@@ -197,22 +197,22 @@ export async function trainingStage(run: Run, data: RunData, items: TrainingItem
 
 /** Embedding: all database items and the queries, with the iteration's model. */
 export async function embeddingStage(run: Run, data: RunData, trainDir: string, it: number, seconds: Record<string, number>): Promise<string> {
-  const { o, plan, folder } = run;
+  const { plan, folder } = run;
   const embDir = folder.iteration(it, 'emb');
   if (folder.has(`iter-${it}`, 'emb', 'embed.json')) return embDir;
   const { database, queries } = data;
   run.stage(it, 'embed', `embedding ${database.rows} database items${queries ? ` and ${queries.rows} queries` : ''}`);
   const t0 = performance.now();
   if (plan.frozenBackbone) await embedFromFeatures(trainDir, embDir, database, queries);
-  else if (plan.image) await embedImageRun(trainDir, embDir, plan.paths!, plan.queryPaths, plan.crops, o.onImages);
-  else await embedFiles({ model: trainDir, db: data.databaseFile, queries: data.queriesFile, out: embDir, backend: o.backend });
+  else if (plan.image) await embedImageRun(trainDir, embDir, plan.paths!, plan.queryPaths, plan.crops, plan.hooks.onImages);
+  else await embedFiles({ model: trainDir, db: data.databaseFile, queries: data.queriesFile, out: embDir, backend: plan.backend });
   seconds.embed = secondsSince(t0);
   return embDir;
 }
 
 /** Evaluation and query latency (embedding the queries + exact Euclidean search). */
 export async function evaluationStage(run: Run, data: RunData, trainDir: string, embDir: string, it: number, seconds: Record<string, number>): Promise<Omit<Measured, 'queries'>> {
-  const { o, plan } = run;
+  const { plan } = run;
   if (!plan.hasGt) return { metrics: {}, querySeconds: null };
   run.stage(it, 'eval', 'evaluation');
   const t0 = performance.now();
@@ -224,7 +224,7 @@ export async function evaluationStage(run: Run, data: RunData, trainDir: string,
   if (!queries) return { metrics, ...(pr ? { pr } : {}), querySeconds: null };
   const loaded = await loadModelFolder(trainDir);
   const { model, manifest } = loaded;
-  const search = { k: Math.min(100, data.database.rows), metric: 'euclidean' as const, engine: o.engine };
+  const search = { k: Math.min(100, data.database.rows), metric: 'euclidean' as const, engine: plan.engine };
   // The online cost: embedding the queries (from their image files in image mode) + search.
   const embedQueries = async (count: number) =>
     plan.queryPaths

@@ -3,8 +3,8 @@
  * the result table, accuracy per iteration, training loss, precision–recall of the baseline
  * against the distilled embeddings, and per-stage timings.
  */
-import type { Measured, RunManifest } from '../pipeline/bootstrap.js';
-import { formatLatency, formatMetrics, resultRows } from '../pipeline/table.js';
+import type { Measured, RunManifest } from './manifest.js';
+import { formatLatency, formatMetrics, resultRows } from './table.js';
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#17becf'];
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { tf } from '../backend/tfjs.js';
 import { replaceFolder } from '../io/atomic.js';
-import type { TrainState } from './loop.js';
+import type { TrainState } from './records.js';
 
 const STATE_FILE = 'checkpoint.json';
 const TENSORS_FILE = 'tensors.bin';

@@ -16,14 +16,8 @@ import type { Worker } from 'node:worker_threads';
 import { assignFlat, isTensor, tf, writeFlat, type TensorData } from '../backend/tfjs.js';
 import { evenBounds } from '../backend/parallel.js';
 import { moduleWorker, siblingModule } from '../backend/workers.js';
-import { trainableVariables, type GradientOptions, type ParallelSteps, type ParameterGroups, type StepInputs, type StepOptions, type StepResult } from './loop.js';
-
-/** The optimiser settings each worker applies to its range of the weights. */
-export interface SgdSettings {
-  readonly momentum: number;
-  readonly weightDecay: number;
-  readonly groups?: ParameterGroups;
-}
+import { trainableVariables, type SgdSettings } from './sgd.js';
+import type { GradientOptions, ParallelSteps, StepInputs, StepOptions, StepResult } from './step.js';
 
 /** What a worker is started with (workerData). */
 export interface WorkerSetup {

@@ -5,18 +5,13 @@
  * workers share the update instead of each repeating it. Every operation is rounded to float32
  * as the backend's tensors are, and the shards' gradients are added in worker order.
  */
-import type { ParameterGroups } from './loop.js';
+import type { ParameterGroups, SgdSettings } from './sgd.js';
 
 /** Where each trainable weight lies in the flat layout, and its group (learning-rate factor, weight decay). */
 export interface FlatLayout {
   /** offsets[i]: weight i's first element; offsets[count]: the total. */
   readonly offsets: readonly number[];
   readonly groups?: ParameterGroups;
-}
-
-export interface FlatSgdSettings {
-  readonly momentum: number;
-  readonly weightDecay: number;
 }
 
 /** The layout of weights with these shapes, in order. */
@@ -32,7 +27,7 @@ export function flatLayout(shapes: readonly (readonly number[])[], groups?: Para
  * decay) over the range, the range's part of the global gradient norm. With more than two shards,
  * the first buffer's range is overwritten by the running sum.
  */
-export function sgdRange(state: Float32Array, grads: readonly Float32Array[], layout: FlatLayout, o: FlatSgdSettings, lr: number, start: number, end: number): number {
+export function sgdRange(state: Float32Array, grads: readonly Float32Array[], layout: FlatLayout, o: SgdSettings, lr: number, start: number, end: number): number {
   const total = layout.offsets.at(-1)!;
   const [weights, momentum] = [state.subarray(0, total), state.subarray(total, 2 * total)];
   const { sum, last } = pairOfShards(grads, start, end);

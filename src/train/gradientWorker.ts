@@ -10,7 +10,8 @@ import { assignFlat, initBackend, tensorsOf, tf, writeFlat, type BackendChoice }
 // Registers the custom layers (GeM, L2 normalisation, preprocessing), so that every model loads.
 import '../model/io.js';
 import { flatLayout, sgdRange } from './flatSgd.js';
-import { batchGradients, trainableVariables } from './loop.js';
+import { trainableVariables } from './sgd.js';
+import { batchGradients } from './step.js';
 import type { WorkerMessage, WorkerSetup } from './dataParallel.js';
 
 const setup = workerData as WorkerSetup;

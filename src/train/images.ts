@@ -27,10 +27,12 @@ import type { ModelManifest } from '../model/io.js';
 import { readSelfRanking } from '../triplets/run.js';
 import { packageVersion } from '../version.js';
 import { checkpointFolder } from './checkpoint.js';
-import { stepCounts, type EpochRecord, type TrainInputs, type TrainOptions } from './loop.js';
-import { PHOTO_HEAD_RECIPE } from './presets.js';
+import { checkHeadFits, copyWeights, initialHead, startingPoint } from './initialHead.js';
+import { stepCounts, type TrainInputs } from './loop.js';
+import type { EpochRecord } from './records.js';
+import { defaultFreeze, FREEZE_ALL, FREEZE_NONE, resolveTraining, type HeadOptions, type PartialTrainOptions, type TrainOptions } from './options.js';
+import { finishRun, rankingDiffusion, trainingProvenance, trainInRunFolder, type TrainCallbacks, type TrainRun } from './runFolder.js';
 import { selectionRecord, selector, trainingPlan, verdict, type SelectionOptions } from './selection.js';
-import { checkHeadFits, copyWeights, finishRun, headOptions, initialHead, rankingDiffusion, startingPoint, trainingProvenance, trainInRunFolder, trainOptions, type HeadOptions, type TrainCallbacks, type TrainFilesOptions, type TrainRun } from './run.js';
 
 /** The wasm heap's limit, less room for weights and the runtime. */
 export const WASM_ACTIVATION_BUDGET = 3 * 2 ** 30;
@@ -106,19 +108,6 @@ export async function checkImageTraining(o: ImageNetworkOptions & { readonly tra
 /** The network and how images are resized: what `train --images` and `bootstrap --images` share. */
 export type ImageNetworkOptions = Pick<ImageTrainOptions, 'backbone' | 'cut' | 'weights' | 'partialWeights' | 'scale' | 'size' | 'resize' | 'freezeUntil' | 'whiten' | 'pretrainedLr'>;
 
-/** `freezeUntil` value that freezes the whole backbone and GeM and trains a descriptor head. */
-export const FREEZE_ALL = 'all';
-/** `freezeUntil` value that trains every layer. */
-export const FREEZE_NONE = 'none';
-
-/** What is frozen when nothing is said: all of a pretrained backbone; nothing of a random one. */
-export const defaultFreeze = (backbone: string, weights?: string): string => (isPretrained(backbone, weights) ? FREEZE_ALL : FREEZE_NONE);
-
-/** The training defaults of image mode: the photo recipe for a head on a frozen backbone, else the paper's. */
-export function imageTrainingDefaults(freeze: string): { head: Partial<HeadOptions>; train: NonNullable<TrainFilesOptions['train']> } {
-  return freeze === FREEZE_ALL ? { head: PHOTO_HEAD_RECIPE.head, train: PHOTO_HEAD_RECIPE.train } : { head: {}, train: {} };
-}
-
 export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channels' | 'scale' | 'whiten' | 'resize' | 'size'>, TrainCallbacks {
   /** Longer (or square) side; default by backend (defaultImageSize). */
   readonly size?: number;
@@ -142,7 +131,7 @@ export interface ImageTrainOptions extends Omit<ImageModelSpec, 'seed' | 'channe
   readonly head?: Partial<HeadOptions>;
   /** FREEZE_ALL: the frozen backbone's GeM descriptors of the images, if already computed (`ddistill features`). */
   readonly features?: Matrix;
-  readonly train?: TrainFilesOptions['train'];
+  readonly train?: PartialTrainOptions;
   readonly backend?: BackendChoice;
   readonly resume?: boolean;
   /** Start from the weights of this model or run folder (the same network) instead of the backbone's. */
@@ -193,8 +182,7 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   const started = performance.now();
   ensureOutputFolder(o.out);
   const freeze = o.freezeUntil ?? defaultFreeze(o.backbone, o.weights);
-  const defaults = imageTrainingDefaults(freeze);
-  const options = trainOptions(o.train, defaults.train);
+  const { train: options, head } = resolveTraining({ ...o, freezeUntil: freeze });
   if (freeze === FREEZE_ALL && o.whiten) throw new UserError('--whiten has nothing to train with --freeze-until all (the head projects the descriptors); use --dim, or fine-tune with --freeze-until LAYER');
   const ranking = readSelfRanking(o.ranks);
   if (!o.images === !o.pixels) throw new UserError('give the images either as files (--images) or in memory (pixels), not both');
@@ -212,7 +200,7 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   const images = o.pixels ? pixelImages(o.pixels, spec.size, spec.channels) : fileImages(paths!, { size: spec.size, mode: spec.resize, cacheBytes: frozenFront ? 0 : undefined });
   const sizes = sizeLabel(spec.size, spec.resize);
   if (freeze === FREEZE_ALL) {
-    return trainHeadOnFrozen({ ...o, spec, model, imageSet: images, count, ranking, options, head: headOptions(o.head, defaults.head), checkpointDir, backendInfo: backend, started });
+    return trainHeadOnFrozen({ ...o, spec, model, imageSet: images, count, ranking, options, head, checkpointDir, backendInfo: backend, started });
   }
   const freezeUntil = frozenFront ? freeze : undefined;
   // Also when resuming: the checkpoint holds the trainable part only, not a frozen front.
@@ -297,7 +285,7 @@ function imageManifest(whole: tf.LayersModel, spec: ImageModelSpec, head: Record
 async function trainHeadOnFrozen(
   o: ImageTrainOptions & {
     spec: ImageModelSpec; model: tf.LayersModel; imageSet: ImageSet; count: number; ranking: ReturnType<typeof readSelfRanking>;
-    options: ReturnType<typeof trainOptions>; head: HeadOptions; checkpointDir: string; backendInfo: BackendInfo; started: number;
+    options: TrainOptions; head: HeadOptions; checkpointDir: string; backendInfo: BackendInfo; started: number;
   },
 ): Promise<ImageTrainSummary> {
   const { spec, model, count, ranking, options, head, backendInfo: backend } = o;

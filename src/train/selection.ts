@@ -9,7 +9,9 @@ import type { Matrix } from '../matrix.js';
 import type { SelfRanking } from '../triplets/run.js';
 import { RANGE_RULE, tripletRange, type TripletRange } from '../triplets/range.js';
 import { HOLDOUT_DEFAULTS, holdOutItems, significantlyBetter, teacherAgreement, trainingRanking } from './agreement.js';
-import type { Selection, TrainingTeacher, TrainOptions, TrainState } from './loop.js';
+import type { Selection, TrainingTeacher } from './loop.js';
+import type { TrainState } from './records.js';
+import type { TrainOptions } from './options.js';
 
 export interface SelectionOptions {
   /** Fraction of the items held out of training to score agreement with the teacher (0: none). */

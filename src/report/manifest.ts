@@ -1,6 +1,6 @@
 /**
  * What a bootstrap run records in its manifest.json: per-iteration metrics and selection, the
- * comparisons, the result (see src/pipeline/bootstrap.ts for the run folder).
+ * comparisons, the result (src/pipeline/bootstrap.ts writes it; the report renders it).
  */
 import type { DiffusionMethod } from '../diffusion/index.js';
 

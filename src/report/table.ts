@@ -1,5 +1,5 @@
 /** The result table of a bootstrap run, for people (the CLI, the demo and the report). */
-import type { Measured, RunManifest } from './bootstrap.js';
+import type { Measured, RunManifest } from './manifest.js';
 
 /** "69.24", "E 35.99 / M 26.86 / H 9.03" or "N-S 3.21". */
 export function formatMetrics(metrics: Record<string, number> | undefined): string {

@@ -1,16 +1,10 @@
 /** The image-mode options shared by `features`, `train` and `bootstrap`. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { ResizeMode } from '../io/images.js';
-import { backboneNames } from '../model/backbones.js';
-import { IMAGE_DEFAULTS, IMAGE_SIZE_PRESETS } from '../model/image.js';
-import { PRETRAINED_LR, type ImageNetworkOptions } from '../train/images.js';
-import { parsePositiveInt } from './common.js';
-
-const parsePositiveNumber = (v: string): number => {
-  const x = Number(v);
-  if (v.trim() === '' || !(x > 0)) throw new InvalidArgumentError('expected a positive number.');
-  return x;
-};
+import type { ResizeMode } from '../../io/images.js';
+import { backboneNames } from '../../model/backbones.js';
+import { IMAGE_DEFAULTS, IMAGE_SIZE_PRESETS } from '../../model/image.js';
+import { PRETRAINED_LR, type ImageNetworkOptions } from '../../train/images.js';
+import { parsePositiveInt, positive as parsePositiveNumber } from './numbers.js';
 
 
 const presetList = () => Object.entries(IMAGE_SIZE_PRESETS).map(([k, v]) => `${k} = ${v}`).join(', ');
