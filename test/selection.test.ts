@@ -19,9 +19,10 @@ import { resultFigure, mainFigure } from '../src/report/html.js';
 import { holdOutItems, significantlyBetter, teacherAgreement, trainingRanking } from '../src/train/agreement.js';
 import { trainImages } from '../src/train/images.js';
 import { watchVerdict } from '../src/train/callbacks.js';
-import { epochTriplets } from '../src/train/loop.js';
+import { epochExamples } from '../src/train/loop.js';
 import type { EpochRecord } from '../src/train/records.js';
 import { TRAIN_DEFAULTS } from '../src/train/options.js';
+import { verdict, type TrainingPlan } from '../src/train/selection.js';
 import { parameterGroups } from '../src/train/sgd.js';
 import { tripletRange } from '../src/triplets/range.js';
 import { colourImages, gaussian, rng, withTempDir } from './helpers.js';
@@ -62,7 +63,7 @@ describe('held-out items', () => {
     expect(t.anchors.length).toBe(n - out.length);
     expect(t.length).toBe(n - 1 - out.length);
     const o = { ...TRAIN_DEFAULTS, triplets: { ...TRAIN_DEFAULTS.triplets, k: t.length } };
-    const { items } = epochTriplets(t.neighbours, t.anchors.length, o, 0, t.anchors);
+    const { items } = epochExamples(t.neighbours, t.anchors.length, o, 0, t.anchors);
     const held = new Set(out);
     expect(items.some((i) => held.has(i))).toBe(false);
     expect(new Set(items).size).toBe(n - out.length);
@@ -108,6 +109,79 @@ describe('agreement with the teacher', () => {
     expect(significantlyBetter(per([0.6, 0.61, 0.59, 0.6]), input).better).toBe(true);
     expect(significantlyBetter(per([0.9, 0.1, 0.9, 0.3]), input).better).toBe(false); // gain 0.05, noise 0.2
     expect(significantlyBetter(per([0.4, 0.41, 0.39, 0.4]), input).better).toBe(false);
+  });
+});
+
+/**
+ * A collection whose truth is known: 60 objects of 4 views, the objects grouped 6 by 6 into
+ * families. The truth places families apart, objects apart within a family, views close together.
+ * The teacher ranks by the truth. `scatter` moves every object to a random place of its own (the
+ * families lost, the objects kept); `viewNoise` blurs the views of one object into each other.
+ */
+function family(o: { seed: number; scatter?: boolean; viewNoise?: number; random?: boolean }): Matrix {
+  const g = gaussian(rng(o.seed));
+  const gt = gaussian(rng(1)); // the truth's own draws, the same in every representation
+  const d = 16;
+  const familyCentre = Array.from({ length: 10 }, () => Array.from({ length: d }, () => 3 * gt()));
+  const objectOffset = Array.from({ length: 60 }, () => Array.from({ length: d }, () => gt()));
+  const scattered = Array.from({ length: 60 }, () => Array.from({ length: d }, () => 3 * g()));
+  const data = new Float32Array(240 * d);
+  for (let i = 0; i < 240; i++) {
+    const obj = Math.floor(i / 4);
+    for (let j = 0; j < d; j++) {
+      const centre = o.scatter ? scattered[obj]![j]! : familyCentre[Math.floor(obj / 6)]![j]!;
+      data[i * d + j] = o.random ? g() : centre + objectOffset[obj]![j]! + (o.viewNoise ?? 0.05) * g();
+    }
+  }
+  return { rows: 240, cols: d, data };
+}
+
+/** The exact self-ranking of `x` (each row's items by distance, itself left out), as a teacher. */
+function exactRanking(x: Matrix): Int32Array {
+  const n = x.rows;
+  const out = new Int32Array(n * (n - 1));
+  for (let i = 0; i < n; i++) {
+    const dist = (j: number) => {
+      let s = 0;
+      for (let c = 0; c < x.cols; c++) s += (x.data[i * x.cols + c]! - x.data[j * x.cols + c]!) ** 2;
+      return s;
+    };
+    const others = Array.from({ length: n }, (_, j) => j).filter((j) => j !== i).map((j) => [dist(j), j] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    out.set(others.map(([, j]) => j), i * (n - 1));
+  }
+  return out;
+}
+
+describe('the verdict', () => {
+  const truth = family({ seed: 2 });
+  const neighbours = exactRanking(truth);
+  const plan = {
+    heldOut: Int32Array.from({ length: 60 }, (_, i) => 4 * i + (i % 4)),
+    ranking: { file: 'truth', neighbours, rows: 240, length: 239, diffusion: null, scores: null, order: 'ascending' },
+    depth: 3,
+  } as unknown as TrainingPlan;
+  const input = family({ seed: 3, scatter: true });
+
+  it('separates a better model from its input when both agree at the relevant set (the deeper list decides)', () => {
+    const better = verdict(plan, family({ seed: 4 }), input)!;
+    expect(better.gain).toBeLessThan(2 * better.standardError + 1e-9); // even at the relevant set: saturated
+    expect(better.input).toBeGreaterThan(0.99);
+    expect(better).toMatchObject({ better: true, by: 'deeper' });
+    expect(better.deeper!.depth).toBe(24);
+    expect(better.deeper!.gain).toBeGreaterThan(0.3);
+  });
+
+  it('refuses the input itself, a model that only moves around, and a harmful one', () => {
+    expect(verdict(plan, family({ seed: 3, scatter: true }), input)).toMatchObject({ better: false, by: 'deeper' });
+    expect(verdict(plan, family({ seed: 5, scatter: true }), input)!.better).toBe(false);
+    expect(verdict(plan, family({ seed: 6, random: true }), input)).toMatchObject({ better: false, by: 'relevant set' });
+  });
+
+  it('a deeper gain never outweighs a loss at the relevant set', () => {
+    // The families right but the views of each object blurred together with other objects'.
+    const v = verdict(plan, family({ seed: 7, viewNoise: 1.5 }), input)!;
+    expect(v.gain).toBeLessThan(-2 * v.standardError);
+    expect(v).toMatchObject({ better: false, by: 'relevant set' });
   });
 });
 

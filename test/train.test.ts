@@ -14,7 +14,8 @@ import { trainFiles } from '../src/train/descriptors.js';
 import { train } from '../src/train/loop.js';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../src/train/options.js';
 import { learningRate, zeroMomentum } from '../src/train/sgd.js';
-import { sgdStep, tripletLoss } from '../src/train/step.js';
+import { contrastiveLoss, sgdStep, tripletLoss } from '../src/train/step.js';
+import { minePairs } from '../src/triplets/mining.js';
 import { bruteClassMap, gaussian, HAS_SHARED, rng, SHARED, withTempDir } from './helpers.js';
 import { diffuseFiles } from '../src/diffusion/run.js';
 import { evaluateFiles } from '../src/eval/run.js';
@@ -266,6 +267,57 @@ function writeToyInputs(dir: string): { db: string; ranks: string; queries: stri
   writeFileSync(paths.queryLabels, Array.from(q.labels).join('\n'));
   return paths;
 }
+
+describe('contrastive (InfoNCE) loss', async () => {
+  await initBackend('wasm');
+
+  it('mean over anchors of −log softmax_j(a_i·p_j / τ) at j = i, on L2-normalised rows (hand-worked)', () => {
+    // Anchors (2, 0) and (0, 3) normalise to e1 and e2. Matched positives: s = [[2, 0], [0, 2]] at τ 0.5,
+    // each loss log(e² + 1) − 2 = log(1 + e⁻²); swapped positives: log(1 + e²) each, and both anchors missed.
+    const tau = 0.5;
+    const matched = tf.tensor2d([[2, 0], [0, 3], [5, 0], [0, 0.5]]);
+    const swapped = tf.tensor2d([[2, 0], [0, 3], [0, 0.5], [5, 0]]);
+    const m = contrastiveLoss(matched, tau);
+    const s = contrastiveLoss(swapped, tau);
+    expect(m.loss.dataSync()[0]).toBeCloseTo(Math.log(1 + Math.exp(-2)), 5);
+    expect(Array.from(m.misses.dataSync())).toEqual([0, 0]);
+    expect(s.loss.dataSync()[0]).toBeCloseTo(Math.log(1 + Math.exp(2)), 5);
+    expect(Array.from(s.misses.dataSync())).toEqual([1, 1]);
+    tf.dispose([matched, swapped, m.loss, m.misses, s.loss, s.misses]);
+  });
+
+  it('pairs draw each positive from the anchor\'s top `positives`, every anchor perAnchor times', () => {
+    const rows = 6;
+    const length = 5;
+    const neighbours = Int32Array.from({ length: rows * length }, (_, i) => 100 * Math.floor(i / length) + (i % length));
+    const p = minePairs(neighbours, rows, { positives: 2, perAnchor: 50, seed: 3 });
+    expect(p.count).toBe(rows * 50);
+    const drawn = new Set<number>();
+    for (let t = 0; t < p.count; t++) {
+      const a = p.items[2 * t]!;
+      const pos = p.items[2 * t + 1]!;
+      expect(Math.floor(pos / 100)).toBe(a);
+      expect(pos % 100).toBeLessThan(2);
+      drawn.add(pos);
+    }
+    expect(drawn.size).toBe(rows * 2);
+  });
+
+  it('learns a projection that transfers to unseen queries, and refuses micro-batches', async () => {
+    const db = toy(11, 50);
+    const q = toy(12, 10);
+    const model = buildHead({ kind: 'linear', inputDim: 24, outputDim: 8, hidden: 1, init: 'random', seed: 1 });
+    const before = await mapOf(embedRows(model, db.x), embedRows(model, q.x), db.labels, q.labels);
+    const o: TrainOptions = { ...TRAIN_DEFAULTS, batch: 32, lr: 0.2, epochs: 6, loss: 'contrastive', contrastive: { positives: 10, temperature: 0.1 }, triplets: { k: 199, m0: 0.5, perAnchor: 4 } };
+    await expect(train(model, db.x, oracleRanking(db.labels, 3), { ...o, microBatch: 8 })).rejects.toThrow(/contrastive loss compares every pair/);
+    const state = await train(model, db.x, oracleRanking(db.labels, 3), o);
+    const after = await mapOf(embedRows(model, db.x), embedRows(model, q.x), db.labels, q.labels);
+    expect(before).toBeLessThan(0.5);
+    expect(after).toBeGreaterThan(0.9);
+    expect(state.history.at(-1)!.loss).toBeLessThan(state.history[0]!.loss);
+    model.dispose();
+  });
+});
 
 describe('train, resume, embed and export on files', async () => {
   const head = { kind: 'residual', dim: 6, hidden: 16 } as const;

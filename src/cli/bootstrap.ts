@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { DIFFUSION_METHODS, type DiffusionMethod } from '../diffusion/index.js';
 import { UserError } from '../errors.js';
 import { bootstrap } from '../pipeline/bootstrap.js';
+import { DEFAULT_ITERATIONS, PHOTO_ITERATIONS } from '../pipeline/plan.js';
 import type { RunManifest } from '../report/manifest.js';
 import { resultTable } from '../report/table.js';
 import { duration, print } from './common.js';
@@ -18,7 +19,7 @@ interface BootstrapFlags extends TrainingFlags, GroundTruthFlags, ImageTrainingF
   images?: string;
   queryImages?: string;
   out: string;
-  iterations: number;
+  iterations?: number;
   trainFraction: number;
   method: DiffusionMethod;
   preset?: 'default' | 'small';
@@ -59,7 +60,7 @@ export function bootstrapCommand(): Command {
     .option('--images <dir|list>', 'database images instead (image mode; see above)')
     .option('--query-images <dir|list>', 'query images (image mode)')
     .requiredOption('--out <dir>', 'run folder (created if needed)')
-    .option('--iterations <n>', 'bootstrap iterations', parsePositiveInt, 2)
+    .option('--iterations <n>', `bootstrap iterations (default: ${DEFAULT_ITERATIONS}; ${PHOTO_ITERATIONS} for a head on a frozen image backbone)`, parsePositiveInt)
     .option('--train-fraction <f>', 'fraction of the database to train on', shareOfItems, 1)
     .addOption(new Option('--method <name>', 'diffusion teacher').choices(DIFFUSION_METHODS).default('cas'))
     .addOption(new Option('--preset <name>', 'CAS neighbourhood sizes: default, or small (k1..k5 = 5, 20, 25, 6, 25) for fewer than 70 items (the default needs 70 neighbours) or small groups').choices(['default', 'small']))

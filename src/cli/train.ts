@@ -46,8 +46,9 @@ export function trainCommand(): Command {
         'TensorFlow); --resize square squashes them to squares instead.\n' +
         'A pretrained backbone is frozen whole by default (--freeze-until all): its\n' +
         'GeM descriptors are computed once and a --head trains on them, with the\n' +
-        'photo recipe\'s defaults (hidden 512, k 200, m0 0.5, batch 256, lr 0.05,\n' +
-        '500 steps); the saved model is one image network. --freeze-until none\n' +
+        'photo recipe\'s defaults (hidden 512, contrastive loss with positives auto\n' +
+        'and τ 0.2, batch 256, lr 0.05, 1,000 steps); the saved model is one image\n' +
+        'network. --freeze-until none\n' +
         'trains every layer (the default for a built-in ResNet without --weights);\n' +
         '--freeze-until LAYER runs the layers up to LAYER once and trains the rest;\n' +
         '--micro-batch accumulates gradients when a batch does not fit the 4 GiB wasm\n' +

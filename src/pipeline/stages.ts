@@ -262,8 +262,14 @@ function selectionLine(sel: Record<string, unknown>): string {
   const parts = [`k ${String(sel.k)} (${sel.kChosen === 'auto' ? `auto: relevant set ≈ ${String((sel.relevantSetEstimate as { median: number }).median)}` : 'given'}), m0 ${String(sel.m0)}`];
   if (sel.stopped) parts.push(String(sel.stopped)); // it names what was kept
   else if (best) parts.push(`kept ${best.epoch < 0 ? 'the starting weights' : `epoch ${best.epoch + 1}`}`);
-  if (v) parts.push(`agreement with the teacher on ${String(sel.heldOut)} held-out items ${v.model} vs input ${v.input} (${v.better ? 'better' : 'not better'})`);
+  if (v) parts.push(`agreement with the teacher on ${String(sel.heldOut)} held-out items ${verdictFigures(v)} (${v.better ? 'better' : 'not better'})`);
   return parts.join('; ');
+}
+
+/** "0.81 vs input 0.80", and the deeper comparison when the first was even. */
+function verdictFigures(v: Verdict): string {
+  const first = `${v.model} vs input ${v.input}`;
+  return v.deeper ? `${first}, even; at the top ${v.deeper.depth}: ${v.deeper.model} vs ${v.deeper.input}` : first;
 }
 
 /**
@@ -280,7 +286,7 @@ export function resultStage(run: Run, data: RunData): RunResult {
     run.stage(
       0, 'result',
       `iteration ${rejected.iteration}'s model agrees with its teacher on the ${String(rejected.selection?.heldOut)} held-out items no better than its input ` +
-        `(${v.model} vs ${v.input}, gain ${v.gain} ± ${v.standardError}); keeping ${last ? `iteration ${last.iteration}` : 'the input descriptors'} as the result`,
+        `(${verdictFigures(v)}; gain ${v.deeper?.gain ?? v.gain} ± ${v.deeper?.standardError ?? v.standardError}); keeping ${last ? `iteration ${last.iteration}` : 'the input descriptors'} as the result`,
     );
   }
   const reason = rejected

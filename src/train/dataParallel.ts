@@ -56,6 +56,7 @@ function hasBatchNorm(model: tf.LayersModel): boolean {
  */
 export function whyOneWorker(model: tf.LayersModel, options: GradientOptions, backend: string): string | null {
   if (backend !== 'wasm' && backend !== 'cpu') return `the ${backend} backend uses every core itself`;
+  if (options.loss === 'contrastive') return 'the contrastive loss compares every pair of the batch, which shards cannot';
   if (options.batchNorm !== 'frozen' && hasBatchNorm(model)) {
     const what = options.imageWise ? 'updates its moving statistics image by image' : 'computes its statistics over the whole batch';
     return `batch normalisation ${what}; --batch-norm frozen trains on every core`;

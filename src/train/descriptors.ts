@@ -127,7 +127,7 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
   const select = selector(plan, ranking, async (m) => embedRows(m, x));
   const start = await startingPoint(plan, x, o.initFrom);
   const { state, resumedFrom } = await trainInRunFolder(model, x, ranking, plan.options, { ...run, resume: o.resume, validate, select, teacher: plan.teacher, callbacks: o });
-  const selection = selectionRecord(plan, state, verdict(plan, ranking, embedRows(model, x), start));
+  const selection = selectionRecord(plan, state, verdict(plan, embedRows(model, x), start));
 
   const seconds = (performance.now() - started) / 1000;
   const manifest: ModelManifest = {

@@ -245,7 +245,7 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   const before = plan.heldOut.length > 0 ? await embedAll(trainable) : null;
   const select = selector(plan, ranking, embedAll);
   const { state } = await trainInRunFolder(trainable, trainInputs, ranking, plan.options, { ...run, resume: o.resume, select, teacher: plan.teacher, pretrainedLr, callbacks: o });
-  const selection = selectionRecord(plan, state, before ? verdict(plan, ranking, await embedAll(trainable), before) : null);
+  const selection = selectionRecord(plan, state, before ? verdict(plan, await embedAll(trainable), before) : null);
   // One exportable network: the frozen front and the trained back joined again.
   const whole = front && back ? chain([front, back], 'image_embedder') : model;
   const seconds = (performance.now() - started) / 1000;
@@ -312,7 +312,7 @@ async function trainHeadOnFrozen(
   const select = selector(plan, ranking, async (m) => embedRows(m, x));
   const start = await startingPoint(plan, x, o.initFrom);
   const { state } = await trainInRunFolder(headModel, x, ranking, plan.options, { ...run, resume: o.resume, select, teacher: plan.teacher, callbacks: o });
-  const selection = selectionRecord(plan, state, verdict(plan, ranking, embedRows(headModel, x), start));
+  const selection = selectionRecord(plan, state, verdict(plan, embedRows(headModel, x), start));
   const whole = chain([model, normalizedHead(headModel)], 'image_embedder');
   const seconds = (performance.now() - o.started) / 1000;
   const manifest = imageManifest(

@@ -9,7 +9,7 @@
 import { UserError } from '../errors.js';
 import { tensorsOf, tf, type TensorData } from '../backend/tfjs.js';
 import type { Matrix } from '../matrix.js';
-import { mineTriplets, seededRandom } from '../triplets/mining.js';
+import { minePairs, mineTriplets, seededRandom } from '../triplets/mining.js';
 import { bestLabel, KeepBest, patienceVerdict, watchVerdict } from './callbacks.js';
 import type { TrainOptions } from './options.js';
 import type { EpochRecord, StepProgress, TrainState } from './records.js';
@@ -58,28 +58,50 @@ export function stepCounts(o: TrainOptions, anchors: number): { perEpoch: number
   return { perEpoch, total, epochs: Math.ceil(total / perEpoch) };
 }
 
-/** The items (anchor, closer, farther) of epoch `epoch`, in shuffled order, and their margins. */
-export function epochTriplets(neighbours: Int32Array, rows: number, o: TrainOptions, epoch: number, anchors?: Int32Array): { items: Int32Array; margins: Float32Array } {
+/**
+ * The examples of one epoch, in shuffled order: triplets (anchor, closer, farther) with their
+ * margins, or, for the contrastive loss, pairs (anchor, positive) with zero margins (the steps'
+ * margins array carries the batch size either way).
+ */
+export interface EpochExamples {
+  /** count × parts item indices. */
+  readonly items: Int32Array;
+  readonly margins: Float32Array;
+  /** Items per example: 3 (triplets) or 2 (pairs). */
+  readonly parts: 2 | 3;
+}
+
+/** The examples of epoch `epoch` (mined with seed (seed, epoch)), shuffled. */
+export function epochExamples(neighbours: Int32Array, rows: number, o: TrainOptions, epoch: number, anchors?: Int32Array): EpochExamples {
   const seed = (Math.imul(o.seed + 1, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0;
-  const k = o.triplets.k;
-  if (k === 'auto') throw new Error('epochTriplets: the triplet range must be resolved before training (tripletRange)');
-  const t = mineTriplets(neighbours, rows, { ...o.triplets, k, seed, anchors });
-  const order = Int32Array.from({ length: t.count }, (_, i) => i);
+  let mined: { count: number; items: Int32Array; margins: Float32Array; parts: 2 | 3 };
+  if (o.loss === 'contrastive') {
+    const positives = o.contrastive.positives;
+    if (positives === 'auto') throw new Error('epochExamples: the positives must be resolved before training (trainingPlan)');
+    const p = minePairs(neighbours, rows, { positives, perAnchor: o.triplets.perAnchor, seed, anchors });
+    mined = { ...p, margins: new Float32Array(p.count), parts: 2 };
+  } else {
+    const k = o.triplets.k;
+    if (k === 'auto') throw new Error('epochExamples: the triplet range must be resolved before training (tripletRange)');
+    mined = { ...mineTriplets(neighbours, rows, { ...o.triplets, k, seed, anchors }), parts: 3 };
+  }
+  const { count, parts } = mined;
+  const order = Int32Array.from({ length: count }, (_, i) => i);
   const rand = seededRandom(seed ^ 0x5bd1e995);
-  for (let i = t.count - 1; i > 0; i--) {
+  for (let i = count - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     const s = order[i]!;
     order[i] = order[j]!;
     order[j] = s;
   }
-  const items = new Int32Array(t.count * 3);
-  const margins = new Float32Array(t.count);
-  for (let i = 0; i < t.count; i++) {
+  const items = new Int32Array(count * parts);
+  const margins = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
     const s = order[i]!;
-    items.set(t.items.subarray(3 * s, 3 * s + 3), 3 * i);
-    margins[i] = t.margins[s]!;
+    items.set(mined.items.subarray(parts * s, parts * s + parts), parts * i);
+    margins[i] = mined.margins[s]!;
   }
-  return { items, margins };
+  return { items, margins, parts };
 }
 
 /** A descriptor matrix as training inputs: the 3b rows of a step gathered on the JS side. */
@@ -94,10 +116,10 @@ export function matrixInputs(x: Matrix): TrainInputs {
   return { rows: x.rows, gather: async (items) => tensorsOf(raw(items)), raw: async (items) => raw(items) };
 }
 
-/** The items of triplets [start, start + b) of `items`: anchors, then closers, then farthers. */
-function stepItems(items: Int32Array, start: number, b: number): number[] {
-  const out = new Array<number>(3 * b);
-  for (let part = 0; part < 3; part++) for (let i = 0; i < b; i++) out[part * b + i] = items[3 * (start + i) + part]!;
+/** The items of examples [start, start + b): anchors, then closers (positives), then farthers. */
+function stepItems(e: EpochExamples, start: number, b: number): number[] {
+  const out = new Array<number>(e.parts * b);
+  for (let part = 0; part < e.parts; part++) for (let i = 0; i < b; i++) out[part * b + i] = e.items[e.parts * (start + i) + part]!;
   return out;
 }
 
@@ -123,21 +145,21 @@ interface EpochSteps {
 }
 
 /**
- * One epoch: its mined triplets in batches, each batch one step (on this thread or the workers),
+ * One epoch: its mined examples in batches, each batch one step (on this thread or the workers),
  * the next batch gathered while this one trains when the inputs ask for it. A non-finite loss or
  * gradient ends the epoch at once (the watch then rolls back).
  */
 async function runEpoch(
   model: tf.LayersModel,
   inputs: TrainInputs,
-  triplets: { items: Int32Array; margins: Float32Array },
+  examples: EpochExamples,
   o: TrainOptions,
   at: { epoch: number; step: number; total: number },
   momentum: readonly tf.Variable[],
   stepOptions: StepOptions,
   hooks: TrainHooks,
 ): Promise<EpochSteps> {
-  const { items, margins } = triplets;
+  const { margins } = examples;
   const count = margins.length;
   const started = performance.now();
   let step = at.step;
@@ -148,7 +170,7 @@ async function runEpoch(
   let seen = 0;
   let lr = o.lr;
   const gatherStep = (start: number) => {
-    const stepList = stepItems(items, start, Math.min(o.batch, count - start));
+    const stepList = stepItems(examples, start, Math.min(o.batch, count - start));
     const p: Promise<StepInputs> = hooks.parallel && inputs.raw ? inputs.raw(stepList) : inputs.gather(stepList);
     // A failed prefetch surfaces when awaited, not as an unhandled rejection.
     p.catch(() => undefined);
@@ -212,6 +234,10 @@ export async function train(
   }
   if (!Number.isInteger(o.batch) || o.batch < 1) throw new UserError(`batch size must be a positive integer, got ${o.batch}`);
   if (!(o.lr > 0)) throw new UserError(`learning rate must be positive, got ${o.lr}`);
+  if (o.loss === 'contrastive') {
+    if (!(o.contrastive.temperature > 0)) throw new UserError(`the contrastive loss's temperature must be positive, got ${o.contrastive.temperature}`);
+    if (o.imageWise || (o.microBatch != null && o.microBatch < o.batch)) throw new UserError('the contrastive loss compares every pair of a batch, so it computes the batch whole: drop --micro-batch and --image-wise, or use --loss triplet');
+  }
   const counts = stepCounts(o, rows);
   const momentum = resume?.momentum ?? zeroMomentum(model);
   const stepOptions: StepOptions = { ...o, groups: parameterGroups(model, hooks.pretrainedLr) };
@@ -227,7 +253,7 @@ export async function train(
   const state = (epochsDone: number): TrainState => ({ epochsDone, stepsDone: step, history, ...(initialAgreement !== undefined ? { initialAgreement } : {}), best: keep.best, ...(stopped ? { stopped } : {}) });
   try {
     for (let epoch = resume?.state.epochsDone ?? 0; !stopped && epoch < counts.epochs && step < counts.total; epoch++) {
-      const ran = await runEpoch(model, inputs, epochTriplets(neighbours, rows, o, epoch, anchors), o, { epoch, step, total: counts.total }, momentum, stepOptions, hooks);
+      const ran = await runEpoch(model, inputs, epochExamples(neighbours, rows, o, epoch, anchors), o, { epoch, step, total: counts.total }, momentum, stepOptions, hooks);
       step = ran.step;
       history.push(ran.record);
       const runaway = watchVerdict(history);

@@ -1,10 +1,12 @@
 /**
- * One training step on a batch of soft-margin triplets (Zhao et al., BMVC 2018, §2.3): the loss
- * mean over the batch of [d(a,c) − d(a,f) + margin]₊, Euclidean d on L2-normalised outputs, its
- * gradients (stacked, micro-batched or image by image) and the SGD update (sgd.ts).
+ * One training step: the loss of a batch, its gradients (stacked, micro-batched or image by image)
+ * and the SGD update (sgd.ts). Two losses: the paper's soft-margin triplets (Zhao et al., BMVC
+ * 2018, §2.3), mean over the batch of [d(a,c) − d(a,f) + margin]₊ with Euclidean d on
+ * L2-normalised outputs; and a contrastive (InfoNCE) loss on anchor–positive pairs.
  */
 import { isTensor, tensorsOf, tf, type TensorData } from '../backend/tfjs.js';
 import { l2Normalize } from '../model/head.js';
+import type { Loss } from './options.js';
 import { applySgd, trainableVariables, type SgdSettings } from './sgd.js';
 
 /** A step's inputs: tensors, or their data (TrainInputs.raw) when the step runs on workers. */
@@ -41,6 +43,26 @@ export function tripletLoss(embeddings: tf.Tensor2D, margins: tf.Tensor1D): { lo
     const df = tf.sqrt(tf.add(tf.sum(tf.square(tf.sub(a, f)), 1), 1e-12));
     const hinges = tf.relu(tf.add(tf.sub(dc, df), margins)) as tf.Tensor1D;
     return { loss: tf.mean(hinges) as tf.Scalar, hinges };
+  });
+}
+
+/**
+ * The contrastive (InfoNCE) loss of a batch of pairs: rows [0, B) are anchors, [B, 2B) their
+ * positives (drawn from the teacher's top of each anchor). With unit embeddings a and p, anchor i
+ * scores every positive of the batch, s_ij = a_i·p_j / τ, and the loss is the mean over i of
+ * −log softmax_j(s_ij) at j = i: the other anchors' positives are its negatives. Returns the loss
+ * and, per anchor, 1 where a negative outscores its own positive (the share reported as active).
+ */
+export function contrastiveLoss(embeddings: tf.Tensor2D, temperature: number): { loss: tf.Scalar; misses: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const unit = l2Normalize(embeddings);
+    const [a, p] = tf.split(unit, 2, 0) as [tf.Tensor2D, tf.Tensor2D];
+    const scores = tf.div(tf.matMul(a, p, false, true), temperature) as tf.Tensor2D;
+    const b = scores.shape[0];
+    const own = tf.sum(tf.mul(a, p), 1).div(temperature) as tf.Tensor1D;
+    const loss = tf.mean(tf.sub(tf.logSumExp(scores, 1), own)) as tf.Scalar;
+    const misses = tf.cast(tf.greater(tf.max(tf.sub(scores, tf.mul(tf.eye(b), 1e9)), 1), own), 'float32') as tf.Tensor1D;
+    return { loss, misses };
   });
 }
 
@@ -113,7 +135,7 @@ function accumulate(total: tf.NamedTensorMap | null, grads: tf.NamedTensorMap): 
 }
 
 /** How a step computes its gradients (the parts of TrainOptions a gradient worker needs). */
-export type GradientOptions = { microBatch?: number | null; batchNorm?: 'train' | 'frozen'; imageWise?: boolean };
+export type GradientOptions = { microBatch?: number | null; batchNorm?: 'train' | 'frozen'; imageWise?: boolean; loss?: Loss; contrastive?: { readonly temperature: number } };
 
 /** What a step needs: how to compute the gradients, and the optimiser's settings. */
 export type StepOptions = GradientOptions & SgdSettings;
@@ -132,6 +154,7 @@ export function batchGradients(
   o: GradientOptions,
   share = 1,
 ): { loss: number; active: number; grads: tf.NamedTensorMap } {
+  if (o.loss === 'contrastive') return contrastiveGradients(model, weights, x, o.contrastive?.temperature ?? 0.05, o.batchNorm !== 'frozen');
   if (o.imageWise) {
     const r = imageWiseGrads(model, weights, x, margins, o.batchNorm !== 'frozen');
     if (share === 1) return r;
@@ -175,6 +198,27 @@ export function batchGradients(
 }
 
 /**
+ * The contrastive loss, the anchors a negative outscores and the weight gradients of a batch of
+ * pairs (`x`: the 2b inputs, anchors then positives). The loss couples every pair of the batch, so
+ * it is computed whole: no micro-batches, no image-wise backward, no shards (train() checks).
+ */
+function contrastiveGradients(model: tf.LayersModel, weights: tf.Variable[], x: tf.Tensor | readonly tf.Tensor[], temperature: number, training: boolean): { loss: number; active: number; grads: tf.NamedTensorMap } {
+  const kept: { active?: tf.Tensor } = {};
+  const { value, grads } = tf.variableGrads(() => {
+    const { loss, misses } = contrastiveLoss(forward(model, x, training), temperature);
+    kept.active = tf.keep(tf.sum(misses));
+    misses.dispose();
+    return loss;
+  }, weights);
+  // Read back outside any tidy scope (see batchGradients).
+  const active = kept.active!.dataSync()[0]!;
+  kept.active!.dispose();
+  const loss = value.dataSync()[0]!;
+  value.dispose();
+  return { loss, active, grads };
+}
+
+/**
  * One SGD step, PyTorch's rule: g ← ∇ + wd·w; v ← μ·v + g; w ← w − lr·v.
  * `x` holds the 3b inputs (anchors, closers, farthers), stacked or one tensor per item.
  * Returns the batch loss and the number of active hinges.
@@ -192,7 +236,6 @@ export function sgdStep(
   const gradNorm = applySgd(weights, momentum, r.grads, o, lr);
   return { loss: r.loss, active: r.active, gradNorm };
 }
-
 
 /** The tensors among step inputs, disposed. */
 export function disposeInputs(x: StepInputs): void {

@@ -81,3 +81,35 @@ export function mineTriplets(neighbours: Int32Array, rows: number, options: Part
   }
   return { count, items, margins, ranks, k };
 }
+
+/** Anchor–positive pairs for the contrastive loss. */
+export interface Pairs {
+  readonly count: number;
+  /** count × 2 item indices: anchor, positive. */
+  readonly items: Int32Array;
+}
+
+/**
+ * Mines `perAnchor` anchor–positive pairs per row of a self-ranking: the positive drawn uniformly
+ * from the anchor's top `positives` (capped at the list's length). The contrastive loss takes
+ * every other positive of a batch as a negative, so no negative is drawn here.
+ */
+export function minePairs(neighbours: Int32Array, rows: number, o: { readonly positives: number; readonly perAnchor: number; readonly seed: number; readonly anchors?: Int32Array }): Pairs {
+  if (rows < 1 || neighbours.length % rows !== 0) throw new RangeError(`${neighbours.length} neighbours cannot be split into ${rows} rows`);
+  if (!Number.isInteger(o.positives) || o.positives < 1) throw new UserError(`positives per anchor must be a positive integer, got ${o.positives}`);
+  if (!Number.isInteger(o.perAnchor) || o.perAnchor < 1) throw new UserError(`pairs per anchor must be a positive integer, got ${o.perAnchor}`);
+  if (o.anchors && o.anchors.length !== rows) throw new RangeError(`${o.anchors.length} anchors for ${rows} ranking rows`);
+  const length = neighbours.length / rows;
+  const top = Math.min(o.positives, length);
+  const rand = seededRandom(o.seed);
+  const count = rows * o.perAnchor;
+  const items = new Int32Array(count * 2);
+  let t = 0;
+  for (let a = 0; a < rows; a++) {
+    for (let p = 0; p < o.perAnchor; p++, t++) {
+      items[2 * t] = o.anchors ? o.anchors[a]! : a;
+      items[2 * t + 1] = neighbours[a * length + Math.floor(rand() * top)]!;
+    }
+  }
+  return { count, items };
+}

@@ -5,7 +5,7 @@ import { BACKEND_CHOICES, type BackendChoice } from '../../backend/tfjs.js';
 import { HEAD_INITS, HEAD_KINDS, type HeadInit, type HeadKind } from '../../model/head.js';
 import type { PcaMethod } from '../../model/pca.js';
 import { defaultWorkers, PARALLEL_ABOVE_TRIPLETS } from '../../train/dataParallel.js';
-import { HEAD_DEFAULTS, PHOTO_HEAD_RECIPE, SCHEDULES, TRAIN_DEFAULTS, type HeadOptions, type PartialTrainOptions, type Schedule } from '../../train/options.js';
+import { HEAD_DEFAULTS, LOSSES, PHOTO_HEAD_RECIPE, SCHEDULES, TRAIN_DEFAULTS, type HeadOptions, type Loss, type PartialTrainOptions, type Schedule } from '../../train/options.js';
 import { SELECTION_DEFAULTS, type SelectionOptions } from '../../train/selection.js';
 import { RANGE_RULE } from '../../triplets/range.js';
 import { aliased, hiddenAlias } from '../common.js';
@@ -21,6 +21,9 @@ export interface TrainingFlags {
   k?: number | 'auto';
   m0?: number;
   perAnchor: number;
+  loss?: Loss;
+  positives?: number | 'auto';
+  temperature?: number;
   holdOut?: number;
   patience?: number;
   batch?: number;
@@ -61,7 +64,10 @@ export function addTrainingOptions(cmd: Command): Command {
     .option('--triplet-range <n|auto>', `triplets are drawn from each item's top n in the diffusion ranking; auto: ${RANGE_RULE.multiple} × the relevant-set size estimated from the teacher's distances (default: ${d.triplets.k}; ${p.train.triplets!.k}${PHOTO})`, tripletRangeFlag)
     .addOption(hiddenAlias('-k, --k <n|auto>', tripletRangeFlag))
     .option('--m0 <x>', `margin scale (default: ${d.triplets.m0}; ${p.train.triplets!.m0}${PHOTO})`, nonNegative)
-    .option('--per-anchor <n>', 'triplets per anchor per epoch', parsePositiveInt, d.triplets.perAnchor)
+    .option('--per-anchor <n>', 'triplets (or pairs) per anchor per epoch', parsePositiveInt, d.triplets.perAnchor)
+    .addOption(new Option('--loss <name>', `distillation loss: triplet (the paper's soft-margin triplets from the top --triplet-range) or contrastive (InfoNCE: a positive from the teacher's top --positives, the batch's other positives as negatives) (default: ${d.loss})`).choices(LOSSES))
+    .option('--positives <n|auto>', `contrastive: the teacher's top n from which each anchor's positive is drawn; auto: the relevant-set size estimated from the teacher's distances (default: ${d.contrastive.positives}; ${p.train.contrastive!.positives}${PHOTO})`, tripletRangeFlag)
+    .option('--temperature <x>', `contrastive: softmax temperature τ (default: ${d.contrastive.temperature})`, positive)
     .option('--batch <n>', `triplets per step (default: ${d.batch}; ${p.train.batch}${PHOTO})`, parsePositiveInt)
     .option('--lr <x>', `initial learning rate (default: ${d.lr}; ${p.train.lr}${PHOTO})`, positive)
     .addOption(new Option('--schedule <s>', 'learning-rate decay').choices(SCHEDULES).default(d.schedule))
@@ -92,6 +98,8 @@ export function trainingFromFlags(flags: TrainingFlags): { head: Partial<HeadOpt
       ...(flags.batchNorm ? { batchNorm: flags.batchNorm } : {}),
       ...(flags.imageWise ? { imageWise: true } : {}),
       triplets: { k: aliased(flags.tripletRange, flags.k), m0: flags.m0, perAnchor: flags.perAnchor },
+      loss: flags.loss,
+      contrastive: { positives: flags.positives, temperature: flags.temperature },
     },
   };
 }
