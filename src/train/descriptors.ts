@@ -124,7 +124,7 @@ export async function trainFiles(o: TrainFilesOptions): Promise<TrainSummary> {
       steps: stepCounts(plan.options, plan.teacher?.anchors?.length ?? x.rows), backend, version: packageVersion(),
     },
   };
-  const select = selector(plan, ranking, async (m) => embedRows(m, x));
+  const select = selector(plan, async (m) => embedRows(m, x));
   const start = await startingPoint(plan, x, o.initFrom);
   const { state, resumedFrom } = await trainInRunFolder(model, x, ranking, plan.options, { ...run, resume: o.resume, validate, select, teacher: plan.teacher, callbacks: o });
   const selection = selectionRecord(plan, state, verdict(plan, embedRows(model, x), start));

@@ -243,7 +243,7 @@ export async function trainImages(o: ImageTrainOptions): Promise<ImageTrainSumma
   // The input of this run, for the verdict: what the network computed before training.
   const embedAll = (m: tf.LayersModel) => embedImages(m, inputs, { batch: o.embedBatch ?? 16 });
   const before = plan.heldOut.length > 0 ? await embedAll(trainable) : null;
-  const select = selector(plan, ranking, embedAll);
+  const select = selector(plan, embedAll);
   const { state } = await trainInRunFolder(trainable, trainInputs, ranking, plan.options, { ...run, resume: o.resume, select, teacher: plan.teacher, pretrainedLr, callbacks: o });
   const selection = selectionRecord(plan, state, before ? verdict(plan, await embedAll(trainable), before) : null);
   // One exportable network: the frozen front and the trained back joined again.
@@ -309,7 +309,7 @@ async function trainHeadOnFrozen(
       steps: stepCounts(plan.options, plan.teacher?.anchors?.length ?? count), backend, version: packageVersion(),
     },
   };
-  const select = selector(plan, ranking, async (m) => embedRows(m, x));
+  const select = selector(plan, async (m) => embedRows(m, x));
   const start = await startingPoint(plan, x, o.initFrom);
   const { state } = await trainInRunFolder(headModel, x, ranking, plan.options, { ...run, resume: o.resume, select, teacher: plan.teacher, callbacks: o });
   const selection = selectionRecord(plan, state, verdict(plan, embedRows(headModel, x), start));

@@ -49,7 +49,7 @@ export function trainingPlan(ranking: SelfRanking, options: TrainOptions, select
   if (auto && !range) throw new UserError(`${ranking.file}: --triplet-range auto needs the teacher's distances (scores.npy beside it, as ddistill diffuse writes); give --triplet-range N instead`);
   const autoPositives = options.loss === 'contrastive' && options.contrastive.positives === 'auto';
   if (autoPositives && !range) throw new UserError(`${ranking.file}: --positives auto needs the teacher's distances (scores.npy beside it, as ddistill diffuse writes); give --positives N instead`);
-  const positives = autoPositives ? range!.relevantSet : options.contrastive.positives === 'auto' ? 1 : options.contrastive.positives;
+  const positives = options.contrastive.positives === 'auto' ? (range?.relevantSet ?? 1) : options.contrastive.positives;
   const k = Math.min(auto ? range!.k : (options.triplets.k as number), ranking.length);
   const heldOut = holdOutItems(ranking.rows, options.seed, selection.holdOut ?? 0);
   const teacher = heldOut.length > 0 ? trainingRanking(ranking.neighbours, ranking.rows, heldOut) : undefined;
@@ -71,8 +71,9 @@ export function trainingPlan(ranking: SelfRanking, options: TrainOptions, select
  * Flowers-17: the best agreement at epoch 2, 77.7 mAP, against 79.6 after 1,000 steps), so it
  * trains its steps and only the verdict judges it.
  */
-export function selector(plan: TrainingPlan, ranking: SelfRanking, embed: (model: Parameters<Selection['score']>[0]) => Promise<Matrix>): Selection | undefined {
+export function selector(plan: TrainingPlan, embed: (model: Parameters<Selection['score']>[0]) => Promise<Matrix>): Selection | undefined {
   if (plan.heldOut.length === 0 || plan.options.loss === 'contrastive') return undefined;
+  const { ranking } = plan;
   return {
     patience: plan.patience,
     score: async (model) => teacherAgreement(await embed(model), plan.heldOut, ranking.neighbours, ranking.rows, plan.depth).score,
