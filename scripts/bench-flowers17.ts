@@ -11,7 +11,7 @@
  *
  *   npm run bench:flowers17
  *
- * Last line: {"pretrained": …, "cas": …, "distilled": [it1, it2], "seconds": …}. Skipped when
+ * Last line: {"pretrained": …, "cas": …, "distilled": [one figure per iteration], "seconds": …}. Skipped when
  * ../shared is absent.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

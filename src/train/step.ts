@@ -6,7 +6,7 @@
  */
 import { isTensor, tensorsOf, tf, type TensorData } from '../backend/tfjs.js';
 import { l2Normalize } from '../model/head.js';
-import type { Loss } from './options.js';
+import { TRAIN_DEFAULTS, type Loss } from './options.js';
 import { applySgd, trainableVariables, type SgdSettings } from './sgd.js';
 
 /** A step's inputs: tensors, or their data (TrainInputs.raw) when the step runs on workers. */
@@ -154,7 +154,7 @@ export function batchGradients(
   o: GradientOptions,
   share = 1,
 ): { loss: number; active: number; grads: tf.NamedTensorMap } {
-  if (o.loss === 'contrastive') return contrastiveGradients(model, weights, x, o.contrastive?.temperature ?? 0.05, o.batchNorm !== 'frozen');
+  if (o.loss === 'contrastive') return contrastiveGradients(model, weights, x, o.contrastive?.temperature ?? TRAIN_DEFAULTS.contrastive.temperature, o.batchNorm !== 'frozen');
   if (o.imageWise) {
     const r = imageWiseGrads(model, weights, x, margins, o.batchNorm !== 'frozen');
     if (share === 1) return r;
