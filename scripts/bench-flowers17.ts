@@ -40,7 +40,7 @@ try {
   const seconds = Number(((performance.now() - started) / 1000).toFixed(1));
   const train = m.iterations.reduce((s, r) => s + (r.seconds.train ?? 0), 0);
   const figure = (x: { metrics: Record<string, number> } | null) => x?.metrics.mAP ?? null;
-  console.log(`Flowers-17: ${split.queries} queries, ${split.database} database photos; ${m.versions.backend}; features ${Object.values(m.featureSeconds ?? {}).reduce((s, v) => s + v, 0).toFixed(0)} s, training ${train.toFixed(0)} s, ${seconds} s in all`);
+  console.log(`Flowers-17: ${split.queries} queries, ${split.database} database photos; ${m.versions.backend}; features ${Object.values(m.features ?? {}).reduce((s, f) => s + f.seconds, 0).toFixed(0)} s, training ${train.toFixed(0)} s, ${seconds} s in all`);
   console.log('| method | class mAP | training (s) |');
   console.log('|---|---|---|');
   console.log(`| pretrained backbone (GeM) | ${figure(m.baseline)} | — |`);

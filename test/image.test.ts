@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/backend/tfjs.js';
-import { imageBatches, listImages, loadImage } from '../src/io/images.js';
+import { listImages, loadImage } from '../src/io/images.js';
 import { buildResNet, GeM } from '../src/model/resnet.js';
 import { chain, cutAt, splitAt } from '../src/model/compose.js';
 import { buildImageModel, defaultScale } from '../src/model/image.js';
@@ -69,15 +69,6 @@ describe('image loading with sharp', () => {
       for (let i = 0; i < 16; i++) expect(Array.from(crop.data.subarray(3 * i, 3 * i + 3))).toEqual([0, 0, 1]);
 
       await expect(loadImage(paths[2]!, { size: 8 })).rejects.toThrow(/c\.jpg: cannot decode this image/);
-      const skipped: string[] = [];
-      const batches = [];
-      for await (const b of imageBatches(paths, 2, { size: 8, skipBad: true, onSkip: (p) => skipped.push(p) })) batches.push(b.indices);
-      expect(batches).toEqual([[0, 1], []]);
-      expect(skipped).toEqual([paths[2]]);
-      const failing = async () => {
-        for await (const _ of imageBatches(paths, 2, { size: 8 })) void _;
-      };
-      await expect(failing()).rejects.toThrow(/c\.jpg/);
       writeFileSync(join(dir, 'list.txt'), 'b.webp\n# comment\na.png\n');
       expect(listImages(join(dir, 'list.txt'))).toEqual([join(dir, 'b.webp'), join(dir, 'a.png')]);
     });

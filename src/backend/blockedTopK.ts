@@ -6,7 +6,8 @@
 import { UserError } from '../errors.js';
 import { NpyFile } from '../io/npy.js';
 import { rowBlock, rowSquaredNorms, toMatrix, type Matrix } from '../matrix.js';
-import { denseEngine, unshared, type EngineChoice } from './dense.js';
+import { denseEngine, type EngineChoice } from './dense.js';
+import { unshared } from './ort.js';
 import { mergeTopK } from './topk.js';
 
 /** Rows that can be read in blocks: an in-memory matrix or a file. */

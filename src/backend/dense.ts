@@ -3,11 +3,12 @@
  * CPU kernels reach 60–180 GFLOP/s on 2 cores, see BENCHMARKS.md); when it is not installed a
  * plain TypeScript kernel is used (1–4 GFLOP/s) and the choice is reported by `engine.name`.
  */
-import { availableParallelism } from 'node:os';
 import type { Matrix } from '../matrix.js';
 import { PairHeap } from './heap.js';
 import { selectTopK } from './topk.js';
 import { ElemType, onnxModel } from './onnxGraph.js';
+import { loadOrt, sessionOptions, unshared, type Ort } from './ort.js';
+
 
 export interface TopKResult {
   /** rows × k values, best (largest) first. */
@@ -79,28 +80,8 @@ function dot(x: Float32Array, xo: number, y: Float32Array, yo: number, d: number
   return s0 + s1 + s2 + s3;
 }
 
-type Ort = typeof import('onnxruntime-node');
-
-/** `a`, or a copy of it in ordinary memory when it lives in a SharedArrayBuffer. */
-export function unshared(a: Float32Array): Float32Array {
-  return a.buffer instanceof SharedArrayBuffer ? a.slice() : a;
-}
-
-async function loadOrt(): Promise<Ort | null> {
-  try {
-    return await import('onnxruntime-node');
-  } catch {
-    return null;
-  }
-}
-
 async function createOrtEngine(ort: Ort): Promise<DenseEngine> {
-  const options = {
-    intraOpNumThreads: availableParallelism(),
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all' as const,
-    logSeverityLevel: 3 as const,
-  };
+  const options = sessionOptions();
   const f = ElemType.float;
   const abtSession = await ort.InferenceSession.create(
     onnxModel({

@@ -62,15 +62,30 @@ export function progress(label: string): { update(done: number, total: number, d
   };
 }
 
-/** A progress bar over images, unreadable ones skipped noted each on its own line. */
+/**
+ * The images bar's detail: photos done of all, and photos per second since the first report
+ * (photos already done then, e.g. found in a feature cache, do not count as speed).
+ */
+export function photoRate(): (done: number, total: number) => string {
+  let start: { done: number; at: number } | null = null;
+  return (done, total) => {
+    start ??= { done, at: performance.now() };
+    const seconds = (performance.now() - start.at) / 1000;
+    const rate = seconds > 0.5 ? `, ${((done - start.done) / seconds).toFixed(1)} photos/s` : '';
+    return `${done}/${total} photos${rate}`;
+  };
+}
+
+/** A progress bar over images (photos/s, time left), unreadable ones skipped noted each on its own line. */
 export function imageProgress(label: string): { onSkip(path: string, message: string): void; onProgress(done: number, total: number): void; done(): void } {
   const bar = progress(label);
+  const rate = photoRate();
   return {
     onSkip(path, message) {
       bar.done();
       note(`skipped ${path}: ${message}`);
     },
-    onProgress: (done, total) => bar.update(done, total),
+    onProgress: (done, total) => bar.update(done, total, rate(done, total)),
     done: () => bar.done(),
   };
 }

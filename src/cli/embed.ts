@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
 import { embedFiles, exportModel, featureFiles, type EmbedSummary } from '../model/run.js';
+import { PHOTO_ENGINES, type PhotoEngineChoice } from '../model/photoRunner.js';
 import { backendLine, duration, imageProgress, note, print } from './common.js';
 import { addImageOptions, type ImageFlags } from './flags/image.js';
 
@@ -84,19 +85,26 @@ export function featuresCommand(): Command {
     .option('--crops <gnd|name>', 'crop each image to its query box (revisitop bbx, gnd_*.pkl/.json or roxford5k / rparis6k), in order')
     .requiredOption('--out <file.npy>', 'output descriptors')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
+    .addOption(
+      new Option('--engine <name>', 'who runs the network: onnxruntime (native kernels on every core, same features), tfjs (the --backend), or auto: onnxruntime when installed and it has every layer')
+        .choices(PHOTO_ENGINES)
+        .default('auto'),
+    )
     .addHelpText('after', '\nExamples:\n  ddistill features --images photos/ --backbone mobilenet/model.json --out feats.npy\n  ddistill features --images queries/ --crops roxford5k --backbone resnet50 --weights r50/model.json --out q.npy')
-    .action(async (flags: ImageFlags & { images: string; skipBadImages?: boolean; crops?: string; out: string; backend: BackendChoice }) => {
+    .action(async (flags: ImageFlags & { images: string; skipBadImages?: boolean; crops?: string; out: string; backend: BackendChoice; engine: PhotoEngineChoice }) => {
       const images = imageProgress('features');
       try {
         const r = await featureFiles({
           images: flags.images, backbone: flags.backbone, cut: flags.cut, size: flags.imageSize, resize: flags.resize, weights: flags.weights, partialWeights: flags.partialWeights, scale: flags.inputScale, skipBad: flags.skipBadImages, crops: flags.crops,
-          out: flags.out, backend: flags.backend,
+          out: flags.out, backend: flags.backend, engine: flags.engine,
           onBackend: (b) => note(backendLine(b)),
+          onEngine: (e) => note(`network: ${e.engine}${e.why ? ` (not onnxruntime: ${e.why})` : ''}`),
           onSkip: images.onSkip,
           onProgress: images.onProgress,
         });
         images.done();
-        print(`wrote ${r.rows} × ${r.dim} features to ${flags.out} in ${duration(r.seconds)}${r.skipped.length ? ` (${r.skipped.length} unreadable images skipped)` : ''}`);
+        const notes = [r.cached ? `${r.cached} from an interrupted run's parts` : '', r.skipped.length ? `${r.skipped.length} unreadable images skipped` : ''].filter(Boolean);
+        print(`wrote ${r.rows} × ${r.dim} features to ${flags.out} in ${duration(r.seconds)}${notes.length ? ` (${notes.join('; ')})` : ''}`);
       } finally {
         images.done();
       }

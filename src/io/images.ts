@@ -1,8 +1,7 @@
 /**
  * Image input with `sharp`: a folder or a list file of images (JPEG, PNG, WebP, GIF, TIFF, AVIF…),
  * decoded, optionally cropped (revisitop query boxes), resized and returned as float RGB in
- * [0, 1], in batches so that memory stays bounded. Unreadable files are reported by name and
- * either skipped or fatal, never silently dropped.
+ * [0, 1]. Unreadable files are reported by name (model/photoPass.ts skips them or stops).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
@@ -124,50 +123,4 @@ export function toUnit(bytes: ImageBytes): DecodedImage {
 /** Decodes one image to floats in [0, 1]. Throws a UserError naming the file when it cannot be read. */
 export async function loadImage(path: string, o: ImageOptions): Promise<DecodedImage> {
   return toUnit(await loadImageBytes(path, o));
-}
-
-export interface ImageBatch {
-  /** Positions in the input list of the images in this batch (skipped ones left out). */
-  readonly indices: number[];
-  readonly images: DecodedImage[];
-}
-
-/**
- * Decodes `paths` in batches of `batch` (the next batch is decoded while the caller works on the
- * current one). With `skipBad`, unreadable files are reported through `onSkip` and left out.
- */
-export async function* imageBatches(
-  paths: readonly string[],
-  batch: number,
-  o: ImageOptions & { readonly crops?: readonly (readonly number[] | null)[]; readonly skipBad?: boolean; readonly onSkip?: (path: string, message: string) => void },
-): AsyncGenerator<ImageBatch> {
-  const decode = async (start: number): Promise<ImageBatch> => {
-    const indices: number[] = [];
-    const images: DecodedImage[] = [];
-    const end = Math.min(paths.length, start + batch);
-    const results = await Promise.allSettled(paths.slice(start, end).map((p, i) => loadImage(p, { ...o, crop: o.crops?.[start + i] ?? o.crop })));
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') {
-        indices.push(start + i);
-        images.push(r.value);
-      } else if (o.skipBad) {
-        o.onSkip?.(paths[start + i]!, (r.reason as Error).message);
-      } else {
-        throw r.reason;
-      }
-    });
-    return { indices, images };
-  };
-  // A failure of the prefetched batch surfaces when it is awaited, not as an unhandled rejection.
-  const prefetch = (start: number) => {
-    const p = decode(start);
-    p.catch(() => undefined);
-    return p;
-  };
-  let next = paths.length > 0 ? prefetch(0) : null;
-  for (let start = 0; next; start += batch) {
-    const current = await next;
-    next = start + batch < paths.length ? prefetch(start + batch) : null;
-    yield current;
-  }
 }

@@ -10,9 +10,11 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { ensureOutputFolder } from '../io/paths.js';
 import { l2NormalizeNamed, readMatrix, writeMatrix, type Matrix } from '../matrix.js';
 import { loadRevisitedGroundTruth } from '../io/groundTruth.js';
-import { imageBatches, listImages, type ImageOptions, type ResizeMode } from '../io/images.js';
+import { listImages, type ResizeMode } from '../io/images.js';
 import { embedRows } from './head.js';
-import { embedImages, memoryImages } from './imageSet.js';
+import { FeatureCache } from './featureCache.js';
+import { photoPass, type PhotoPassOptions, type PhotoPassResult } from './photoPass.js';
+import { photoRunner, type PhotoEngineChoice } from './photoRunner.js';
 import { buildImageModel, defaultImageSize, defaultScale } from './image.js';
 import { loadModelFolder, saveModelFolder, type LoadedModel, type ModelManifest } from './io.js';
 import type { tf } from '../backend/tfjs.js';
@@ -57,38 +59,22 @@ export function queryCrops(gnd: string | undefined, paths: readonly string[], so
 }
 
 /**
- * Runs an image network over image files, `batch` at a time (decoded while the previous batch
- * runs): L2-normalised rows for the readable images, and the paths kept and skipped.
+ * Runs an image network over image files (photoPass: decoded ahead, batched by shape, on
+ * onnxruntime where it runs the network, else tfjs): L2-normalised rows for the readable images,
+ * the paths kept and skipped, and the engine that ran.
  */
 async function runOverImages(
   model: tf.LayersModel,
   paths: readonly string[],
-  o: ImageOptions & { crops?: (readonly number[] | null)[]; skipBad?: boolean; batch?: number; onSkip?: (path: string, message: string) => void; onProgress?: (done: number, total: number) => void },
-): Promise<{ matrix: Matrix; kept: string[]; skipped: string[] }> {
-  const rows: Float32Array[] = [];
-  const kept: string[] = [];
-  const skipped: string[] = [];
-  for await (const b of imageBatches(paths, o.batch ?? 8, {
-    ...o, onSkip: (p, m) => {
-      skipped.push(p);
-      o.onSkip?.(p, m);
-    },
-  })) {
-    if (b.images.length > 0) {
-      const e = await embedImages(model, memoryImages(b.images.map((img) => ({ ...img, channels: 3 }))), { batch: b.images.length });
-      rows.push(e.data);
-      b.indices.forEach((i) => kept.push(paths[i]!));
-    }
-    o.onProgress?.(kept.length + skipped.length, paths.length);
+  o: PhotoPassOptions & { engine?: PhotoEngineChoice; onEngine?: (e: { engine: string; why?: string }) => void },
+): Promise<PhotoPassResult & { engine: string }> {
+  const runner = await photoRunner(model, o.engine ?? 'auto');
+  o.onEngine?.({ engine: runner.engine, why: runner.why });
+  try {
+    return { ...(await photoPass(runner, paths, o)), engine: runner.engine };
+  } finally {
+    await runner.dispose();
   }
-  const cols = (model.outputs[0]!.shape.slice(1) as number[]).reduce((p, d) => p * d, 1);
-  const data = new Float32Array(kept.length * cols);
-  let offset = 0;
-  for (const r of rows) {
-    data.set(r, offset);
-    offset += r.length;
-  }
-  return { matrix: { rows: kept.length, cols, data }, kept, skipped };
 }
 
 /**
@@ -98,8 +84,8 @@ async function runOverImages(
 export async function embedImageList(
   loaded: LoadedModel,
   paths: readonly string[],
-  o: { crops?: (readonly number[] | null)[]; skipBad?: boolean; onSkip?: (path: string, message: string) => void; onProgress?: (done: number, total: number) => void } = {},
-): Promise<{ matrix: Matrix; kept: string[]; skipped: string[] }> {
+  o: Omit<PhotoPassOptions, 'size' | 'mode'> & { engine?: PhotoEngineChoice } = {},
+): Promise<PhotoPassResult> {
   const image = loaded.manifest.preprocess.image;
   if (loaded.manifest.inputKind !== 'images' || !image) throw new UserError(`${loaded.dir}: this model embeds descriptors; give --db/--queries .npy files`);
   return runOverImages(loaded.model, paths, { size: image.size, mode: image.resize, ...o });
@@ -191,7 +177,10 @@ export interface FeatureFilesOptions {
   readonly crops?: string;
   readonly batch?: number;
   readonly backend?: BackendChoice;
+  /** Who runs the network: onnxruntime (native, every core) when it can, else tfjs (see photoRunner). */
+  readonly engine?: PhotoEngineChoice;
   readonly onBackend?: (info: BackendInfo) => void;
+  readonly onEngine?: (e: { engine: string; why?: string }) => void;
   readonly onSkip?: (path: string, message: string) => void;
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -199,12 +188,16 @@ export interface FeatureFilesOptions {
 /** The .json beside a features .npy, listing its images in row order (written last). */
 export const featureListFile = (npy: string): string => `${npy.replace(/\.npy$/, '')}.json`;
 
+/** The folder beside a features .npy where its rows are kept as they are computed (FeatureCache). */
+export const featurePartsFolder = (npy: string): string => `${npy.replace(/\.npy$/, '')}.parts`;
+
 /**
  * Base descriptors from a network before any training (`ddistill features`): GeM-pooled,
  * L2-normalised, one row per readable image, plus `<out>.json` listing the images (and the ones
- * skipped) in row order.
+ * skipped) in row order. Rows are kept in `<out>.parts/` as they are computed, so a rerun after a
+ * crash computes only the photos missing; the folder goes once the .npy is written.
  */
-export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: number; dim: number; skipped: string[]; seconds: number }> {
+export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: number; dim: number; skipped: string[]; cached: number; engine: string; seconds: number }> {
   const started = performance.now();
   ensureOutputFolder(dirname(o.out));
   if (existsSync(o.out) && statSync(o.out).isDirectory()) throw new UserError(`--out ${o.out} is a folder; give the .npy file to write`);
@@ -218,15 +211,18 @@ export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: numb
     backbone: o.backbone, cut: o.cut, size, resize, channels: 3, whiten: null, weights: o.weights, partialWeights: o.partialWeights, seed: 0,
     scale: o.scale ?? defaultScale(o.backbone),
   });
+  const settings = { backbone: o.backbone, cut: o.cut ?? null, size, resize, scale: o.scale ?? defaultScale(o.backbone), weights: o.weights ?? null, crops: o.crops ?? null };
+  const cache = new FeatureCache(featurePartsFolder(o.out), settings);
   let r: Awaited<ReturnType<typeof runOverImages>>;
   try {
-    r = await runOverImages(model, paths, { size, mode: resize, crops, skipBad: o.skipBad, batch: o.batch, onSkip: o.onSkip, onProgress: o.onProgress });
+    r = await runOverImages(model, paths, { size, mode: resize, crops, skipBad: o.skipBad, batch: o.batch, cache, engine: o.engine, onEngine: o.onEngine, onSkip: o.onSkip, onProgress: o.onProgress });
   } finally {
     model.dispose();
   }
   if (r.kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
   writeMatrix(o.out, r.matrix);
   const seconds = (performance.now() - started) / 1000;
-  writeFileAtomic(featureListFile(o.out), JSON.stringify({ images: r.kept, skipped: r.skipped, backbone: o.backbone, cut: o.cut ?? null, size, resize, dim: r.matrix.cols, seconds }, null, 2) + '\n');
-  return { rows: r.matrix.rows, dim: r.matrix.cols, skipped: r.skipped, seconds };
+  writeFileAtomic(featureListFile(o.out), JSON.stringify({ images: r.kept, skipped: r.skipped, backbone: o.backbone, cut: o.cut ?? null, size, resize, dim: r.matrix.cols, engine: r.engine, cached: r.cached, seconds }, null, 2) + '\n');
+  cache.remove();
+  return { rows: r.matrix.rows, dim: r.matrix.cols, skipped: r.skipped, cached: r.cached, engine: r.engine, seconds };
 }

@@ -84,8 +84,8 @@ export async function featuresStage(run: Run): Promise<RunData> {
       if (existsSync(featureListFile(out))) return;
       run.stage(0, 'features', `${image.backbone} features of ${images} (${sizeLabel(image.size, image.resize)})`);
       const t0 = performance.now();
-      await featureFiles({ images, out, crops: gnd, backbone: image.backbone, cut: image.cut, weights: image.weights, partialWeights: image.partialWeights, scale: image.scale, size: image.size, resize: image.resize, backend: plan.backend, onProgress: plan.hooks.onImages });
-      folder.manifest.featureSeconds = { ...folder.manifest.featureSeconds, [name]: secondsSince(t0) };
+      const r = await featureFiles({ images, out, crops: gnd, backbone: image.backbone, cut: image.cut, weights: image.weights, partialWeights: image.partialWeights, scale: image.scale, size: image.size, resize: image.resize, backend: plan.backend, onProgress: plan.hooks.onImages });
+      folder.manifest.features = { ...folder.manifest.features, [name]: { photos: r.rows, seconds: secondsSince(t0), engine: r.engine, cached: r.cached } };
       folder.save();
     };
     await extract('db', plan.sources.images!, databaseFile);

@@ -114,6 +114,21 @@ export function reportCharts(m: RunManifest): string[] {
   return charts;
 }
 
+/** Image mode: the features passes, with their speed. */
+function featuresTable(m: RunManifest): string {
+  const passes = Object.entries(m.features ?? {});
+  if (passes.length === 0) return '';
+  const rows = passes.map(([name, f]) => {
+    const computed = f.photos - f.cached;
+    const rate = f.seconds > 0 && computed > 0 ? `${(computed / f.seconds).toFixed(1)}` : '—';
+    return `<tr><td>${escapeHtml(name)}</td><td class="num">${f.photos}</td><td class="num">${f.cached}</td><td class="num">${f.seconds.toFixed(1)}</td><td class="num">${rate}</td><td>${escapeHtml(f.engine)}</td></tr>`;
+  });
+  return `<table id="features">
+<tr><th>features</th><th>photos</th><th>from the cache</th><th>seconds</th><th>photos/s</th><th>network on</th></tr>
+${rows.join('\n')}
+</table>`;
+}
+
 /** The whole report page. */
 export function renderReport(m: RunManifest, title = 'diffusion-distill run'): string {
   const rows = resultRows(m);
@@ -153,6 +168,7 @@ ${rows.map(([a, b, c]) => `<tr><td>${escapeHtml(a)}</td><td class="num">${escape
 ${reportCharts(m).join('\n')}
 </div>
 <h2>Stages</h2>
+${featuresTable(m)}
 <table id="stages">
 <tr><th>iteration</th>${stageNames.map((s) => `<th>${escapeHtml(s)} (s)</th>`).join('')}<th>final loss</th><th>accuracy</th><th>query time</th></tr>
 ${m.iterations

@@ -33,6 +33,14 @@ export interface RunResult {
   readonly embeddings: string;
 }
 
+/** One features pass: photos, wall time, the engine that ran the network, rows found in the cache. */
+export interface FeatureRecord {
+  readonly photos: number;
+  readonly seconds: number;
+  readonly engine: string;
+  readonly cached: number;
+}
+
 export interface RunManifest {
   readonly format: 'diffusion-distill-run';
   readonly version: 1;
@@ -47,7 +55,7 @@ export interface RunManifest {
   iterations: IterationRecord[];
   /** The result (set when the run is done). */
   result?: RunResult;
-  /** Image mode: seconds to extract the base descriptors (db, queries). */
-  featureSeconds?: Record<string, number>;
+  /** Image mode: how the base descriptors were extracted (db, queries). */
+  features?: Record<string, FeatureRecord>;
   seconds: number;
 }
