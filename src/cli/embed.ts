@@ -69,15 +69,20 @@ export function featuresCommand(): Command {
     .summary('base descriptors of images from a pretrained network')
     .description(
       'Decodes images (a folder, searched recursively, or a list file with one\n' +
-        'path per line) with sharp, resizes them (longer side = --image-size, the\n' +
-        'paper\'s 600 by default; --resize square squashes them) and writes the\n' +
+        'path per line) with sharp, resizes them (longer side = --image-size: 224\n' +
+        'on wasm and cpu, the paper\'s 600 with native TensorFlow; --resize square\n' +
+        'squashes them) and writes the\n' +
         'GeM-pooled, L2-normalised features of --backbone: a tfjs model.json (cut at\n' +
         '--cut, by default its last spatial feature map), nsfwjs:mobilenet_v2, or a\n' +
         'built-in ResNet (with --weights: Keras-converted weights loaded by layer\n' +
         'name). Writes --out (float32 rows × dim) and a .json beside it\n' +
         'listing the images in row order. Distil from them: `ddistill diffuse --db\n' +
         'feats.npy ...`, then `ddistill train --images ...` (or `ddistill bootstrap\n' +
-        '--images ...`, which does it all).',
+        '--images ...`, which does it all).\n\n' +
+        'The network runs on onnxruntime (native, every core) unless --engine tfjs\n' +
+        'or a layer it lacks says otherwise. Rows are kept in <out>.parts/ as they\n' +
+        'are computed: after an interruption, the same command computes only the\n' +
+        'photos missing (or changed since).',
     )
     .requiredOption('--images <dir|list>', 'the images');
   return addImageOptions(cmd, '', { required: false })
