@@ -207,7 +207,8 @@ describe('image-mode training, embedding and export', async () => {
       const run = await trainImages({ ...common, out: join(dir, 'run'), train });
       expect(run.history).toHaveLength(2);
       expect(run.history[1]!.loss).toBeLessThan(run.history[0]!.loss);
-      await embedFiles({ model: join(dir, 'run'), images: join(dir, 'img'), out: join(dir, 'emb'), backend: 'wasm' });
+      await embedFiles({ model: join(dir, 'run'), images: join(dir, 'img'), out: join(dir, 'emb'), backend: 'wasm', engine: 'tfjs' });
+      await embedFiles({ model: join(dir, 'run'), images: join(dir, 'img'), out: join(dir, 'emb-onnx'), backend: 'wasm' });
       await exportModel({ model: join(dir, 'run'), out: join(dir, 'exported'), backend: 'wasm' });
       const embedded = readNpy(join(dir, 'emb', 'images.npy'));
       expect(embedded.shape).toEqual([24, 6]);
@@ -229,6 +230,9 @@ describe('image-mode training, embedding and export', async () => {
         y.dispose();
       }
       expect(rows).toEqual(Array.from(embedded.data as Float32Array));
+      // The default engine (onnxruntime) gives the same rows within the features' bound.
+      const onnx = readNpy(join(dir, 'emb-onnx', 'images.npy')).data as Float32Array;
+      expect(Math.max(...rows.map((v, i) => Math.abs(v - onnx[i]!)))).toBeLessThan(1e-4);
       model.dispose();
     });
   });
@@ -349,6 +353,9 @@ describe('ddistill bootstrap --images', async () => {
       expect(stages.slice(0, 4)).toEqual(['0:features', '0:features', '0:baseline', '0:reranking']);
       expect(readNpy(join(run, 'features', 'db.npy')).shape).toEqual([24, 64]);
       expect(readNpy(join(run, 'features', 'queries.npy')).shape).toEqual([8, 64]);
+      // Both passes ran on onnxruntime, and the report's features table shows them with their speed.
+      expect(Object.entries(m.features!).map(([k, f]) => [k, f.photos, f.engine, f.cached])).toEqual([['db', 24, 'onnxruntime', 0], ['queries', 8, 'onnxruntime', 0]]);
+      expect(readFileSync(join(run, 'report.html'), 'utf8')).toMatch(/<table id="features">[\s\S]*<td>db<\/td><td class="num">24<\/td>[\s\S]*onnxruntime/);
       expect(m.iterations.map((r) => r.iteration)).toEqual([1, 2]);
       // The figures are those of Euclidean search on the features and on each iteration's embeddings (brute force).
       const npy = (f: string) => {

@@ -1,9 +1,9 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend/tfjs.js';
 import { embedFiles, exportModel, featureFiles, type EmbedSummary } from '../model/run.js';
-import { PHOTO_ENGINES, type PhotoEngineChoice } from '../model/photoRunner.js';
+import type { PhotoEngineChoice } from '../model/photoRunner.js';
 import { backendLine, duration, imageProgress, note, print } from './common.js';
-import { addImageOptions, type ImageFlags } from './flags/image.js';
+import { addImageOptions, photoEngineOption, type ImageFlags } from './flags/image.js';
 
 export function embedCommand(): Command {
   return new Command('embed')
@@ -24,9 +24,10 @@ export function embedCommand(): Command {
     .option('--skip-bad-images', 'report unreadable images and leave them out (embed.json lists them)')
     .requiredOption('--out <dir>', 'output folder (created if needed)')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
+    .addOption(photoEngineOption())
     .option('--json', 'print embed.json as one line')
     .addHelpText('after', '\nExample:\n  ddistill embed --model run/ --db db.npy --queries q.npy --out emb/ && ddistill eval --db emb/db.npy --queries emb/queries.npy --metric euclidean --gnd gnd.pkl')
-    .action(async (flags: { model: string; db?: string; queries?: string; images?: string; crops?: string; skipBadImages?: boolean; out: string; backend: BackendChoice; json?: boolean }) => {
+    .action(async (flags: { model: string; db?: string; queries?: string; images?: string; crops?: string; skipBadImages?: boolean; out: string; backend: BackendChoice; engine: PhotoEngineChoice; json?: boolean }) => {
       const images = imageProgress('embedding');
       let s: EmbedSummary;
       try {
@@ -90,11 +91,7 @@ export function featuresCommand(): Command {
     .option('--crops <gnd|name>', 'crop each image to its query box (revisitop bbx, gnd_*.pkl/.json or roxford5k / rparis6k), in order')
     .requiredOption('--out <file.npy>', 'output descriptors')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
-    .addOption(
-      new Option('--engine <name>', 'who runs the network: onnxruntime (native kernels on every core, same features), tfjs (the --backend), or auto: onnxruntime when installed and it has every layer')
-        .choices(PHOTO_ENGINES)
-        .default('auto'),
-    )
+    .addOption(photoEngineOption())
     .addHelpText('after', '\nExamples:\n  ddistill features --images photos/ --backbone mobilenet/model.json --out feats.npy\n  ddistill features --images queries/ --crops roxford5k --backbone resnet50 --weights r50/model.json --out q.npy')
     .action(async (flags: ImageFlags & { images: string; skipBadImages?: boolean; crops?: string; out: string; backend: BackendChoice; engine: PhotoEngineChoice }) => {
       const images = imageProgress('features');

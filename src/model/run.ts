@@ -45,6 +45,8 @@ export interface EmbedFilesOptions {
   readonly skipBad?: boolean;
   readonly out: string;
   readonly backend?: BackendChoice;
+  /** Who runs an image network: onnxruntime when it can (auto), or tfjs (see photoRunner). */
+  readonly engine?: PhotoEngineChoice;
   readonly onBackend?: (info: BackendInfo) => void;
   readonly onSkip?: (path: string, message: string) => void;
   readonly onProgress?: (done: number, total: number) => void;
@@ -101,7 +103,7 @@ async function embedImageFiles(o: EmbedFilesOptions): Promise<EmbedSummary> {
   const loaded = await loadModelFolder(o.model);
   const { dir, model, manifest } = loaded;
   try {
-    const r = await embedImageList(loaded, paths, { crops, skipBad: o.skipBad, onSkip: o.onSkip, onProgress: o.onProgress });
+    const r = await embedImageList(loaded, paths, { crops, skipBad: o.skipBad, engine: o.engine, onSkip: o.onSkip, onProgress: o.onProgress });
     if (r.kept.length === 0) throw new UserError(`${o.images}: no image could be read`);
     const output = join(o.out, 'images.npy');
     writeMatrix(output, r.matrix);

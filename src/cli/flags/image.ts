@@ -3,6 +3,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ResizeMode } from '../../io/images.js';
 import { backboneNames } from '../../model/backbones.js';
 import { IMAGE_DEFAULTS, IMAGE_SIZE_PRESETS } from '../../model/image.js';
+import { PHOTO_ENGINES } from '../../model/photoRunner.js';
 import { PRETRAINED_LR, type ImageNetworkOptions } from '../../train/images.js';
 import { parsePositiveInt, positive as parsePositiveNumber } from './numbers.js';
 
@@ -66,3 +67,9 @@ export function imageOptionsFromFlags(flags: ImageTrainingFlags): ImageNetworkOp
     freezeUntil: flags.freezeUntil, whiten: flags.whiten ?? null, pretrainedLr: flags.pretrainedLr,
   };
 }
+
+/** --engine for commands that run an image network over photos (features, embed). */
+export const photoEngineOption = (): Option =>
+  new Option('--engine <name>', 'who runs an image network: onnxruntime (native kernels on every core, the same features), tfjs (the --backend), or auto: onnxruntime when installed and it has every layer')
+    .choices(PHOTO_ENGINES)
+    .default('auto');
