@@ -22,7 +22,7 @@ import { watchVerdict } from '../src/train/callbacks.js';
 import { epochExamples } from '../src/train/loop.js';
 import type { EpochRecord } from '../src/train/records.js';
 import { TRAIN_DEFAULTS } from '../src/train/options.js';
-import { verdict, type TrainingPlan } from '../src/train/selection.js';
+import { trainingPlan, verdict, type TrainingPlan } from '../src/train/selection.js';
 import { parameterGroups } from '../src/train/sgd.js';
 import { tripletRange } from '../src/triplets/range.js';
 import { colourImages, gaussian, rng, withTempDir } from './helpers.js';
@@ -42,6 +42,41 @@ describe('the triplet range from the teacher', () => {
     expect(tripletRange(Float32Array.from(one), 1).k).toBe(10);
     // Similarities (descending) are read the other way round.
     expect(tripletRange(Float32Array.from(rows[0]!.map((v) => -v)), 1, 'descending').relevantSet).toBe(4);
+  });
+});
+
+describe('the contrastive positives from the teacher', () => {
+  /** Rows of 60 ascending distances whose largest jump comes after `at` neighbours. */
+  const jumpsAt = (ats: readonly number[]) => Float32Array.from(ats.flatMap((at) => Array.from({ length: 60 }, (_, j) => (j < at ? 0.1 + 0.001 * j : 0.6 + 0.001 * j))));
+
+  it('are 0.8 × the median set size past near-duplicates (a jump after the first or second neighbour)', () => {
+    // Four near-duplicates (jump after 1 or 2) and six sets of 10, 20, 20, 30, 30, 40: the median of
+    // all ten is 10, of the six past position 2 it is 20, and 0.8 × 20 = 16.
+    const r = tripletRange(jumpsAt([1, 2, 1, 2, 10, 20, 20, 30, 30, 40]), 10);
+    expect(r.relevantSet).toBe(10);
+    expect(r.positives).toBe(16);
+    // Only near-duplicates: the relevant set stands in (at least 2).
+    expect(tripletRange(jumpsAt([1, 2, 2]), 3).positives).toBe(2);
+  });
+
+  it('shrink with the items held out, whose places the training lists lose; the verdict reads as deep as they are', () => {
+    const n = 100;
+    const scores = jumpsAt(Array.from({ length: n }, () => 25));
+    const neighbours = new Int32Array(n * 60);
+    for (let i = 0; i < n; i++) for (let j = 0; j < 60; j++) neighbours[i * 60 + j] = (i + j + 1) % n;
+    const ranking = { file: 'mem', neighbours, rows: n, length: 60, diffusion: null, scores, order: 'ascending' as const };
+    const options = { ...TRAIN_DEFAULTS, loss: 'contrastive' as const, contrastive: { positives: 'auto' as const, temperature: 0.2 } };
+    expect(trainingPlan(ranking, options, { holdOut: 0 }).options.contrastive.positives).toBe(20); // 0.8 × 25
+    // 20 of 100 held out (the minimum): 20 × 0.8 = 16.
+    const held = trainingPlan(ranking, options, { holdOut: 0.1 });
+    expect(held.options.contrastive.positives).toBe(16);
+    // The verdict reads the teacher's top 20, the positives on the whole ranking's scale (not the relevant set, 25).
+    expect(held.depth).toBe(20);
+    // A given number is kept as given, and is the verdict's depth.
+    const given = trainingPlan(ranking, { ...options, contrastive: { positives: 7, temperature: 0.2 } }, { holdOut: 0.1 });
+    expect([given.options.contrastive.positives, given.depth]).toEqual([7, 7]);
+    // Triplets keep the relevant set as the depth.
+    expect(trainingPlan(ranking, { ...TRAIN_DEFAULTS, triplets: { ...TRAIN_DEFAULTS.triplets, k: 'auto' } }, { holdOut: 0.1 }).depth).toBe(25);
   });
 });
 

@@ -11,7 +11,7 @@ import { embedFiles, exportModel } from '../src/model/run.js';
 import { learnPca, pcaProjection } from '../src/model/pca.js';
 import { fullRanking } from '../src/eval/fullRanking.js';
 import { trainFiles } from '../src/train/descriptors.js';
-import { train } from '../src/train/loop.js';
+import { relatedMask, train } from '../src/train/loop.js';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../src/train/options.js';
 import { learningRate, zeroMomentum } from '../src/train/sgd.js';
 import { contrastiveLoss, sgdStep, tripletLoss } from '../src/train/step.js';
@@ -284,6 +284,33 @@ describe('contrastive (InfoNCE) loss', async () => {
     expect(s.loss.dataSync()[0]).toBeCloseTo(Math.log(1 + Math.exp(2)), 5);
     expect(Array.from(s.misses.dataSync())).toEqual([1, 1]);
     tf.dispose([matched, swapped, m.loss, m.misses, s.loss, s.misses]);
+  });
+
+  it('leaves the positives the teacher relates to an anchor out of its negatives (hand-worked)', () => {
+    // Matched pairs at τ 0.5 (s = [[2, 0], [0, 2]]): with positive 1 related to anchor 0, anchor 0's
+    // softmax holds its own positive alone (loss 0) and anchor 1's is as before: log(1 + e⁻²) / 2 in all.
+    const x = tf.tensor2d([[2, 0], [0, 3], [5, 0], [0, 0.5]]);
+    const related = tf.tensor2d([[0, 1], [0, 0]]);
+    const r = contrastiveLoss(x, 0.5, related);
+    expect(r.loss.dataSync()[0]).toBeCloseTo(Math.log(1 + Math.exp(-2)) / 2, 5);
+    // Swapped positives, both related: each anchor's own (wrong) positive is all it sees, no miss counted.
+    const swapped = tf.tensor2d([[2, 0], [0, 3], [0, 0.5], [5, 0]]);
+    const both = tf.tensor2d([[0, 1], [1, 0]]);
+    const s = contrastiveLoss(swapped, 0.5, both);
+    expect(s.loss.dataSync()[0]).toBeCloseTo(0, 5);
+    expect(Array.from(s.misses.dataSync())).toEqual([0, 0]);
+    tf.dispose([x, related, r.loss, r.misses, swapped, both, s.loss, s.misses]);
+  });
+
+  it('a step\'s related mask: positive j is anchor i itself or among its teacher positives', () => {
+    // Pairs (anchor, positive): (0, 5), (1, 0), (2, 6), (3, 1); teacher positives 0: [5, 1], 1: [0, 7], 2: [6, 9], 3: [1, 2].
+    const lists: Record<number, number[]> = { 0: [5, 1], 1: [0, 7], 2: [6, 9], 3: [1, 2] };
+    const e = { items: Int32Array.from([0, 5, 1, 0, 2, 6, 3, 1]), margins: new Float32Array(4), parts: 2 as const, positivesOf: (a: number) => Int32Array.from(lists[a]!) };
+    // Anchor 0: positive of pair 1 is item 0 (itself), of pair 3 item 1 (its list). Anchor 1: pair 0's 5? no; pair 3's 1 (itself).
+    // Anchor 2: none. Anchor 3: pair 1's 0? no; its list [1, 2] holds no other positive (5, 0, 6).
+    expect(Array.from(relatedMask(e, 0, 4))).toEqual([0, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // A step over pairs [1, 3): anchors 1 and 2 with positives 0 and 6.
+    expect(Array.from(relatedMask(e, 1, 2))).toEqual([0, 0, 0, 0]);
   });
 
   it('pairs draw each positive from the anchor\'s top `positives`, every anchor perAnchor times', () => {

@@ -60,8 +60,8 @@ export function stepCounts(o: TrainOptions, anchors: number): { perEpoch: number
 
 /**
  * The examples of one epoch, in shuffled order: triplets (anchor, closer, farther) with their
- * margins, or, for the contrastive loss, pairs (anchor, positive) with zero margins (the steps'
- * margins array carries the batch size either way).
+ * margins, or, for the contrastive loss, pairs (anchor, positive) with zero margins (the margins
+ * array counts the examples either way) and each anchor's positives in the teacher's list.
  */
 export interface EpochExamples {
   /** count × parts item indices. */
@@ -69,17 +69,49 @@ export interface EpochExamples {
   readonly margins: Float32Array;
   /** Items per example: 3 (triplets) or 2 (pairs). */
   readonly parts: 2 | 3;
+  /** Pairs: the teacher's positives of an anchor item (what its positive was drawn from). */
+  readonly positivesOf?: (anchor: number) => Int32Array;
+}
+
+/** The teacher's top `positives` of each anchor item, as views of its lists. */
+function teacherPositives(neighbours: Int32Array, rows: number, positives: number, anchors?: Int32Array): (anchor: number) => Int32Array {
+  const length = neighbours.length / rows;
+  const top = Math.min(positives, length);
+  const rowOf = new Map<number, number>();
+  for (let r = 0; r < rows; r++) rowOf.set(anchors ? anchors[r]! : r, r);
+  return (anchor) => {
+    const r = rowOf.get(anchor);
+    if (r === undefined) throw new Error(`teacherPositives: item ${anchor} is no anchor`);
+    return neighbours.subarray(r * length, r * length + top);
+  };
+}
+
+/**
+ * A step's related mask for pairs [start, start + b): 1 at (i, j), j ≠ i, where positive j is
+ * anchor i itself or among its teacher positives, so that it is no negative of i (contrastiveLoss).
+ */
+export function relatedMask(e: EpochExamples, start: number, b: number): Float32Array {
+  const mask = new Float32Array(b * b);
+  for (let i = 0; i < b; i++) {
+    const anchor = e.items[2 * (start + i)]!;
+    const related = new Set(e.positivesOf!(anchor));
+    related.add(anchor);
+    for (let j = 0; j < b; j++) if (j !== i && related.has(e.items[2 * (start + j) + 1]!)) mask[i * b + j] = 1;
+  }
+  return mask;
 }
 
 /** The examples of epoch `epoch` (mined with seed (seed, epoch)), shuffled. */
 export function epochExamples(neighbours: Int32Array, rows: number, o: TrainOptions, epoch: number, anchors?: Int32Array): EpochExamples {
   const seed = (Math.imul(o.seed + 1, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0;
   let mined: { count: number; items: Int32Array; margins: Float32Array; parts: 2 | 3 };
+  let positivesOf: EpochExamples['positivesOf'];
   if (o.loss === 'contrastive') {
     const positives = o.contrastive.positives;
     if (positives === 'auto') throw new Error('epochExamples: the positives must be resolved before training (trainingPlan)');
     const p = minePairs(neighbours, rows, { positives, perAnchor: o.triplets.perAnchor, seed, anchors });
     mined = { ...p, margins: new Float32Array(p.count), parts: 2 };
+    positivesOf = teacherPositives(neighbours, rows, positives, anchors);
   } else {
     const k = o.triplets.k;
     if (k === 'auto') throw new Error('epochExamples: the triplet range must be resolved before training (tripletRange)');
@@ -101,7 +133,7 @@ export function epochExamples(neighbours: Int32Array, rows: number, o: TrainOpti
     items.set(mined.items.subarray(parts * s, parts * s + parts), parts * i);
     margins[i] = mined.margins[s]!;
   }
-  return { items, margins, parts };
+  return { items, margins, parts, positivesOf };
 }
 
 /** A descriptor matrix as training inputs: the 3b rows of a step gathered on the JS side. */
@@ -184,7 +216,7 @@ async function runEpoch(
     lr = learningRate(o, step, at.total);
     let r: StepResult;
     try {
-      const m = margins.subarray(start, start + b);
+      const m = examples.parts === 2 ? relatedMask(examples, start, b) : margins.subarray(start, start + b);
       r = hooks.parallel ? await hooks.parallel.step(trainableVariables(model), momentum, xt, m, lr, stepOptions) : localStep(model, momentum, xt, m, stepOptions, lr);
     } finally {
       disposeInputs(xt);

@@ -121,14 +121,14 @@ export const MNIST_DEMO_RECIPE: Recipe = Object.freeze({
 /**
  * Image mode on a pretrained backbone (the default): the backbone and GeM stay frozen and are run
  * once; a residual head (768 → 512 → 128 on the shipped MobileNet) is trained on their
- * L2-normalised descriptors with the contrastive loss, positives from the teacher's estimated
- * relevant set, τ 0.2 (docs/algorithms.md §4, its ablation). Measured (2 cores, wasm): class mAP
- * 54.55 → 79.51 on Flowers-17 and 58.98 → 76–79 on Caltech-50 in one iteration, where the
- * triplets gave 71.37 and 67.45. Fine-tuning the last MobileNet blocks instead collapsed
+ * L2-normalised descriptors with the contrastive loss, positives from the core of the sets the
+ * teacher's distances show, τ 0.2 (docs/algorithms.md §4, its ablation). Measured (2 cores, wasm):
+ * see BENCHMARKS.md (`npm run bench:photos`), where the triplets gave 71.37 on Flowers-17 and
+ * 67.45 on Caltech-50. Fine-tuning the last MobileNet blocks instead collapsed
  * (54.33 → 45.63 → 14.58; docs/algorithms.md).
  */
 export const PHOTO_HEAD_RECIPE: Recipe = Object.freeze({
-  description: 'frozen pretrained backbone + GeM, residual head d→512→128 (PCA init), contrastive loss: positives from the teacher\'s top n, n auto (the relevant set the teacher shows), τ 0.2; batch 256, lr 0.05 cosine, wd 1e-4 (none on biases), up to 1,000 steps per iteration, best epoch by agreement with the teacher on 10 % held out',
+  description: 'frozen pretrained backbone + GeM, residual head d→512→128 (PCA init), contrastive loss: positives from the teacher\'s top n, n auto (0.8 × the set size the teacher\'s distances show, past near-duplicates), the teacher\'s positives of an anchor left out of its negatives, τ 0.2; batch 256, lr 0.05 cosine, wd 1e-4 (none on biases), 1,000 steps per iteration, the verdict by agreement with the teacher on 10 % held out',
   teacherTopK: 300,
   head: { kind: 'residual', dim: 128, hidden: 512, init: 'pca' } as const,
   train: { batch: 256, lr: 0.05, schedule: 'cosine' as const, steps: 1000, triplets: { k: 'auto' as const, m0: 0.5 }, loss: 'contrastive' as const, contrastive: { positives: 'auto' as const, temperature: 0.2 } },

@@ -32,9 +32,10 @@ export interface TrainingPlan {
   /** The ranking without the held-out items (undefined: train on all of it). */
   readonly teacher: TrainingTeacher | undefined;
   /**
-   * The teacher's top-depth neighbours are the relevant items of the agreement score: the relevant
-   * set the triplet range implies (k / RANGE_RULE.multiple). Shallower, the input always wins, as
-   * the teacher's first neighbours are the input's own (measured on MNIST and Flowers-17).
+   * The teacher's top-depth neighbours are the relevant items of the agreement score: the set the
+   * student was taught, the relevant set the triplet range implies (k / RANGE_RULE.multiple) or
+   * the contrastive positives. Shallower, the input always wins, as the teacher's first
+   * neighbours are the input's own (measured on MNIST and Flowers-17).
    */
   readonly depth: number;
   readonly patience: number;
@@ -49,13 +50,20 @@ export function trainingPlan(ranking: SelfRanking, options: TrainOptions, select
   if (auto && !range) throw new UserError(`${ranking.file}: --triplet-range auto needs the teacher's distances (scores.npy beside it, as ddistill diffuse writes); give --triplet-range N instead`);
   const autoPositives = options.loss === 'contrastive' && options.contrastive.positives === 'auto';
   if (autoPositives && !range) throw new UserError(`${ranking.file}: --positives auto needs the teacher's distances (scores.npy beside it, as ddistill diffuse writes); give --positives N instead`);
-  const positives = options.contrastive.positives === 'auto' ? (range?.relevantSet ?? 1) : options.contrastive.positives;
   const k = Math.min(auto ? range!.k : (options.triplets.k as number), ranking.length);
   const heldOut = holdOutItems(ranking.rows, options.seed, selection.holdOut ?? 0);
+  // The estimate counts positions in the whole ranking; the training lists lose the held-out items.
+  const positives = options.contrastive.positives === 'auto' ? Math.max(2, Math.round((range?.positives ?? 2) * (1 - heldOut.length / ranking.rows))) : options.contrastive.positives;
   const teacher = heldOut.length > 0 ? trainingRanking(ranking.neighbours, ranking.rows, heldOut) : undefined;
-  // The scale the range stands for: the relevant set it reaches past (k = multiple × that set).
-  // With --triplet-range auto this is the teacher's estimate; a given k states the user's scale.
-  const depth = auto ? range!.relevantSet : Math.max(1, Math.round(k / RANGE_RULE.multiple));
+  // The set the student was taught, at the scale of the whole ranking. Triplets: the relevant set
+  // the range reaches past (k = multiple × that set); with --triplet-range auto the teacher's
+  // estimate, a given k states the user's scale. Contrastive: the positives (auto: their estimate
+  // before the held-out share; the teacher's first few alone would judge the order inside the set,
+  // which that loss does not teach).
+  const contrastive = options.loss === 'contrastive';
+  const depth = contrastive
+    ? options.contrastive.positives === 'auto' ? (range?.positives ?? positives) : positives
+    : auto ? range!.relevantSet : Math.max(1, Math.round(k / RANGE_RULE.multiple));
   return {
     options: { ...options, triplets: { ...options.triplets, k: Math.min(k, teacher?.length ?? k) }, contrastive: { ...options.contrastive, positives } },
     range, kChosen: auto ? 'auto' : 'given', heldOut, teacher, depth,

@@ -50,14 +50,17 @@ export function tripletLoss(embeddings: tf.Tensor2D, margins: tf.Tensor1D): { lo
  * The contrastive (InfoNCE) loss of a batch of pairs: rows [0, B) are anchors, [B, 2B) their
  * positives (drawn from the teacher's top of each anchor). With unit embeddings a and p, anchor i
  * scores every positive of the batch, s_ij = a_i·p_j / τ, and the loss is the mean over i of
- * −log softmax_j(s_ij) at j = i: the other anchors' positives are its negatives. Returns the loss
- * and, per anchor, 1 where a negative outscores its own positive (the share reported as active).
+ * −log softmax_j(s_ij) at j = i: the other anchors' positives are its negatives, except those
+ * `related` marks (related_ij = 1: the teacher ranks positive j among anchor i's positives too, so
+ * it is left out of i's softmax rather than pushed away). Returns the loss and, per anchor, 1
+ * where a negative outscores its own positive (the share reported as active).
  */
-export function contrastiveLoss(embeddings: tf.Tensor2D, temperature: number): { loss: tf.Scalar; misses: tf.Tensor1D } {
+export function contrastiveLoss(embeddings: tf.Tensor2D, temperature: number, related?: tf.Tensor2D): { loss: tf.Scalar; misses: tf.Tensor1D } {
   return tf.tidy(() => {
     const unit = l2Normalize(embeddings);
     const [a, p] = tf.split(unit, 2, 0) as [tf.Tensor2D, tf.Tensor2D];
-    const scores = tf.div(tf.matMul(a, p, false, true), temperature) as tf.Tensor2D;
+    const raw = tf.div(tf.matMul(a, p, false, true), temperature) as tf.Tensor2D;
+    const scores = related ? (tf.sub(raw, tf.mul(related, 1e9)) as tf.Tensor2D) : raw;
     const b = scores.shape[0];
     const own = tf.sum(tf.mul(a, p), 1).div(temperature) as tf.Tensor1D;
     const loss = tf.mean(tf.sub(tf.logSumExp(scores, 1), own)) as tf.Scalar;
@@ -142,7 +145,9 @@ export type StepOptions = GradientOptions & SgdSettings;
 
 /**
  * The loss, active hinges and weight gradients of a batch of triplets: `x` holds the 3b inputs
- * (anchors, closers, farthers), stacked or one tensor per item. `share` scales the loss and the
+ * (anchors, closers, farthers), stacked or one tensor per item, and `margins` their b margins.
+ * For the contrastive loss `x` holds 2b inputs (anchors, positives) and `margins` the b × b
+ * related mask, row-major (contrastiveLoss). `share` scales the loss and the
  * gradients: a shard of b triplets out of a batch of B passes b / B, so that the shards'
  * gradients add up to the batch's (data-parallel training, src/train/dataParallel.ts).
  */
@@ -154,7 +159,7 @@ export function batchGradients(
   o: GradientOptions,
   share = 1,
 ): { loss: number; active: number; grads: tf.NamedTensorMap } {
-  if (o.loss === 'contrastive') return contrastiveGradients(model, weights, x, o.contrastive?.temperature ?? TRAIN_DEFAULTS.contrastive.temperature, o.batchNorm !== 'frozen');
+  if (o.loss === 'contrastive') return contrastiveGradients(model, weights, x, margins, o.contrastive?.temperature ?? TRAIN_DEFAULTS.contrastive.temperature, o.batchNorm !== 'frozen');
   if (o.imageWise) {
     const r = imageWiseGrads(model, weights, x, margins, o.batchNorm !== 'frozen');
     if (share === 1) return r;
@@ -202,14 +207,18 @@ export function batchGradients(
  * pairs (`x`: the 2b inputs, anchors then positives). The loss couples every pair of the batch, so
  * it is computed whole: no micro-batches, no image-wise backward, no shards (train() checks).
  */
-function contrastiveGradients(model: tf.LayersModel, weights: tf.Variable[], x: tf.Tensor | readonly tf.Tensor[], temperature: number, training: boolean): { loss: number; active: number; grads: tf.NamedTensorMap } {
+function contrastiveGradients(model: tf.LayersModel, weights: tf.Variable[], x: tf.Tensor | readonly tf.Tensor[], mask: tf.Tensor1D, temperature: number, training: boolean): { loss: number; active: number; grads: tf.NamedTensorMap } {
   const kept: { active?: tf.Tensor } = {};
+  const b = Math.round(Math.sqrt(mask.size));
+  if (b * b !== mask.size) throw new Error(`contrastiveGradients: a related mask of ${mask.size} values is not square`);
+  const related = mask.reshape([b, b]) as tf.Tensor2D;
   const { value, grads } = tf.variableGrads(() => {
-    const { loss, misses } = contrastiveLoss(forward(model, x, training), temperature);
+    const { loss, misses } = contrastiveLoss(forward(model, x, training), temperature, related);
     kept.active = tf.keep(tf.sum(misses));
     misses.dispose();
     return loss;
   }, weights);
+  related.dispose();
   // Read back outside any tidy scope (see batchGradients).
   const active = kept.active!.dataSync()[0]!;
   kept.active!.dispose();

@@ -10,6 +10,14 @@ import { UserError } from '../errors.js';
 /** How far each list is scanned for its largest jump, and how k follows from the estimate. */
 export const RANGE_RULE = Object.freeze({ scan: 300, multiple: 8, min: 10 });
 
+/**
+ * How the contrastive positives follow from the same jumps: `core` × the median jump position
+ * among the items whose largest jump comes after position `duplicate` (a jump right after the
+ * first or second neighbour marks a near-duplicate, not the end of a set). The core stays inside
+ * the set, where the teacher's ranking is surest (docs/algorithms.md, "Positives").
+ */
+export const POSITIVES_RULE = Object.freeze({ core: 0.8, duplicate: 2 });
+
 export interface TripletRange {
   /** The median position of the largest jump in the teacher's distances: the relevant-set estimate. */
   readonly relevantSet: number;
@@ -17,6 +25,8 @@ export interface TripletRange {
   readonly quartiles: readonly [number, number];
   /** The triplet range: multiple × relevantSet, within [min, the ranking's length]. */
   readonly k: number;
+  /** The contrastive positives: POSITIVES_RULE's core of the sets past near-duplicates (at least 2). */
+  readonly positives: number;
   readonly how: string;
 }
 
@@ -48,6 +58,11 @@ export function tripletRange(scores: Float32Array, rows: number, order: 'ascendi
   const at = (p: number) => jumps[Math.floor((rows - 1) * p)]!;
   const relevantSet = at(0.5);
   const k = Math.max(2, Math.min(length, Math.max(RANGE_RULE.min, RANGE_RULE.multiple * relevantSet)));
-  const how = `median position of the largest jump in the teacher's distances over its first ${scan} neighbours: ${relevantSet} (quartiles ${at(0.25)}–${at(0.75)}); k = ${RANGE_RULE.multiple} × ${relevantSet}, at least ${RANGE_RULE.min}, at most the ranking's ${length}`;
-  return { relevantSet, quartiles: [at(0.25), at(0.75)], k, how };
+  const past = jumps.filter((j) => j > POSITIVES_RULE.duplicate);
+  const setSize = past.length > 0 ? past[Math.floor((past.length - 1) / 2)]! : relevantSet;
+  const positives = Math.max(2, Math.min(length, Math.round(POSITIVES_RULE.core * setSize)));
+  const how =
+    `median position of the largest jump in the teacher's distances over its first ${scan} neighbours: ${relevantSet} (quartiles ${at(0.25)}–${at(0.75)}); k = ${RANGE_RULE.multiple} × ${relevantSet}, at least ${RANGE_RULE.min}, at most the ranking's ${length}; ` +
+    `positives = ${POSITIVES_RULE.core} × ${setSize} (the median past position ${POSITIVES_RULE.duplicate}, ${past.length} of ${rows} items) = ${positives}`;
+  return { relevantSet, quartiles: [at(0.25), at(0.75)], k, positives, how };
 }
