@@ -12,9 +12,16 @@
 export const pairBefore = (va: number, ia: number, vb: number, ib: number): boolean => va < vb || (va === vb && ia < ib);
 
 export class PairHeap {
-  vals: Float64Array;
-  ids: Int32Array;
+  /** The pairs, stored signed (value·flip, id·flip): a 'min' heap over them either way. */
+  private vals: Float64Array;
+  private ids: Int32Array;
   size = 0;
+  /**
+   * +1 for a 'min' heap, −1 for a 'max' one, whose pairs are stored negated so that one min-order
+   * comparison serves both: the sifting loops, which run millions of times in CAS's geodesic
+   * ranking, hold no branch on the kind and no multiplication.
+   */
+  private readonly flip: number;
 
   constructor(
     capacity: number,
@@ -22,19 +29,15 @@ export class PairHeap {
   ) {
     this.vals = new Float64Array(Math.max(1, capacity));
     this.ids = new Int32Array(Math.max(1, capacity));
-  }
-
-  /** True when pair (va, ia) belongs above (vb, ib) in this heap. */
-  private above(va: number, ia: number, vb: number, ib: number): boolean {
-    return this.top === 'max' ? pairBefore(vb, ib, va, ia) : pairBefore(va, ia, vb, ib);
+    this.flip = top === 'max' ? -1 : 1;
   }
 
   get topValue(): number {
-    return this.vals[0]!;
+    return this.flip * this.vals[0]!;
   }
 
   get topId(): number {
-    return this.ids[0]!;
+    return this.flip * this.ids[0]!;
   }
 
   clear(): void {
@@ -51,17 +54,7 @@ export class PairHeap {
       this.vals = vals;
       this.ids = ids;
     }
-    const { vals, ids } = this;
-    let i = this.size++;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.above(value, id, vals[p]!, ids[p]!)) break;
-      vals[i] = vals[p]!;
-      ids[i] = ids[p]!;
-      i = p;
-    }
-    vals[i] = value;
-    ids[i] = id;
+    this.siftUp(this.flip * value, this.flip * id);
   }
 
   /**
@@ -74,8 +67,10 @@ export class PairHeap {
       this.push(value, id);
       return true;
     }
-    if (!this.above(this.vals[0]!, this.ids[0]!, value, id)) return false;
-    this.siftDown(value, id, this.size);
+    const v = this.flip * value;
+    const i = this.flip * id;
+    if (!pairBefore(this.vals[0]!, this.ids[0]!, v, i)) return false;
+    this.siftDown(v, i, this.size);
     return true;
   }
 
@@ -93,27 +88,42 @@ export class PairHeap {
   drain(outVals: Float32Array | Float64Array, outIds: Int32Array, offset = 0, sign = 1): number {
     const count = this.size;
     for (let end = count - 1; end >= 0; end--) {
-      outVals[offset + end] = sign * this.vals[0]!;
-      outIds[offset + end] = this.ids[0]!;
+      outVals[offset + end] = sign * this.topValue;
+      outIds[offset + end] = this.topId;
       this.pop();
     }
     return count;
   }
 
-  /** Puts (value, id) in the top slot and sifts it down among the first `size` pairs. */
-  private siftDown(value: number, id: number, size: number): void {
+  /** Puts the signed pair (v, i) in a new last slot and sifts it up. */
+  private siftUp(v: number, i: number): void {
     const { vals, ids } = this;
-    let i = 0;
-    for (;;) {
-      let ch = 2 * i + 1;
-      if (ch >= size) break;
-      if (ch + 1 < size && this.above(vals[ch + 1]!, ids[ch + 1]!, vals[ch]!, ids[ch]!)) ch++;
-      if (!this.above(vals[ch]!, ids[ch]!, value, id)) break;
-      vals[i] = vals[ch]!;
-      ids[i] = ids[ch]!;
-      i = ch;
+    let at = this.size++;
+    while (at > 0) {
+      const p = (at - 1) >> 1;
+      if (!pairBefore(v, i, vals[p]!, ids[p]!)) break;
+      vals[at] = vals[p]!;
+      ids[at] = ids[p]!;
+      at = p;
     }
-    vals[i] = value;
-    ids[i] = id;
+    vals[at] = v;
+    ids[at] = i;
+  }
+
+  /** Puts the signed pair (v, i) in the top slot and sifts it down among the first `size` pairs. */
+  private siftDown(v: number, i: number, size: number): void {
+    const { vals, ids } = this;
+    let at = 0;
+    for (;;) {
+      let ch = 2 * at + 1;
+      if (ch >= size) break;
+      if (ch + 1 < size && pairBefore(vals[ch + 1]!, ids[ch + 1]!, vals[ch]!, ids[ch]!)) ch++;
+      if (!pairBefore(vals[ch]!, ids[ch]!, v, i)) break;
+      vals[at] = vals[ch]!;
+      ids[at] = ids[ch]!;
+      at = ch;
+    }
+    vals[at] = v;
+    ids[at] = i;
   }
 }
