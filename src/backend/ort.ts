@@ -19,8 +19,8 @@ export function loadOrt(): Promise<Ort | null> {
 }
 
 /** Session options: every core for one operator, all graph optimisations (Conv + BatchNorm fusion…), quiet. */
-export const sessionOptions = (threads = availableParallelism()) => ({
-  intraOpNumThreads: threads,
+export const sessionOptions = () => ({
+  intraOpNumThreads: availableParallelism(),
   interOpNumThreads: 1,
   graphOptimizationLevel: 'all' as const,
   logSeverityLevel: 3 as const,

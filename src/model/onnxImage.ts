@@ -60,23 +60,22 @@ function autoPad(padding: unknown): Attr {
   throw new Unsupported(`padding '${String(padding)}'`);
 }
 
-/** [kh, kw, in, out] (Keras) → [out, in, kh, kw] (ONNX). */
-function convKernel(k: tf.Tensor): { dims: number[]; data: Float32Array } {
-  const t = tf.tidy(() => tf.transpose(k, [3, 2, 0, 1]));
-  const data = t.dataSync() as Float32Array;
+/** The dims and values of the tensor `make()` computes, read back and freed. */
+function constantOf(make: () => tf.Tensor): { dims: number[]; data: Float32Array } {
+  const t = tf.tidy(make);
+  const data = (t.dataSync() as Float32Array).slice();
   const dims = t.shape as number[];
   t.dispose();
-  return { dims, data: data.slice() };
+  return { dims, data };
 }
+
+/** [kh, kw, in, out] (Keras) → [out, in, kh, kw] (ONNX). */
+const convKernel = (k: tf.Tensor) => constantOf(() => tf.transpose(k, [3, 2, 0, 1]));
 
 /** [kh, kw, channels, multiplier] (Keras depthwise) → [channels·multiplier, 1, kh, kw], output c·m + j. */
 function depthwiseKernel(k: tf.Tensor): { dims: number[]; data: Float32Array } {
   const [kh, kw, c, m] = k.shape as number[];
-  const t = tf.tidy(() => tf.reshape(tf.transpose(k, [2, 3, 0, 1]), [c! * m!, 1, kh!, kw!]));
-  const data = t.dataSync() as Float32Array;
-  const dims = t.shape as number[];
-  t.dispose();
-  return { dims, data: data.slice() };
+  return constantOf(() => tf.reshape(tf.transpose(k, [2, 3, 0, 1]), [c! * m!, 1, kh!, kw!]));
 }
 
 const values = (t: tf.Tensor): Float32Array => (t.dataSync() as Float32Array).slice();

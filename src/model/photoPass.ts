@@ -50,8 +50,8 @@ export async function photoPass(runner: PhotoRunner, paths: readonly string[], o
   o.onProgress?.(done, paths.length);
 
   const window = o.window ?? 32;
-  const decode = (start: number): Promise<Decoded[]> => {
-    const p = Promise.all(
+  const decode = (start: number): Promise<Decoded[]> =>
+    Promise.all(
       todo.slice(start, start + window).map((index) =>
         loadImageBytes(paths[index]!, { ...o, crop: o.crops?.[index] ?? o.crop }).then(
           (photo) => ({ index, photo }),
@@ -59,8 +59,6 @@ export async function photoPass(runner: PhotoRunner, paths: readonly string[], o
         ),
       ),
     );
-    return p;
-  };
   let next = todo.length > 0 ? decode(0) : null;
   for (let start = 0; next; start += window) {
     const current = await next;
@@ -95,7 +93,9 @@ function byShape<T extends { photo: ImageBytes }>(decoded: readonly T[], batch: 
   const groups = new Map<string, T[]>();
   for (const d of decoded) {
     const key = `${d.photo.height}x${d.photo.width}`;
-    groups.set(key, [...(groups.get(key) ?? []), d]);
+    const group = groups.get(key);
+    if (group) group.push(d);
+    else groups.set(key, [d]);
   }
   return [...groups.values()].flatMap((g) => Array.from({ length: Math.ceil(g.length / batch) }, (_, i) => g.slice(i * batch, (i + 1) * batch)));
 }

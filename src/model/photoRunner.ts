@@ -8,6 +8,7 @@ import { tf } from '../backend/tfjs.js';
 import { loadOrt, sessionOptions } from '../backend/ort.js';
 import { UserError } from '../errors.js';
 import { toUnit, type ImageBytes } from '../io/images.js';
+import { l2NormalizeRows } from '../matrix.js';
 import { l2Normalize } from './head.js';
 import { imageModelToOnnx } from './onnxImage.js';
 import { predictItems } from './imageSet.js';
@@ -24,17 +25,6 @@ export interface PhotoRunner {
   /** L2-normalised rows of `photos`, which share one height and width, in order. */
   run(photos: readonly ImageBytes[]): Promise<Float32Array>;
   dispose(): Promise<void>;
-}
-
-/** Divides each row of `rows` (cols wide) by its norm, as the tfjs path does (zero rows stay zero). */
-export function normalizeRows(rows: Float32Array, cols: number): Float32Array {
-  for (let r = 0; r < rows.length / cols; r++) {
-    let s = 0;
-    for (let j = r * cols; j < (r + 1) * cols; j++) s += rows[j]! * rows[j]!;
-    const scale = 1 / Math.max(Math.sqrt(s), 1e-12);
-    for (let j = r * cols; j < (r + 1) * cols; j++) rows[j]! *= scale;
-  }
-  return rows;
 }
 
 /** The photos' bytes as one [n, h, w, 3] block. */
@@ -73,7 +63,7 @@ function tfjsRunner(model: tf.LayersModel, why?: string): PhotoRunner {
  * it loads and every layer converts ('auto' falls back to tfjs and says why; 'onnxruntime'
  * fails instead), else tfjs.
  */
-export async function photoRunner(model: tf.LayersModel, choice: PhotoEngineChoice = 'auto', threads?: number): Promise<PhotoRunner> {
+export async function photoRunner(model: tf.LayersModel, choice: PhotoEngineChoice = 'auto'): Promise<PhotoRunner> {
   if (choice === 'tfjs') return tfjsRunner(model);
   const ort = await loadOrt();
   const converted = ort ? imageModelToOnnx(model) : { unsupported: 'onnxruntime-node is not installed' };
@@ -81,7 +71,7 @@ export async function photoRunner(model: tf.LayersModel, choice: PhotoEngineChoi
     if (choice === 'onnxruntime') throw new UserError(`cannot run this network on onnxruntime: ${converted.unsupported}; use --engine tfjs`);
     return tfjsRunner(model, converted.unsupported);
   }
-  const session = await ort!.InferenceSession.create(converted.onnx, sessionOptions(threads));
+  const session = await ort!.InferenceSession.create(converted.onnx, sessionOptions());
   const { dim } = converted;
   return {
     engine: 'onnxruntime',
@@ -89,7 +79,8 @@ export async function photoRunner(model: tf.LayersModel, choice: PhotoEngineChoi
     run: async (photos) => {
       const { height, width } = photos[0]!;
       const out = await session.run({ bytes: new ort!.Tensor('uint8', stackBytes(photos), [photos.length, height, width, 3]) });
-      return normalizeRows((out.rows!.data as Float32Array).slice(), dim);
+      // As the tfjs path: each row over its norm, a zero row left zero.
+      return l2NormalizeRows({ rows: photos.length, cols: dim, data: out.rows!.data as Float32Array }, () => undefined).data;
     },
     dispose: () => session.release(),
   };

@@ -209,11 +209,12 @@ export async function featureFiles(o: FeatureFilesOptions): Promise<{ rows: numb
   o.onBackend?.(info);
   const resize = o.resize ?? 'longer';
   const size = o.size ?? defaultImageSize(info.backend);
+  const scale = o.scale ?? defaultScale(o.backbone);
   const model = await buildImageModel({
     backbone: o.backbone, cut: o.cut, size, resize, channels: 3, whiten: null, weights: o.weights, partialWeights: o.partialWeights, seed: 0,
-    scale: o.scale ?? defaultScale(o.backbone),
+    scale,
   });
-  const settings = { backbone: o.backbone, cut: o.cut ?? null, size, resize, scale: o.scale ?? defaultScale(o.backbone), weights: o.weights ?? null, crops: o.crops ?? null };
+  const settings = { backbone: o.backbone, cut: o.cut ?? null, size, resize, scale, weights: o.weights ?? null, crops: o.crops ?? null };
   const cache = new FeatureCache(featurePartsFolder(o.out), settings);
   let r: Awaited<ReturnType<typeof runOverImages>>;
   try {

@@ -83,9 +83,8 @@ export async function featuresStage(run: Run): Promise<RunData> {
     const extract = async (name: 'db' | 'queries', images: string, out: string, gnd?: string) => {
       if (existsSync(featureListFile(out))) return;
       run.stage(0, 'features', `${image.backbone} features of ${images} (${sizeLabel(image.size, image.resize)})`);
-      const t0 = performance.now();
       const r = await featureFiles({ images, out, crops: gnd, backbone: image.backbone, cut: image.cut, weights: image.weights, partialWeights: image.partialWeights, scale: image.scale, size: image.size, resize: image.resize, backend: plan.backend, onProgress: plan.hooks.onImages });
-      folder.manifest.features = { ...folder.manifest.features, [name]: { photos: r.rows, seconds: secondsSince(t0), engine: r.engine, cached: r.cached } };
+      folder.manifest.features = { ...folder.manifest.features, [name]: { photos: r.rows, seconds: r.seconds, engine: r.engine, cached: r.cached } };
       folder.save();
     };
     await extract('db', plan.sources.images!, databaseFile);
